@@ -1,0 +1,1 @@
+"""datasets package of the SSD pipeline."""

@@ -1,0 +1,1 @@
+"""deployment package of the SSD pipeline."""

@@ -1,0 +1,1 @@
+"""nets package of the SSD pipeline."""

@@ -1,0 +1,25 @@
+"""Install the SSD training-to-serving pipeline as an editable package."""
+import pathlib
+
+from setuptools import setup
+
+HERE = pathlib.Path(__file__).parent
+
+
+def _requirements():
+    lines = (HERE / 'requirements.txt').read_text().splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith('#')]
+
+
+setup(
+    name='ssd-pipeline',
+    version='0.1.0',
+    description='SSD object detection: data, training, VOC evaluation, SavedModel export, '
+                'TF-Serving-compatible serving and a web page.',
+    python_requires='>=3.11',
+    packages=['datasets', 'nets', 'preprocessing', 'deployment', 'serving', 'web'],
+    py_modules=['tf_convert_data', 'train_ssd_network', 'eval_ssd_network', 'export_model'],
+    include_package_data=True,
+    package_data={'web': ['templates/*.html', 'static/*'], 'serving': ['*.yml', '*.config']},
+    install_requires=_requirements(),
+)

@@ -1,0 +1,306 @@
+"""gRPC client for the SSD model behind TF Serving or `serving.model_server` (no TensorFlow ops).
+
+`SSDClient.detect(image)` decodes the image (OpenCV, EXIF orientation honoured), preprocesses it
+in numpy, calls Predict on `serving_default` and runs the numpy post-processing; with
+`signature='detect'` it sends the encoded image and the graph does all of it.
+
+Class names come from the export itself: the `detect` signature has a constant output
+`class_names` (string [C], index = class id), fetched once per model version with an empty
+batch and `output_filter=['class_names']`, which works the same against real TF Serving.
+A `labels_path` (labels.txt) overrides it.
+"""
+import dataclasses
+import io
+import logging
+import threading
+import time
+
+import cv2
+import grpc
+import numpy as np
+from PIL import Image
+from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2, model_service_pb2_grpc,
+                                     predict_pb2, prediction_service_pb2_grpc)
+
+from nets import np_post_processing
+from preprocessing import np_preprocessing
+from serving import tensor_proto
+
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+DEFAULT_MAX_PIXELS = 50_000_000
+EXIF_ORIENTATION = 0x0112
+_UNAVAILABLE_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.NOT_FOUND)
+
+
+class ServingError(Exception):
+    """The server refused a request; `code` is the grpc.StatusCode."""
+
+    def __init__(self, message, code=None):
+        super().__init__(message)
+        self.code = code
+
+
+class ServingUnavailable(ServingError):
+    """The server is down, too slow (deadline) or has no such model loaded."""
+
+
+class InvalidImage(ValueError):
+    """The image cannot be decoded, or has too many pixels."""
+
+
+@dataclasses.dataclass
+class Detection:
+    class_id: int
+    class_name: str
+    score: float
+    box_px: list  # [xmin, ymin, xmax, ymax] in pixels of the (EXIF-rotated) image
+
+
+@dataclasses.dataclass
+class DetectionResult:
+    width: int
+    height: int
+    detections: list
+    model: dict
+    timing_ms: dict
+
+
+@dataclasses.dataclass
+class _ModelInfo:
+    version: int
+    input_hw: tuple
+    class_names: dict
+
+
+def decode_image(data, max_pixels=DEFAULT_MAX_PIXELS):
+    """Decodes encoded image bytes to RGB uint8 [H, W, 3], honouring EXIF orientation.
+
+    The size is read from the header first, so oversized images are refused before decoding.
+
+    Raises:
+      InvalidImage: unknown format, corrupt data or more than max_pixels pixels.
+    """
+    if not data:
+        raise InvalidImage('empty image data')
+    try:
+        with Image.open(io.BytesIO(data)) as header:
+            width, height = header.size
+    except Image.DecompressionBombError as e:
+        raise InvalidImage('image has too many pixels: %s' % e) from e
+    except Exception as e:  # PIL raises many types for corrupt headers
+        raise InvalidImage('cannot identify image format (%s)' % e) from e
+    if width * height > max_pixels:
+        raise InvalidImage('image is %dx%d = %d pixels, the limit is %d' % (width, height, width * height, max_pixels))
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise InvalidImage('cannot decode image (%dx%d)' % (width, height))
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def _exif_rotated(data):
+    """True when the bytes carry an EXIF orientation other than 'normal'."""
+    with Image.open(io.BytesIO(data)) as image:
+        return image.getexif().get(EXIF_ORIENTATION, 1) != 1
+
+
+class SSDClient:
+    """One connection to a model server; thread-safe."""
+
+    def __init__(self, address, model_name='ssd', signature='serving_default', network='ssd_300_mobilenet_v2',
+                 timeout=10.0, retries=3, score_threshold=0.5, labels_path=None, max_pixels=DEFAULT_MAX_PIXELS,
+                 postprocess_kwargs=None):
+        """Args:
+          address: 'host:port' of the gRPC server.
+          model_name: served model name.
+          signature: 'serving_default' (client-side pre/post-processing) or 'detect' (in the graph).
+          network: network name, selects the input normalisation.
+          timeout: deadline in seconds of each RPC.
+          retries: extra attempts on UNAVAILABLE, with exponential backoff from 0.1 s.
+          score_threshold: default minimum score of returned detections.
+          labels_path: optional labels.txt overriding the class names of the export.
+          max_pixels: larger images raise InvalidImage before decoding.
+          postprocess_kwargs: optional kwargs for nets.np_post_processing.postprocess.
+        """
+        if signature not in ('serving_default', 'detect'):
+            raise ValueError('signature must be serving_default or detect, got %r' % signature)
+        if network not in np_preprocessing.NORMALIZATION:
+            raise ValueError('unknown network %r (known: %s)' % (network, ', '.join(np_preprocessing.NORMALIZATION)))
+        self.address = address
+        self.model_name = model_name
+        self.signature = signature
+        self.network = network
+        self.timeout = timeout
+        self.retries = retries
+        self.score_threshold = score_threshold
+        self.max_pixels = max_pixels
+        self._postprocess_kwargs = dict(postprocess_kwargs or {})
+        self._labels = None
+        if labels_path:
+            from datasets import labels  # pylint: disable=import-outside-toplevel
+            self._labels = labels.read_labels(labels_path)
+        self._channel = grpc.insecure_channel(address, options=[
+            ('grpc.max_send_message_length', MAX_MESSAGE_BYTES),
+            ('grpc.max_receive_message_length', MAX_MESSAGE_BYTES)])
+        self._predict_stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
+        self._model_stub = model_service_pb2_grpc.ModelServiceStub(self._channel)
+        self._info = None
+        self._info_lock = threading.Lock()
+
+    def close(self):
+        self._channel.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _call(self, method, request):
+        """Calls an RPC with the deadline, retrying UNAVAILABLE; maps errors to ServingError types."""
+        for attempt in range(self.retries + 1):
+            try:
+                return method(request, timeout=self.timeout)
+            except grpc.RpcError as e:
+                code = e.code()
+                if code == grpc.StatusCode.UNAVAILABLE and attempt < self.retries:
+                    delay = 0.1 * 2 ** attempt
+                    logging.warning('%s unavailable (%s), retrying in %.1f s', self.address, e.details(), delay)
+                    time.sleep(delay)
+                    continue
+                error = ServingUnavailable if code in _UNAVAILABLE_CODES else ServingError
+                raise error('%s from %s: %s' % (code.name, self.address, e.details()), code) from e
+        raise AssertionError('unreachable')
+
+    def predict(self, inputs, signature_name=None, version=None, output_filter=()):
+        """Raw Predict. inputs: dict alias -> numpy array or list of bytes.
+
+        Returns:
+          (dict alias -> numpy array, served version).
+        """
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = self.model_name
+        request.model_spec.signature_name = signature_name or self.signature
+        if version is not None:
+            request.model_spec.version.value = version
+        for alias, value in inputs.items():
+            request.inputs[alias].CopyFrom(tensor_proto.make_tensor_proto(value))
+        request.output_filter.extend(output_filter)
+        response = self._call(self._predict_stub.Predict, request)
+        outputs = {alias: tensor_proto.make_ndarray(proto) for alias, proto in response.outputs.items()}
+        return outputs, response.model_spec.version.value
+
+    def metadata(self):
+        """Returns {'name', 'version', 'signatures': {key: {'inputs'|'outputs': {alias: {dtype, shape}}}}}."""
+        request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=['signature_def'])
+        request.model_spec.name = self.model_name
+        response = self._call(self._predict_stub.GetModelMetadata, request)
+        signature_map = get_model_metadata_pb2.SignatureDefMap()
+        response.metadata['signature_def'].Unpack(signature_map)
+        signatures = {}
+        for key, signature in signature_map.signature_def.items():
+            signatures[key] = {
+                part: {alias: {'dtype': tensor_proto.dtype_name(info.dtype),
+                               'shape': tensor_proto.shape_of(info.tensor_shape)}
+                       for alias, info in getattr(signature, part).items()}
+                for part in ('inputs', 'outputs')}
+        return {'name': response.model_spec.name, 'version': response.model_spec.version.value,
+                'signatures': signatures}
+
+    def status(self):
+        """Returns {'name', 'versions': [{'version', 'state'}]} from ModelService.GetModelStatus."""
+        request = get_model_status_pb2.GetModelStatusRequest()
+        request.model_spec.name = self.model_name
+        response = self._call(self._model_stub.GetModelStatus, request)
+        return {'name': self.model_name, 'versions': [
+            {'version': s.version, 'state': get_model_status_pb2.ModelVersionStatus.State.Name(s.state)}
+            for s in response.model_version_status]}
+
+    def model_info(self, version=None):
+        """Input size and class names of the served model (cached per version)."""
+        with self._info_lock:
+            if self._info is not None and (version is None or self._info.version == version):
+                return self._info
+        meta = self.metadata()
+        shape = meta['signatures']['serving_default']['inputs']['images']['shape']
+        class_names = self._labels
+        if class_names is None:
+            outputs, _ = self.predict({'encoded_images': np.empty([0], dtype=object)}, 'detect', meta['version'],
+                                      ['class_names'])
+            class_names = {i: name.decode('utf-8') for i, name in enumerate(outputs['class_names'])}
+        info = _ModelInfo(meta['version'], (shape[1], shape[2]), class_names)
+        with self._info_lock:
+            self._info = info
+        return info
+
+    def _to_rgb(self, image):
+        if isinstance(image, (bytes, bytearray, memoryview)):
+            return decode_image(bytes(image), self.max_pixels)
+        try:
+            rgb = np_preprocessing.to_rgb_uint8(image)
+        except ValueError as e:
+            raise InvalidImage(str(e)) from e
+        if rgb.shape[0] * rgb.shape[1] > self.max_pixels:
+            raise InvalidImage('image is %dx%d pixels, the limit is %d' % (rgb.shape[1], rgb.shape[0], self.max_pixels))
+        return rgb
+
+    def detect(self, image, score_threshold=None):
+        """Detects objects in one image.
+
+        Args:
+          image: encoded bytes (JPEG, PNG, ...) or an array [H, W(, C)] (RGB order).
+          score_threshold: minimum score (default: the client's score_threshold).
+        Returns:
+          DetectionResult, boxes in pixels of the decoded image, sorted by descending score.
+        Raises:
+          InvalidImage, ServingUnavailable, ServingError.
+        """
+        threshold = self.score_threshold if score_threshold is None else score_threshold
+        start = time.perf_counter()
+        rgb = self._to_rgb(image)
+        height, width = rgb.shape[:2]
+        decoded = time.perf_counter()
+        info = self.model_info()
+        if self.signature == 'detect':
+            boxes, scores, classes, version, timing = self._detect_in_graph(image, rgb)
+        else:
+            boxes, scores, classes, version, timing = self._detect_client_side(rgb, info)
+        if version != info.version:
+            info = self.model_info(version)
+        keep = scores >= threshold
+        scale = np.array([height, width, height, width], np.float32)
+        pixels = np.clip(boxes[keep], 0.0, 1.0) * scale
+        detections = [Detection(int(c), info.class_names.get(int(c), 'class_%d' % c), float(s),
+                                [float(b[1]), float(b[0]), float(b[3]), float(b[2])])
+                      for b, s, c in zip(pixels, scores[keep], classes[keep])]
+        timing = {'decode': (decoded - start) * 1e3, **timing, 'total': (time.perf_counter() - start) * 1e3}
+        return DetectionResult(width, height, detections,
+                               {'name': self.model_name, 'version': version, 'signature': self.signature}, timing)
+
+    def _detect_client_side(self, rgb, info):
+        t0 = time.perf_counter()
+        normalization = np_preprocessing.NORMALIZATION[self.network]
+        batch = np_preprocessing.preprocess_image(rgb, info.input_hw, normalization)[None]
+        t1 = time.perf_counter()
+        outputs, version = self.predict({'images': batch}, 'serving_default')
+        t2 = time.perf_counter()
+        boxes, scores, classes = np_post_processing.postprocess(outputs['scores'][0], outputs['boxes'][0],
+                                                                **self._postprocess_kwargs)
+        t3 = time.perf_counter()
+        timing = {'preprocess': (t1 - t0) * 1e3, 'predict': (t2 - t1) * 1e3, 'postprocess': (t3 - t2) * 1e3}
+        return np.asarray(boxes), np.asarray(scores), np.asarray(classes), version, timing
+
+    def _detect_in_graph(self, image, rgb):
+        t0 = time.perf_counter()
+        if isinstance(image, (bytes, bytearray, memoryview)) and not _exif_rotated(bytes(image)):
+            data = bytes(image)
+        else:  # arrays, and EXIF-rotated images the graph's decoder would not rotate
+            data = cv2.imencode('.png', cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))[1].tobytes()
+        t1 = time.perf_counter()
+        outputs, version = self.predict({'encoded_images': [data]}, 'detect',
+                                        output_filter=['detection_boxes', 'detection_scores',
+                                                       'detection_classes', 'num_detections'])
+        t2 = time.perf_counter()
+        count = int(outputs['num_detections'][0])
+        timing = {'preprocess': (t1 - t0) * 1e3, 'predict': (t2 - t1) * 1e3, 'postprocess': 0.0}
+        return (outputs['detection_boxes'][0, :count], outputs['detection_scores'][0, :count],
+                outputs['detection_classes'][0, :count].astype(np.int64), version, timing)

@@ -1,0 +1,89 @@
+"""Fixtures: a toy SavedModel with the export's signature names, and an in-process model server."""
+import os
+import types
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from serving import model_server, saved_model_writer
+from serving.model_manager import ModelManager
+
+TOY_HW = (4, 4)
+TOY_CLASSES = ['background', 'circle', 'square']
+TOY_ANCHORS = np.array([[0.1, 0.2, 0.5, 0.6], [0.0, 0.0, 1.0, 1.0]], np.float32)
+
+
+def export_toy_model(export_base, box_scale=1.0, version=None):
+    """Writes a toy SavedModel: serving_default images [None,4,4,3] -> scores [None,2,3], boxes [None,2,4]
+    (= TOY_ANCHORS * box_scale); detect encoded_images [None] -> num_detections = byte length, class_names;
+    slow iterations [] int32 -> count (a busy loop, to keep a request in flight); echo x [None] -> y = 2 x."""
+    with tf.Graph().as_default() as graph, tf.compat.v1.Session(graph=graph) as session:
+        images = tf.compat.v1.placeholder(tf.float32, [None, TOY_HW[0], TOY_HW[1], 3], name='images')
+        weights = tf.compat.v1.get_variable('w', initializer=np.linspace(-1, 1, 48 * 6).reshape(48, 6)
+                                            .astype(np.float32))
+        scale = tf.compat.v1.get_variable('box_scale', initializer=np.float32(box_scale))
+        logits = tf.reshape(tf.matmul(tf.reshape(images, [-1, 48]), weights), [-1, 2, 3])
+        scores = tf.nn.softmax(logits)
+        boxes = tf.tile(TOY_ANCHORS[None], [tf.shape(images)[0], 1, 1]) * scale
+        encoded = tf.compat.v1.placeholder(tf.string, [None], name='encoded_images')
+        lengths = tf.cast(tf.strings.length(encoded), tf.float32)
+        batch = tf.shape(encoded)[0]
+        iterations = tf.compat.v1.placeholder(tf.int32, [], name='iterations')
+        count = tf.while_loop(lambda i: i < iterations, lambda i: i + 1, [tf.constant(0)])[0]
+        values = tf.compat.v1.placeholder(tf.float32, [None], name='x')
+        saved_model_writer.add_asset(_labels_file(os.path.dirname(export_base)))
+        session.run(tf.compat.v1.global_variables_initializer())
+        signatures = {
+            'serving_default': saved_model_writer.predict_signature(
+                {'images': images}, {'scores': scores, 'boxes': boxes}),
+            'detect': saved_model_writer.predict_signature({'encoded_images': encoded}, {
+                'detection_boxes': tf.zeros([batch, 2, 4]), 'detection_scores': tf.zeros([batch, 2]),
+                'detection_classes': tf.zeros([batch, 2]), 'num_detections': lengths,
+                'class_names': tf.constant(TOY_CLASSES)}),
+            'slow': saved_model_writer.predict_signature({'iterations': iterations}, {'count': count}),
+            'echo': saved_model_writer.predict_signature({'x': values}, {'y': values * 2.0}),
+        }
+        return saved_model_writer.write_saved_model(session, export_base, signatures, version)
+
+
+def _labels_file(folder):
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, 'labels.txt')
+    with open(path, 'w') as f:
+        f.write(''.join('%d:%s\n' % item for item in enumerate(TOY_CLASSES)))
+    return path
+
+
+def toy_outputs(images, box_scale=1.0):
+    """numpy reference of the toy serving_default."""
+    weights = np.linspace(-1, 1, 48 * 6).reshape(48, 6).astype(np.float32)
+    logits = (images.reshape(-1, 48) @ weights).reshape(-1, 2, 3)
+    exp = np.exp(logits - logits.max(-1, keepdims=True))
+    return exp / exp.sum(-1, keepdims=True), np.tile(TOY_ANCHORS[None], [len(images), 1, 1]) * box_scale
+
+
+@pytest.fixture
+def toy_base(tmp_path):
+    base = str(tmp_path / 'models' / 'ssd')
+    export_toy_model(base)
+    return base
+
+
+@pytest.fixture
+def toy_server(toy_base):
+    """In-process server on a free 127.0.0.1 port, polling every 0.1 s. Yields (address, manager)."""
+    manager = ModelManager('ssd', toy_base, poll_seconds=0.1)
+    manager.start()
+    server, port = model_server.create_server(manager, 0, host='127.0.0.1', max_workers=4)
+    server.start()
+    yield '127.0.0.1:%d' % port, manager
+    server.stop(0).wait()
+    manager.stop()
+
+
+@pytest.fixture
+def toy():
+    """The toy model's helpers (test modules cannot import conftest under --import-mode=importlib)."""
+    return types.SimpleNamespace(export=export_toy_model, outputs=toy_outputs, classes=TOY_CLASSES,
+                                 anchors=TOY_ANCHORS, hw=TOY_HW)

@@ -1,0 +1,55 @@
+"""The Flask application factory."""
+import io
+import logging
+
+import flask
+
+from serving.client import SSDClient
+from web import config as web_config
+from web.api import api, health
+from web.errors import register_error_handlers
+from web.pages import pages
+
+# Multipart parts larger than the file limit never reach a handler; this covers the form envelope.
+MULTIPART_SLACK_BYTES = 64 * 1024
+
+
+class InMemoryRequest(flask.Request):
+    """Keeps uploaded files in memory (werkzeug spools large parts to temporary files)."""
+
+    def _get_file_stream(self, total_content_length, content_type, filename=None, content_length=None):
+        return io.BytesIO()
+
+
+def make_client(config):
+    """Creates the app's SSDClient from the settings."""
+    return SSDClient(config['SERVING_ADDRESS'], model_name=config['MODEL_NAME'],
+                     signature=config['SIGNATURE'], network=config['NETWORK'],
+                     timeout=config['SERVING_TIMEOUT'], retries=config['SERVING_RETRIES'],
+                     score_threshold=config['SCORE_THRESHOLD'], labels_path=config['LABELS_FILE'],
+                     max_pixels=config['MAX_IMAGE_PIXELS'])
+
+
+def create_app(test_config=None):
+    """Builds the app.
+
+    Args:
+      test_config: optional mapping applied over the defaults, before environment variables;
+        a `CLIENT` entry replaces the SSDClient (tests pass a fake or a client of their own).
+
+    Raises:
+      web.config.ConfigError: naming the invalid setting.
+    """
+    app = flask.Flask(__name__)
+    app.request_class = InMemoryRequest
+    app.config.from_mapping(web_config.load_config(test_config))
+    app.config['MAX_CONTENT_LENGTH'] = int(app.config['MAX_UPLOAD_MB'] * 2**20) + MULTIPART_SLACK_BYTES
+    client = app.config.pop('CLIENT', None) or make_client(app.config)
+    app.extensions['ssd_client'] = client
+    app.register_blueprint(pages)
+    app.register_blueprint(api)
+    app.register_blueprint(health)
+    register_error_handlers(app)
+    logging.getLogger(__name__).info('Web app using model %r at %s', app.config['MODEL_NAME'],
+                                     app.config['SERVING_ADDRESS'])
+    return app

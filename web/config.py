@@ -1,0 +1,115 @@
+"""Configuration of the web app: defaults, then a mapping, then environment variables."""
+import os
+
+# Settings and their defaults; each can be set by an environment variable of the same name.
+DEFAULTS = {
+    'SERVING_ADDRESS': 'localhost:8500',
+    'MODEL_NAME': 'ssd',
+    'SIGNATURE': 'serving_default',
+    'NETWORK': 'ssd_300_mobilenet_v2',
+    'LABELS_FILE': None,
+    'SERVING_TIMEOUT': 10.0,
+    'SERVING_RETRIES': 3,
+    'MAX_UPLOAD_MB': 10.0,
+    'MAX_IMAGE_PIXELS': 40_000_000,
+    'SCORE_THRESHOLD': 0.5,
+    'RETRY_AFTER_S': 5,
+}
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or invalid; the message names the variable."""
+
+
+def _positive_float(name, text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f'{name}={text!r} is not a number') from None
+    if not value > 0:
+        raise ConfigError(f'{name}={text!r} must be > 0')
+    return value
+
+
+def _positive_int(name, text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise ConfigError(f'{name}={text!r} is not an integer') from None
+    if value < 1:
+        raise ConfigError(f'{name}={text!r} must be >= 1')
+    return value
+
+
+def _non_negative_int(name, text):
+    if str(text).strip() == '0':
+        return 0
+    return _positive_int(name, text)
+
+
+def _fraction(name, text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f'{name}={text!r} is not a number') from None
+    if not 0.0 <= value <= 1.0:
+        raise ConfigError(f'{name}={text!r} must be between 0 and 1')
+    return value
+
+
+def _address(name, text):
+    host, sep, port = str(text).rpartition(':')
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f'{name}={text!r} must look like host:port (e.g. localhost:8500)')
+    return str(text)
+
+
+def _non_empty(name, text):
+    if not str(text).strip():
+        raise ConfigError(f'{name} must not be empty')
+    return str(text).strip()
+
+
+def _existing_file(name, text):
+    if not text:
+        return None
+    if not os.path.isfile(text):
+        raise ConfigError(f'{name}={text!r}: no such file')
+    return text
+
+
+PARSERS = {
+    'SERVING_ADDRESS': _address,
+    'MODEL_NAME': _non_empty,
+    'SIGNATURE': _non_empty,
+    'NETWORK': _non_empty,
+    'LABELS_FILE': _existing_file,
+    'SERVING_TIMEOUT': _positive_float,
+    'SERVING_RETRIES': _non_negative_int,
+    'MAX_UPLOAD_MB': _positive_float,
+    'MAX_IMAGE_PIXELS': _positive_int,
+    'SCORE_THRESHOLD': _fraction,
+    'RETRY_AFTER_S': _positive_int,
+}
+
+
+def load_config(mapping=None, environ=None):
+    """Returns the validated settings.
+
+    Args:
+      mapping: optional dict overriding DEFAULTS (e.g. a test config); keys
+        not in DEFAULTS (such as CLIENT or TESTING) are passed through.
+      environ: environment to read (default os.environ); a set variable wins.
+
+    Raises:
+      ConfigError: naming the first invalid variable.
+    """
+    environ = os.environ if environ is None else environ
+    config = dict(DEFAULTS)
+    config.update(mapping or {})
+    for name, parse in PARSERS.items():
+        if environ.get(name) not in (None, ''):
+            config[name] = environ[name]
+        if config[name] is not None:
+            config[name] = parse(name, config[name])
+    return config

@@ -1,0 +1,34 @@
+"""The upload page: GET / and the no-JavaScript single-image form POST /."""
+import base64
+import json
+
+import flask
+
+from web import drawing, service
+from web.errors import page_context
+
+pages = flask.Blueprint('pages', __name__)
+
+
+@pages.get('/')
+def index():
+    return flask.render_template('index.html', **page_context())
+
+
+@pages.post('/')
+def index_post():
+    """Detects on one uploaded image and renders it server-side (works without JavaScript)."""
+    body, data, filename = service.detect_request(flask.request)
+    annotated = drawing.annotate(data, body['detections'], flask.current_app.config['MAX_IMAGE_PIXELS'])
+    download = dict(body, filename=filename)
+    result = {
+        'filename': filename,
+        'body': body,
+        'image_uri': 'data:image/jpeg;base64,' + base64.b64encode(annotated).decode('ascii'),
+        'json_uri': 'data:application/json;base64,' +
+                    base64.b64encode(json.dumps(download, indent=2).encode('utf-8')).decode('ascii'),
+        'colours': {d['class_id']: '#%02x%02x%02x' % drawing.class_colour(d['class_id'])
+                    for d in body['detections']},
+    }
+    context = dict(page_context(), default_threshold=body['score_threshold'])
+    return flask.render_template('index.html', result=result, **context)

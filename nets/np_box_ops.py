@@ -1,0 +1,77 @@
+"""Numpy box operations (no TensorFlow): IoU, SSD box coding, clipping.
+
+Twins of nets/box_coding.py for the web client; boxes are ymin, xmin, ymax, xmax.
+"""
+import numpy as np
+
+# Largest scaled log-size offset accepted when decoding (as torchvision: log(1000 / 16)),
+# so an untrained network cannot overflow exp().
+MAX_LOG_SCALE = float(np.log(1000.0 / 16.0))
+
+
+def area(boxes):
+    """Areas of boxes [..., 4] -> [...] (0 for empty boxes)."""
+    return (np.maximum(boxes[..., 2] - boxes[..., 0], 0.0) *
+            np.maximum(boxes[..., 3] - boxes[..., 1], 0.0))
+
+
+def iou(boxes_a, boxes_b):
+    """Pairwise intersection over union.
+
+    Args:
+      boxes_a: [N, 4]; boxes_b: [M, 4].
+
+    Returns:
+      [N, M] IoU, 0 where the union is empty.
+    """
+    boxes_a = np.asarray(boxes_a, np.float32)
+    boxes_b = np.asarray(boxes_b, np.float32)
+    ymin = np.maximum(boxes_a[:, None, 0], boxes_b[None, :, 0])
+    xmin = np.maximum(boxes_a[:, None, 1], boxes_b[None, :, 1])
+    ymax = np.minimum(boxes_a[:, None, 2], boxes_b[None, :, 2])
+    xmax = np.minimum(boxes_a[:, None, 3], boxes_b[None, :, 3])
+    inter = np.maximum(ymax - ymin, 0.0) * np.maximum(xmax - xmin, 0.0)
+    union = area(boxes_a)[:, None] + area(boxes_b)[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0).astype(np.float32)
+
+
+def _centers(boxes):
+    """[..., 4] yxyx -> (cy, cx, h, w)."""
+    h = boxes[..., 2] - boxes[..., 0]
+    w = boxes[..., 3] - boxes[..., 1]
+    return boxes[..., 0] + 0.5 * h, boxes[..., 1] + 0.5 * w, h, w
+
+
+def encode_boxes(boxes, anchors, prior_scaling):
+    """Encodes boxes [..., A, 4] relative to anchors [A, 4] -> offsets [..., A, 4].
+
+    Offsets are (dy, dx, dh, dw) divided by prior_scaling (Liu et al., 2016, eq. 2).
+    Box sizes are floored at 1e-8 so that empty boxes give finite offsets.
+    """
+    boxes = np.asarray(boxes, np.float32)
+    anchors = np.asarray(anchors, np.float32)
+    acy, acx, ah, aw = _centers(anchors)
+    cy, cx, h, w = _centers(boxes)
+    h = np.maximum(h, 1e-8)
+    w = np.maximum(w, 1e-8)
+    return np.stack([(cy - acy) / ah / prior_scaling[0],
+                     (cx - acx) / aw / prior_scaling[1],
+                     np.log(h / ah) / prior_scaling[2],
+                     np.log(w / aw) / prior_scaling[3]], axis=-1).astype(np.float32)
+
+
+def decode_boxes(locs, anchors, prior_scaling):
+    """Decodes offsets [..., A, 4] relative to anchors [A, 4] -> boxes [..., A, 4] yxyx."""
+    locs = np.asarray(locs, np.float32)
+    acy, acx, ah, aw = _centers(np.asarray(anchors, np.float32))
+    cy = locs[..., 0] * prior_scaling[0] * ah + acy
+    cx = locs[..., 1] * prior_scaling[1] * aw + acx
+    h = np.exp(np.minimum(locs[..., 2] * prior_scaling[2], MAX_LOG_SCALE)) * ah
+    w = np.exp(np.minimum(locs[..., 3] * prior_scaling[3], MAX_LOG_SCALE)) * aw
+    return np.stack([cy - 0.5 * h, cx - 0.5 * w, cy + 0.5 * h, cx + 0.5 * w],
+                    axis=-1).astype(np.float32)
+
+
+def clip_boxes(boxes):
+    """Clips boxes [..., 4] to [0, 1]."""
+    return np.clip(boxes, 0.0, 1.0)

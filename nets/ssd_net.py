@@ -1,0 +1,97 @@
+"""The SSDNet object: params, anchors, graph construction and output decoding."""
+import tensorflow as tf
+import tf_slim as slim
+
+from nets import anchors as anchors_lib
+from nets import box_coding
+from nets.batch_norm import batch_norm
+from nets.ssd_common import multibox_head
+
+
+class SSDNet:
+    """An SSD network: a feature extractor plus one multibox head per feature layer.
+
+    Attributes:
+      name: network name, also the default variable scope.
+      params: SSDParams.
+    """
+
+    def __init__(self, name, params, feature_fn, arg_scope_fn, separable_heads):
+        """Creates the network description (no graph is built).
+
+        Args:
+          name: network name.
+          params: SSDParams.
+          feature_fn: fn(inputs, is_training) -> (features dict, end_points dict).
+          arg_scope_fn: fn(weight_decay) -> slim arg scope.
+          separable_heads: SSDLite heads (depthwise + 1x1) instead of 3x3 convs.
+        """
+        self.name = name
+        self.params = params
+        self._feature_fn = feature_fn
+        self._arg_scope_fn = arg_scope_fn
+        self._separable_heads = separable_heads
+        self._anchors = None
+
+    def anchors(self):
+        """float32 numpy [num_anchors, 4] ymin, xmin, ymax, xmax in output order."""
+        if self._anchors is None:
+            self._anchors = anchors_lib.ssd_anchors(self.params)
+        return self._anchors.copy()
+
+    def arg_scope(self, weight_decay=0.0005):
+        """The slim arg scope to build the network in (layers defaults, weight decay)."""
+        return self._arg_scope_fn(weight_decay=weight_decay)
+
+    def net(self, inputs, is_training=False, scope=None, reuse=None):
+        """Builds the network (call it inside `with slim.arg_scope(net.arg_scope()):`).
+
+        Args:
+          inputs: float32 [B, H, W, 3] with (H, W) = params.img_shape, normalised as
+            params.normalization says.
+          is_training: Python bool (batch norm mode).
+          scope: variable scope, default the network name.
+          reuse: reuse variables.
+
+        Returns:
+          logits float32 [B, A, num_classes], locs float32 [B, A, 4] (encoded offsets),
+          end_points dict (feature maps and block outputs).
+
+        Raises:
+          ValueError: the input size does not give params.feat_shapes.
+        """
+        params = self.params
+        inputs = tf.convert_to_tensor(inputs, tf.float32)
+        if inputs.shape.ndims != 4 or tuple(inputs.shape[1:3]) != tuple(params.img_shape):
+            raise ValueError('%s expects inputs [batch, %d, %d, 3], got %s'
+                             % (self.name, params.img_shape[0], params.img_shape[1], inputs.shape))
+        with tf.compat.v1.variable_scope(scope, self.name, [inputs], reuse=reuse):
+            with slim.arg_scope([batch_norm], is_training=is_training):
+                features, end_points = self._feature_fn(inputs, is_training=is_training)
+                all_logits, all_locs = [], []
+                for layer, shape, ratios in zip(params.feat_layers, params.feat_shapes,
+                                                params.anchor_ratios):
+                    feature = features[layer]
+                    if tuple(feature.shape[1:3]) != tuple(shape):
+                        raise ValueError('%s: feature layer %s has shape %s, params say %s'
+                                         % (self.name, layer, feature.shape[1:3], shape))
+                    logits, locs = multibox_head(
+                        feature, anchors_lib.num_boxes_per_cell(ratios), params.num_classes,
+                        separable=self._separable_heads, scope=layer + '_box')
+                    all_logits.append(logits)
+                    all_locs.append(locs)
+        end_points.update(('feature/' + k, v) for k, v in features.items())
+        return tf.concat(all_logits, axis=1), tf.concat(all_locs, axis=1), end_points
+
+    def decode_outputs(self, logits, locs):
+        """Softmax scores and decoded boxes.
+
+        Args:
+          logits: float32 [B, A, C]; locs: float32 [B, A, 4].
+
+        Returns:
+          scores float32 [B, A, C] (column 0 background), boxes float32 [B, A, 4] yxyx.
+        """
+        scores = tf.nn.softmax(logits, axis=-1)
+        boxes = box_coding.decode_boxes(locs, self.anchors(), self.params.prior_scaling)
+        return scores, boxes

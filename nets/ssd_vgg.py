@@ -1,0 +1,95 @@
+"""SSD VGG-16 feature extractor, one implementation for SSD300 and SSD512 (Liu et al., 2016).
+
+VGG-16 layers are named as slim's vgg_16 (`conv1/conv1_1` ... `conv5/conv5_3`) so that a
+slim vgg_16.ckpt restores with the scope remap vgg_16 -> <model scope>. fc6/fc7 become
+conv6 (3x3, dilation 6, 1024) and conv7 (1x1, 1024); they are named differently from
+fc6/fc7 and so are not restored from the classifier. pool5 is 3x3 with stride 1; pool
+layers use SAME padding (Caffe's ceil mode: 75 -> 38 at pool3 for a 300 input).
+"""
+import collections
+
+import tensorflow as tf
+import tf_slim as slim
+
+from nets.ssd_common import l2_normalization
+
+# An extra feature block: 1x1 conv to `bottleneck` channels, then a `kernel` conv with
+# `stride` to `depth` channels after `padding` pixels of zero padding on each side (VALID).
+ExtraLayer = collections.namedtuple('ExtraLayer', 'name bottleneck depth kernel stride padding')
+
+EXTRA_LAYERS_300 = (
+    ExtraLayer('conv8', 256, 512, 3, 2, 1),    # 19 -> 10
+    ExtraLayer('conv9', 128, 256, 3, 2, 1),    # 10 -> 5
+    ExtraLayer('conv10', 128, 256, 3, 1, 0),   # 5 -> 3
+    ExtraLayer('conv11', 128, 256, 3, 1, 0),   # 3 -> 1
+)
+
+EXTRA_LAYERS_512 = (
+    ExtraLayer('conv8', 256, 512, 3, 2, 1),    # 32 -> 16
+    ExtraLayer('conv9', 128, 256, 3, 2, 1),    # 16 -> 8
+    ExtraLayer('conv10', 128, 256, 3, 2, 1),   # 8 -> 4
+    ExtraLayer('conv11', 128, 256, 3, 2, 1),   # 4 -> 2
+    ExtraLayer('conv12', 128, 256, 4, 1, 1),   # 2 -> 1
+)
+
+L2_NORM_SCALE_INIT = 20.0
+
+
+def vgg_arg_scope(weight_decay=0.0005):
+    """Arg scope of the VGG SSD: ReLU convs with Xavier init, L2 weight decay, SAME pads."""
+    with slim.arg_scope([slim.conv2d], activation_fn=tf.nn.relu,
+                        weights_regularizer=slim.l2_regularizer(weight_decay),
+                        weights_initializer=tf.compat.v1.glorot_uniform_initializer(),
+                        biases_initializer=tf.compat.v1.zeros_initializer()):
+        with slim.arg_scope([slim.conv2d, slim.max_pool2d], padding='SAME',
+                            data_format='NHWC') as sc:
+            return sc
+
+
+def _extra_layer(net, spec):
+    """One extra feature block (see ExtraLayer) -> [B, H', W', depth]."""
+    with tf.compat.v1.variable_scope(spec.name, values=[net]):
+        net = slim.conv2d(net, spec.bottleneck, [1, 1], scope=spec.name + '_1')
+        if spec.padding:
+            p = spec.padding
+            net = tf.pad(net, [[0, 0], [p, p], [p, p], [0, 0]])
+        return slim.conv2d(net, spec.depth, [spec.kernel, spec.kernel], stride=spec.stride,
+                           padding='VALID', scope=spec.name + '_2')
+
+
+def vgg_feature_maps(inputs, extra_layers, is_training=False):
+    """Builds VGG-16 + extra layers in the current variable scope.
+
+    Args:
+      inputs: float32 [B, S, S, 3], VGG mean-subtracted RGB.
+      extra_layers: tuple of ExtraLayer (EXTRA_LAYERS_300 or EXTRA_LAYERS_512).
+      is_training: unused (the VGG SSD has no batch norm or dropout); kept for the
+        common feature-map signature.
+
+    Returns:
+      features: dict name -> [B, h, w, d] for 'conv4_3' (L2-normalised), 'conv7' and
+        the extra layers.
+      end_points: dict of every block output (conv4_3 before normalisation).
+    """
+    del is_training
+    end_points = {}
+    net = inputs
+    for block, (repeat, depth) in enumerate(((2, 64), (2, 128), (3, 256), (3, 512), (3, 512)),
+                                            start=1):
+        name = 'conv%d' % block
+        net = slim.repeat(net, repeat, slim.conv2d, depth, [3, 3], scope=name)
+        end_points['%s_%d' % (name, repeat)] = net
+        if block < 5:
+            net = slim.max_pool2d(net, [2, 2], stride=2, scope='pool%d' % block)
+    net = slim.max_pool2d(net, [3, 3], stride=1, scope='pool5')
+    net = slim.conv2d(net, 1024, [3, 3], rate=6, scope='conv6')
+    end_points['conv6'] = net
+    net = slim.conv2d(net, 1024, [1, 1], scope='conv7')
+    end_points['conv7'] = net
+    for spec in extra_layers:
+        net = _extra_layer(net, spec)
+        end_points[spec.name] = net
+    features = {name: end_points[name] for name in ['conv7'] + [s.name for s in extra_layers]}
+    features['conv4_3'] = l2_normalization(end_points['conv4_3'], L2_NORM_SCALE_INIT,
+                                           scope='conv4_3_norm')
+    return features, end_points

@@ -8,9 +8,11 @@ resampled once (`image_ops.crop_and_resize_image`). Numbers from Liu et al.,
 """
 import tensorflow as tf
 
+from preprocessing.image_ops import FULL_WINDOW
+
 # The paper's sampler: keep the image, one of these minimum IoUs, or any crop.
 MIN_IOUS = (0.1, 0.3, 0.5, 0.7, 0.9)
-FULL_WINDOW = (0.0, 0.0, 1.0, 1.0)
+KEEP_IMAGE = -1.0
 
 
 def _uniform(shape, seed, minval=0.0, maxval=1.0):
@@ -73,37 +75,45 @@ def sample_zoom_out(seed, max_ratio=4.0, probability=0.5):
     return tf.concat([top_left, top_left + ratio], axis=0)
 
 
-def sample_crop_window(boxes, seed, min_ious=MIN_IOUS, num_trials=50, min_scale=0.3,
-                       max_scale=1.0, min_aspect=0.5, max_aspect=2.0):
-    """The SSD crop sampler.
+def sample_min_iou(seed, min_ious=MIN_IOUS):
+    """Chooses uniformly among the sampler's options (Liu et al., 2016, sec. 3.6).
 
-    Chooses uniformly among: keep the whole image, each minimum IoU in
-    `min_ious`, or any crop. Draws `num_trials` crops (scale and aspect ratio
-    as in Caffe's BatchSampler) and takes the first one that overlaps some box
-    with at least the chosen IoU and contains at least one box centre (when
-    there are boxes); if none qualifies the whole image is kept.
+    Args:
+      seed: int32 [2] stateless seed.
+      min_ious: the minimum-IoU options.
+    Returns:
+      float32 scalar: KEEP_IMAGE, one of `min_ious`, or 0.0 (any crop).
+    """
+    options = tf.constant((KEEP_IMAGE,) + tuple(min_ious) + (0.0,), tf.float32)
+    index = tf.random.stateless_uniform([], seed, maxval=len(min_ious) + 2, dtype=tf.int32)
+    return tf.gather(options, index)
+
+
+def sample_crop_window(boxes, min_iou, seed, num_trials=50, min_scale=0.3, max_scale=1.0,
+                       min_aspect=0.5, max_aspect=2.0):
+    """Samples a crop with IoU >= `min_iou` with some box.
+
+    Draws `num_trials` crops (scale and aspect ratio as in Caffe's
+    BatchSampler) and takes the first one that overlaps some box with IoU
+    >= `min_iou` and contains at least one box centre (when there are boxes);
+    if none qualifies, or `min_iou` is KEEP_IMAGE, the whole image is kept.
 
     Args:
       boxes: float32 [N, 4], N may be 0.
+      min_iou: float32 scalar from `sample_min_iou`.
       seed: int32 [2] stateless seed.
     Returns:
       float32 [4] crop window in [0, 1].
     """
-    seeds = tf.random.experimental.stateless_split(seed, 5)
-    num_modes = len(min_ious) + 2
-    mode = tf.random.stateless_uniform([], seeds[0], maxval=num_modes, dtype=tf.int32)
-    # Mode 0 keeps the image; the last mode ('any crop') has no IoU constraint.
-    thresholds = tf.constant((0.0,) + tuple(min_ious) + (0.0,), tf.float32)
-    min_iou = tf.gather(thresholds, mode)
-
-    scale = _uniform([num_trials], seeds[1], min_scale, max_scale)
+    seeds = tf.random.experimental.stateless_split(seed, 4)
+    scale = _uniform([num_trials], seeds[0], min_scale, max_scale)
     low = tf.maximum(min_aspect, tf.square(scale))
     high = tf.minimum(max_aspect, 1.0 / tf.square(scale))
-    aspect = low + _uniform([num_trials], seeds[2]) * (high - low)
+    aspect = low + _uniform([num_trials], seeds[1]) * (high - low)
     height = tf.minimum(scale / tf.sqrt(aspect), 1.0)
     width = tf.minimum(scale * tf.sqrt(aspect), 1.0)
-    ymin = _uniform([num_trials], seeds[3]) * (1.0 - height)
-    xmin = _uniform([num_trials], seeds[4]) * (1.0 - width)
+    ymin = _uniform([num_trials], seeds[2]) * (1.0 - height)
+    xmin = _uniform([num_trials], seeds[3]) * (1.0 - width)
     candidates = tf.stack([ymin, xmin, ymin + height, xmin + width], axis=1)
 
     has_boxes = tf.shape(boxes)[0] > 0
@@ -113,7 +123,7 @@ def sample_crop_window(boxes, seed, min_ious=MIN_IOUS, num_trials=50, min_scale=
                               tf.logical_not(has_boxes))
     ok = tf.logical_and(iou_ok, centre_ok)
     first = tf.argmax(tf.cast(ok, tf.int32), output_type=tf.int32)
-    use_crop = tf.logical_and(mode > 0, tf.reduce_any(ok))
+    use_crop = tf.logical_and(min_iou >= 0.0, tf.reduce_any(ok))
     return tf.where(use_crop, candidates[first], tf.constant(FULL_WINDOW))
 
 
@@ -170,10 +180,10 @@ def sample_geometry(boxes, seed, flip_probability=0.5):
       boxes: float32 [K, 4] in output coordinates.
       kept: int32 [K], indices of the input boxes that survive.
     """
-    seeds = tf.random.experimental.stateless_split(seed, 3)
+    seeds = tf.random.experimental.stateless_split(seed, 4)
     canvas = sample_zoom_out(seeds[0])
     canvas_boxes = boxes_in_window(boxes, canvas)
-    crop = sample_crop_window(canvas_boxes, seeds[1])
+    crop = sample_crop_window(canvas_boxes, sample_min_iou(seeds[1]), seeds[3])
     out_boxes, kept = crop_boxes(canvas_boxes, crop)
     window = compose_windows(canvas, crop)
     flip = _uniform([], seeds[2]) < flip_probability

@@ -25,10 +25,13 @@ def healthz():
     try:
         status = service.client().status()
     except ServingError as e:
-        return flask.jsonify({'status': 'unavailable', 'reason': str(e)}), 503, {
-            'Retry-After': str(flask.current_app.config['RETRY_AFTER_S'])}
+        return _unhealthy(str(e))
     available = [v['version'] for v in status['versions'] if v['state'] == 'AVAILABLE']
     if not available:
-        return flask.jsonify({'status': 'unavailable', 'reason': 'no AVAILABLE model version',
-                              'model': status}), 503
+        return _unhealthy(f'no AVAILABLE version of model {status["name"]!r}')
     return flask.jsonify({'status': 'ok', 'model': status['name'], 'versions': available})
+
+
+def _unhealthy(reason):
+    retry_after = str(flask.current_app.config['RETRY_AFTER_S'])
+    return flask.jsonify({'status': 'unavailable', 'reason': reason}), 503, {'Retry-After': retry_after}

@@ -30,7 +30,7 @@ def read_image_bytes(request, max_upload_bytes):
             raise UploadError(400, 'no_file', f'No file: choose an image (form field "{FORM_FIELD}").')
     elif mimetype.startswith('image/'):
         data, filename = request.get_data(cache=False), ''
-    elif not mimetype and not request.content_length:
+    elif mimetype == 'application/x-www-form-urlencoded' or not (mimetype or request.content_length):
         raise UploadError(400, 'no_file', f'No file: send an image as multipart field "{FORM_FIELD}" '
                                           'or as the request body with an image/* content type.')
     else:

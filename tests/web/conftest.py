@@ -1,0 +1,181 @@
+"""Fixtures: a fake client, synthetic images, and a real model server serving a random SSD."""
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+import types
+
+import numpy as np
+import PIL.Image
+import pytest
+
+from serving.client import Detection, DetectionResult, SSDClient, ServingUnavailable
+from web import config as web_config
+from web import create_app
+
+CLASSES = ['background', 'circle', 'square', 'triangle', 'star', 'cross']
+NETWORK = 'ssd_300_mobilenet_v2'
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+class FakeClient:
+    """Stands in for SSDClient: fixed detections, or raises `error` when set."""
+
+    model_name = 'fake-ssd'
+    signature = 'serving_default'
+    network = NETWORK
+
+    def __init__(self):
+        self.error = None
+        self.calls = []
+
+    def detect(self, image, score_threshold=None):
+        self.calls.append((image, score_threshold))
+        if self.error:
+            raise self.error
+        with PIL.Image.open(io.BytesIO(image)) as header:
+            width, height = header.size
+        detections = [Detection(1, 'circle', 0.9, [2.0, 3.0, 20.0, 18.0]),
+                      Detection(3, 'triangle', 0.3, [10.0, 10.0, 30.0, 28.0])]
+        kept = [d for d in detections if d.score >= score_threshold]
+        return DetectionResult(width, height, kept, {'name': self.model_name, 'version': 7,
+                                                     'signature': self.signature},
+                               {'decode': 1.0, 'predict': 5.0, 'total': 7.0})
+
+    def model_info(self):
+        if self.error:
+            raise self.error
+        return types.SimpleNamespace(version=7, input_hw=(300, 300), class_names=dict(enumerate(CLASSES)))
+
+    def status(self):
+        if self.error:
+            raise self.error
+        return {'name': self.model_name, 'versions': [{'version': 7, 'state': 'AVAILABLE'}]}
+
+
+def encode(array, fmt='PNG', **kwargs):
+    """Encodes a uint8 array with PIL; returns bytes."""
+    out = io.BytesIO()
+    PIL.Image.fromarray(array).save(out, fmt, **kwargs)
+    return out.getvalue()
+
+
+def shapes_image(height=120, width=160):
+    """A synthetic RGB uint8 [H, W, 3] picture: a red disc and a blue square on grey."""
+    image = np.full((height, width, 3), 200, np.uint8)
+    yy, xx = np.mgrid[:height, :width]
+    image[(yy - height // 3) ** 2 + (xx - width // 3) ** 2 < (height // 5) ** 2] = (220, 30, 30)
+    image[height // 2:height - 10, width // 2:width - 15] = (30, 60, 220)
+    return image
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch):
+    """The app reads settings from the environment; tests start from none."""
+    for name in web_config.DEFAULTS:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def unused_address():
+    """host:port where nothing listens."""
+    return f'127.0.0.1:{free_port()}'
+
+
+@pytest.fixture
+def fake_client():
+    return FakeClient()
+
+
+@pytest.fixture
+def fake_app(fake_client):
+    return create_app({'CLIENT': fake_client, 'TESTING': True, 'MAX_UPLOAD_MB': 1,
+                       'MAX_IMAGE_PIXELS': 1_000_000})
+
+
+@pytest.fixture
+def images():
+    """Helpers to make test images (test modules cannot import conftest under importlib mode)."""
+    return types.SimpleNamespace(encode=encode, shapes=shapes_image)
+
+
+def _export_random_ssd(base):
+    """Writes a randomly initialised ssd_300_mobilenet_v2 SavedModel (serving_default) + labels.txt."""
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    from nets import nets_factory  # pylint: disable=import-outside-toplevel
+    from serving import saved_model_writer  # pylint: disable=import-outside-toplevel
+
+    network = nets_factory.get_network(NETWORK, num_classes=len(CLASSES))
+    size = network.params.img_shape
+    with tf.Graph().as_default() as graph, tf.compat.v1.Session(graph=graph) as session:
+        tf.compat.v1.set_random_seed(1)
+        images = tf.compat.v1.placeholder(tf.float32, [None, size[0], size[1], 3], name='images')
+        logits, locs, _ = network.net(images, is_training=False)
+        scores, boxes = network.decode_outputs(logits, locs)
+        session.run(tf.compat.v1.global_variables_initializer())
+        signature = saved_model_writer.predict_signature({'images': images},
+                                                         {'scores': scores, 'boxes': boxes})
+        saved_model_writer.write_saved_model(session, base, {'serving_default': signature}, 1)
+    labels = os.path.join(os.path.dirname(base), 'labels.txt')
+    with open(labels, 'w') as f:
+        f.write(''.join(f'{i}:{name}\n' for i, name in enumerate(CLASSES)))
+    return labels
+
+
+def wait_for_server(address, process, deadline_s=120):
+    """Polls GetModelStatus until a version is AVAILABLE."""
+    client = SSDClient(address, retries=0, timeout=2.0)
+    try:
+        end = time.monotonic() + deadline_s
+        while time.monotonic() < end:
+            if process.poll() is not None:
+                raise RuntimeError(f'model server exited with {process.returncode}')
+            try:
+                if any(v['state'] == 'AVAILABLE' for v in client.status()['versions']):
+                    return
+            except ServingUnavailable:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError(f'model server at {address} not ready after {deadline_s} s')
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope='session')
+def model_server(tmp_path_factory):
+    """`python -m serving.model_server` serving a random SSD on a free port.
+
+    Yields a namespace with `address` and `labels` (labels.txt path).
+    """
+    root = tmp_path_factory.mktemp('web_model')
+    base = str(root / 'ssd')
+    labels = _export_random_ssd(base)
+    address = f'127.0.0.1:{free_port()}'
+    log = open(root / 'model_server.log', 'wb')
+    process = subprocess.Popen(
+        [sys.executable, '-m', 'serving.model_server', '--host=127.0.0.1',
+         f'--port={address.rsplit(":", 1)[1]}', '--model_name=ssd', f'--model_base_path={base}',
+         '--max_workers=8'],
+        cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for_server(address, process)
+        yield types.SimpleNamespace(address=address, labels=labels)
+    finally:
+        process.terminate()
+        process.wait(30)
+        log.close()
+
+
+@pytest.fixture
+def real_app(model_server):
+    return create_app({'TESTING': True, 'SERVING_ADDRESS': model_server.address,
+                       'LABELS_FILE': model_server.labels, 'SERVING_RETRIES': 1,
+                       'SERVING_TIMEOUT': 30, 'SCORE_THRESHOLD': 0.05})

@@ -1,0 +1,136 @@
+"""Draws a grid of augmented training samples with their boxes and class names.
+
+    python -m preprocessing.visualize --dataset_dir OUT --dataset_name shapes \
+        --split trainval --num 16 --output grid.png [--network ssd_300_vgg] [--seed 0]
+
+Shows what the network sees: the output of the training preprocessing of
+`--network`, denormalised for display.
+"""
+import argparse
+import io
+import logging
+import math
+import os
+import sys
+
+import matplotlib
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+import numpy as np
+import tensorflow as tf
+
+from datasets import dataset_factory
+from datasets.file_utils import atomic_write
+from preprocessing import np_preprocessing
+from preprocessing import preprocessing_factory
+
+MAX_NUM = 64
+
+
+def augmented_samples(dataset, preprocess_fn, num):
+    """Runs `preprocess_fn` over the first `num` samples of a dataset (graph mode).
+
+    Args:
+      dataset: tf.data.Dataset of sample dicts (dataset_factory's `read()`).
+      preprocess_fn: fn(sample) -> sample, e.g. from preprocessing_factory.
+      num: number of samples.
+    Returns:
+      list of dicts of numpy arrays with `image`, `boxes`, `labels`.
+    """
+    keys = ('image', 'boxes', 'labels')
+    dataset = dataset.map(preprocess_fn).map(lambda s: {k: s[k] for k in keys}).take(num)
+    next_sample = tf.compat.v1.data.make_one_shot_iterator(dataset).get_next()
+    samples = []
+    with tf.compat.v1.Session() as sess:
+        for _ in range(num):
+            try:
+                samples.append(sess.run(next_sample))
+            except tf.errors.OutOfRangeError:
+                break
+    return samples
+
+
+def draw_grid(samples, class_names, normalization, output_path, columns=4):
+    """Writes a PNG grid of images with boxes and class names (atomically).
+
+    Args:
+      samples: list of dicts with `image` float [H, W, 3] normalised,
+        `boxes` [N, 4] normalised yxyx, `labels` [N] ints.
+      class_names: dict id -> name.
+      normalization: how `image` was normalised ('vgg_mean', 'minus_one_to_one').
+      output_path: PNG file to write.
+      columns: images per row.
+    """
+    if not samples:
+        raise ValueError('no samples to draw')
+    columns = min(columns, len(samples))
+    rows = int(math.ceil(len(samples) / columns))
+    figure = Figure(figsize=(2.2 * columns, 2.2 * rows))
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(rows, columns, squeeze=False)
+    colors = matplotlib.colormaps['tab10']
+    for index, axis in enumerate(axes.flat):
+        axis.axis('off')
+        if index >= len(samples):
+            continue
+        sample = samples[index]
+        pixels = np_preprocessing.denormalize(sample['image'], normalization)
+        height, width = pixels.shape[:2]
+        axis.imshow(np.clip(pixels, 0, 255).astype(np.uint8))
+        for (ymin, xmin, ymax, xmax), label in zip(sample['boxes'], sample['labels']):
+            color = colors(int(label) % 10)
+            axis.add_patch(Rectangle((xmin * width, ymin * height), (xmax - xmin) * width,
+                                         (ymax - ymin) * height, fill=False, color=color, linewidth=1))
+            axis.text(xmin * width, ymin * height, class_names.get(int(label), str(label)),
+                      color='white', fontsize=6, va='bottom',
+                      bbox={'facecolor': color, 'pad': 0.5, 'linewidth': 0})
+    figure.tight_layout(pad=0.3)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format='png', dpi=80)
+    atomic_write(output_path, buffer.getvalue())
+
+
+def _parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    data = parser.add_argument_group('data')
+    data.add_argument('--dataset_dir', required=True, help='folder of the TFRecords and labels.txt')
+    data.add_argument('--dataset_name', required=True, help='record prefix, e.g. shapes or voc2007')
+    data.add_argument('--split', default='trainval', help='split name, e.g. trainval')
+    data.add_argument('--seed', type=int, default=0, help='shuffle seed')
+    drawing = parser.add_argument_group('drawing')
+    drawing.add_argument('--network', default='ssd_300_vgg',
+                         choices=sorted(np_preprocessing.NORMALIZATION),
+                         help='network whose training preprocessing is shown')
+    drawing.add_argument('--num', type=int, default=16, help='number of samples (1-%d)' % MAX_NUM)
+    drawing.add_argument('--output', required=True, help='PNG file to write')
+    args = parser.parse_args(argv)
+    if not os.path.isdir(args.dataset_dir):
+        parser.error('--dataset_dir: not a folder: %r' % args.dataset_dir)
+    if not 1 <= args.num <= MAX_NUM:
+        parser.error('--num: must be in 1..%d, got %d' % (MAX_NUM, args.num))
+    if not args.output.lower().endswith('.png'):
+        parser.error('--output: must end with .png, got %r' % args.output)
+    if not os.path.isdir(os.path.dirname(os.path.abspath(args.output))):
+        parser.error('--output: folder does not exist: %r' % os.path.dirname(args.output))
+    return args
+
+
+def main(argv=None):
+    args = _parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format='%(levelname)s %(message)s')
+    tf.compat.v1.disable_eager_execution()
+    try:
+        info = dataset_factory.get_dataset(args.dataset_name, args.split, args.dataset_dir)
+    except (ValueError, OSError) as error:
+        sys.exit('error: %s' % error)
+    preprocess_fn = preprocessing_factory.get_preprocessing(args.network, is_training=True)
+    samples = augmented_samples(info.read(shuffle=True, seed=args.seed), preprocess_fn, args.num)
+    _, normalization = preprocessing_factory.network_input(args.network)
+    logging.info('drawing %d augmented samples of %s', len(samples), ', '.join(info.files[:3]))
+    draw_grid(samples, info.labels, normalization, args.output)
+    print('wrote %s (%d samples)' % (args.output, len(samples)))
+
+
+if __name__ == '__main__':
+    main()

@@ -50,5 +50,5 @@ def annotate(data, detections, max_pixels):
                        fill=colour)
         draw.text((xmin + line - left, label_y + line - top), text, fill=(255, 255, 255), font=font)
     out = io.BytesIO()
-    image.save(out, 'JPEG', quality=90)
+    image.save(out, 'JPEG', quality=90, subsampling=0)  # 4:4:4 keeps thin coloured lines sharp
     return out.getvalue()

@@ -125,7 +125,8 @@ def main(argv=None):
     except (ValueError, OSError) as error:
         sys.exit('error: %s' % error)
     preprocess_fn = preprocessing_factory.get_preprocessing(args.network, is_training=True)
-    samples = augmented_samples(info.read(shuffle=True, seed=args.seed), preprocess_fn, args.num)
+    dataset = info.read(shuffle=True, seed=args.seed, num_readers=min(2, len(info.files)))
+    samples = augmented_samples(dataset, preprocess_fn, args.num)
     _, normalization = preprocessing_factory.network_input(args.network)
     logging.info('drawing %d augmented samples of %s', len(samples), ', '.join(info.files[:3]))
     draw_grid(samples, info.labels, normalization, args.output)

@@ -126,14 +126,18 @@ def _name_scope(name):
 
 
 def _clone_device_fn(variables_device, clone_device):
-    """Device function: variable ops on `variables_device`, everything else on the clone."""
+    """Device function: variables on `variables_device`, other ops on the clone.
+
+    Ops under an inner explicit device scope (e.g. the input pipeline's
+    `iterator.get_next()` on `inputs_device()`) keep that device.
+    """
 
     def device_fn(op):
         if op.type in _VARIABLE_OPS:
             if callable(variables_device):
                 return variables_device(op)
             return variables_device
-        return clone_device
+        return op.device or clone_device
 
     return device_fn
 

@@ -5,7 +5,6 @@ import tensorflow as tf
 
 from deployment import model_deploy
 
-tf.compat.v1.disable_eager_execution()
 
 RNG = np.random.RandomState(0)
 X = RNG.randn(8, 3).astype(np.float32)

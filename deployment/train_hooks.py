@@ -1,0 +1,81 @@
+"""Session hooks of the training loop: the progress log line."""
+import datetime
+import logging
+import time
+
+import tensorflow as tf
+
+
+def format_progress(step, last_step, values, images_per_sec, sec_per_step):
+    """One log line: step, total and per-part loss, learning rate, images/s and ETA.
+
+    Args:
+        step: global step after this run.
+        last_step: final step of the run (None: no ETA).
+        values: dict with `total`, `learning_rate` and further loss parts.
+        images_per_sec: measured speed (images of all clones).
+        sec_per_step: measured seconds per step (for the ETA).
+    """
+    parts = ' '.join('%s %.4f' % (k, v) for k, v in sorted(values.items())
+                     if k not in ('total', 'learning_rate'))
+    line = 'step %d%s: loss %.4f (%s), lr %.6g, %.2f images/s' % (
+        step, '/%d' % last_step if last_step else '', values['total'], parts,
+        values['learning_rate'], images_per_sec)
+    if last_step:
+        eta = datetime.timedelta(seconds=int(max(last_step - step, 0) * sec_per_step))
+        line += ', ETA %s' % eta
+    return line
+
+
+class ProgressLogHook(tf.compat.v1.train.SessionRunHook):
+    """Logs a progress line every `every_n_steps` steps (and on the last step).
+
+    Args:
+        tensors: dict name -> scalar tensor; must hold `total` and `learning_rate`.
+        global_step: the global step tensor.
+        every_n_steps: log period.
+        images_per_step: images consumed by one step (batch size x clones).
+        last_step: final step (for the ETA), or None.
+    """
+
+    def __init__(self, tensors, global_step, every_n_steps, images_per_step, last_step=None):
+        self._tensors = tensors
+        self._global_step = global_step
+        self._every_n = max(1, int(every_n_steps))
+        self._images_per_step = images_per_step
+        self._last_step = last_step
+        self._step = 0
+        self._mark_step = 0
+        self._mark_time = 0.0
+
+    @property
+    def step(self):
+        """The global step after the last run."""
+        return self._step
+
+    def after_create_session(self, session, coord):
+        self._step = int(session.run(self._global_step))
+        self._mark_step = self._step
+        self._mark_time = time.time()
+
+    def _due(self):
+        next_step = self._step + 1
+        return (next_step % self._every_n == 0 or next_step == self._mark_step + 1
+                or next_step == self._last_step)
+
+    def before_run(self, run_context):
+        if self._due():
+            return tf.compat.v1.train.SessionRunArgs(self._tensors)
+        return None
+
+    def after_run(self, run_context, run_values):
+        self._step += 1
+        if run_values.results is None:
+            return
+        now = time.time()
+        steps = self._step - self._mark_step
+        elapsed = max(now - self._mark_time, 1e-9)
+        logging.info(format_progress(self._step, self._last_step, run_values.results,
+                                     steps * self._images_per_step / elapsed, elapsed / steps))
+        self._mark_step = self._step
+        self._mark_time = now

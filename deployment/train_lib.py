@@ -1,0 +1,188 @@
+"""SSD training: the graph (clones, losses, summaries, fine-tuning) and the loop."""
+import collections
+import logging
+
+import numpy as np
+import tensorflow as tf
+import tf_slim as slim
+
+from deployment import fine_tune
+from deployment import inputs
+from deployment import model_deploy
+from deployment import optimization
+from deployment import train_hooks
+from nets import losses as losses_lib
+from preprocessing import np_preprocessing
+
+TrainGraph = collections.namedtuple('TrainGraph', [
+    'train_op',        # runs one step; its value is the total loss.
+    'global_step',
+    'log_tensors',     # dict name -> scalar: total, loss parts, learning_rate.
+    'init_fn',         # fn(scaffold, session) restoring a fine-tuning checkpoint, or None.
+    'images_per_step',
+])
+
+NAN_MESSAGE = 'NaN or Inf'
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss or the gradients became NaN or Inf; no update of that step was applied."""
+
+
+def _image_summary(images, boxes, normalization, max_images):
+    """Adds `max_images` training images with their ground-truth boxes to the summaries."""
+    images = images[:max_images]
+    pixels = tf.numpy_function(
+        lambda x: np.clip(np_preprocessing.denormalize(x, normalization) / 255.0, 0, 1),
+        [images], tf.float32, stateful=False)
+    pixels.set_shape(images.shape)
+    drawn = tf.image.draw_bounding_boxes(pixels, boxes[:max_images],
+                                         tf.constant([[1.0, 0.2, 0.2]], tf.float32))
+    tf.compat.v1.summary.image('train_images_with_boxes', drawn, max_outputs=max_images)
+
+
+def build_train_graph(network, dataset_info, preprocess_fn, deploy_config, batch_size,
+                      learning_rate_kwargs, optimizer_kwargs, weight_decay=0.0005,
+                      match_threshold=0.5, negative_ratio=3.0, loss_alpha=1.0,
+                      moving_average_decay=None, fine_tune_kwargs=None, trainable_scopes=None,
+                      num_readers=2, num_preprocessing_threads=2, seed=None,
+                      num_summary_images=3):
+    """Builds the training graph in the default graph.
+
+    Args:
+        network: nets_factory SSDNet (its num_classes matches the data set).
+        dataset_info: dataset_factory DatasetInfo of the training split.
+        preprocess_fn: training preprocessing of one sample.
+        deploy_config: model_deploy.DeploymentConfig.
+        batch_size: images per clone and step.
+        learning_rate_kwargs: arguments of optimization.learning_rate_schedule.
+        optimizer_kwargs: arguments of optimization.make_optimizer (without the rate).
+        weight_decay: L2 weight decay of the network's arg scope.
+        match_threshold, negative_ratio, loss_alpha: matching and loss settings.
+        moving_average_decay: keep exponential moving averages of the model variables.
+        fine_tune_kwargs: arguments of fine_tune.variables_to_restore besides the
+            variables and model scope (checkpoint_path, checkpoint_model_scope,
+            exclude_scopes, ignore_missing_vars), or None to start from scratch.
+        trainable_scopes: train only these scopes (default all).
+        num_readers, num_preprocessing_threads, seed: input pipeline settings.
+        num_summary_images: training images shown in TensorBoard.
+
+    Returns:
+        TrainGraph.
+    """
+    if seed is not None:
+        tf.compat.v1.set_random_seed(seed)
+    with tf.compat.v1.device(deploy_config.variables_device()):
+        global_step = tf.compat.v1.train.get_or_create_global_step()
+    with tf.compat.v1.device(deploy_config.inputs_device()):
+        dataset = inputs.train_dataset(
+            dataset_info, preprocess_fn, network.anchors(), network.params.prior_scaling,
+            batch_size, match_threshold=match_threshold, num_readers=num_readers,
+            num_preprocessing_threads=num_preprocessing_threads, seed=seed)
+        iterator = tf.compat.v1.data.make_one_shot_iterator(dataset)
+
+    def clone_fn():
+        with tf.compat.v1.device(deploy_config.inputs_device()):
+            batch = iterator.get_next()
+        with slim.arg_scope(network.arg_scope(weight_decay=weight_decay)):
+            logits, locs, _ = network.net(batch['image'], is_training=True)
+        parts = losses_lib.ssd_losses(logits, locs, batch['target_labels'],
+                                      batch['target_locs'], negative_ratio=negative_ratio,
+                                      loss_alpha=loss_alpha)
+        return {'losses': parts, 'batch': batch}
+
+    clones = model_deploy.create_clones(deploy_config, clone_fn)
+    model_variables = slim.get_model_variables(network.name)
+    with tf.compat.v1.device(deploy_config.optimizer_device()):
+        learning_rate = optimization.learning_rate_schedule(global_step, **learning_rate_kwargs)
+        optimizer = optimization.make_optimizer(learning_rate=learning_rate, **optimizer_kwargs)
+    var_list = fine_tune.trainable_variables(trainable_scopes)
+    total_loss, grads_and_vars = model_deploy.optimize_clones(clones, optimizer,
+                                                              var_list=var_list)
+    grad_norm = tf.debugging.check_numerics(
+        tf.linalg.global_norm([g for g, _ in grads_and_vars]), 'Gradient norm is ' + NAN_MESSAGE)
+    update_ops = tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS,
+                                             clones[0].scope or None)
+    with tf.compat.v1.device(deploy_config.optimizer_device()):
+        with tf.control_dependencies([grad_norm]):
+            apply_op = optimizer.apply_gradients(grads_and_vars, global_step=global_step)
+        if moving_average_decay:
+            ema = tf.compat.v1.train.ExponentialMovingAverage(moving_average_decay, global_step)
+            with tf.control_dependencies([apply_op]):
+                update_ops = list(update_ops) + [ema.apply(model_variables)]
+        with tf.control_dependencies([apply_op] + list(update_ops)):
+            train_op = tf.identity(total_loss, name='train_op')
+
+    log_tensors = _loss_summaries(clones, total_loss, learning_rate, grad_norm)
+    _image_summary(clones[0].outputs['batch']['image'], clones[0].outputs['batch']['boxes'],
+                   network.params.normalization, num_summary_images)
+    init_fn = None
+    if fine_tune_kwargs and fine_tune_kwargs.get('checkpoint_path'):
+        kwargs = dict(fine_tune_kwargs)
+        path = fine_tune.resolve_checkpoint(kwargs.pop('checkpoint_path'))
+        restore_map = fine_tune.variables_to_restore(model_variables, path, network.name,
+                                                     **kwargs)
+        init_fn = fine_tune.make_init_fn(restore_map, path)
+    return TrainGraph(train_op, global_step, log_tensors, init_fn,
+                      batch_size * deploy_config.num_clones)
+
+
+def _loss_summaries(clones, total_loss, learning_rate, grad_norm):
+    """Scalar summaries; returns the tensors of the progress log line."""
+    log_tensors = {'total': total_loss, 'learning_rate': learning_rate}
+    for key in clones[0].outputs['losses']:
+        if key == 'total':
+            continue
+        log_tensors[key] = tf.add_n([c.outputs['losses'][key] for c in clones]) / len(clones)
+    regularization = tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.REGULARIZATION_LOSSES)
+    if regularization:
+        log_tensors['regularization'] = tf.add_n(regularization)
+    for name, tensor in log_tensors.items():
+        tag = name if name == 'learning_rate' else 'losses/' + name
+        tf.compat.v1.summary.scalar(tag, tensor)
+    tf.compat.v1.summary.scalar('gradient_norm', grad_norm)
+    return log_tensors
+
+
+def train(train_graph, train_dir, max_number_of_steps=None, log_every_n_steps=10,
+          save_interval_secs=600, save_interval_steps=None, save_summaries_secs=60,
+          max_checkpoints_to_keep=5, session_config=None, master=''):
+    """Runs the training loop; resumes from the newest checkpoint in `train_dir`.
+
+    Checkpoints are written every `save_interval_secs` (or `save_interval_steps`) and
+    at the end. A NaN/Inf loss or gradient stops training before that step's update;
+    no checkpoint is written then, so the newest one in train_dir is the last good one.
+
+    Returns:
+        the final global step.
+
+    Raises:
+        TrainingDivergedError: NaN or Inf.
+    """
+    progress = train_hooks.ProgressLogHook(train_graph.log_tensors, train_graph.global_step,
+                                           log_every_n_steps, train_graph.images_per_step,
+                                           max_number_of_steps)
+    hooks = [progress]
+    if max_number_of_steps:
+        hooks.append(tf.compat.v1.train.StopAtStepHook(last_step=max_number_of_steps))
+    scaffold = tf.compat.v1.train.Scaffold(
+        init_fn=train_graph.init_fn,
+        saver=tf.compat.v1.train.Saver(max_to_keep=max_checkpoints_to_keep))
+    try:
+        with tf.compat.v1.train.MonitoredTrainingSession(
+                master=master, checkpoint_dir=train_dir, scaffold=scaffold, hooks=hooks,
+                save_checkpoint_secs=None if save_interval_steps else save_interval_secs,
+                save_checkpoint_steps=save_interval_steps,
+                save_summaries_secs=save_summaries_secs, log_step_count_steps=None,
+                config=session_config) as session:
+            while not session.should_stop():
+                session.run(train_graph.train_op)
+    except tf.errors.InvalidArgumentError as error:
+        if NAN_MESSAGE not in error.message:
+            raise
+        raise TrainingDivergedError(
+            'Training stopped: %s. No update of the failing step was applied or saved; '
+            'the last good checkpoint is %s' % (error.message.splitlines()[0],
+                                                tf.train.latest_checkpoint(train_dir))) from None
+    logging.info('Training finished at step %d; checkpoints in %s', progress.step, train_dir)
+    return progress.step

@@ -42,7 +42,7 @@ def read_instances(annotations_file, images_dir, ids_by_name=None, skip_unknown_
         labels.update((i, categories[cid]) for i, cid in enumerate(sorted(categories), 1))
         ids_by_name = {name: i for i, name in labels.items() if i}
     else:
-        labels = dict({0: 'background'}, **{i: n for n, i in ids_by_name.items()})
+        labels = {0: 'background', **{i: n for n, i in ids_by_name.items()}}
     objects_by_image = {key[0]: [] for key in image_keys}
     skipped, unknown = [], 0
     for index, ann in enumerate(annotations):

@@ -92,9 +92,10 @@ class DatasetInfo:
         if shuffle:
             files = files.shuffle(len(self.files), seed=seed, reshuffle_each_iteration=True)
         files = files.repeat(num_epochs)
+        cycle_length = max(1, min(num_readers, len(self.files)))
         records = files.interleave(
-            tf.data.TFRecordDataset, cycle_length=max(1, min(num_readers, len(self.files))),
-            block_length=1, num_parallel_calls=max(1, num_readers), deterministic=deterministic)
+            tf.data.TFRecordDataset, cycle_length=cycle_length, block_length=1,
+            num_parallel_calls=cycle_length, deterministic=deterministic)
         if shuffle:
             records = records.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
         return records.map(parse_record, num_parallel_calls=tf.data.AUTOTUNE,

@@ -14,7 +14,7 @@ VOC_CLASSES = ('aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', '
 
 def voc_labels():
     """The 20 VOC classes as a labels dict (0 = background)."""
-    return dict({0: 'background'}, **dict(enumerate(VOC_CLASSES, 1)))
+    return {0: 'background', **dict(enumerate(VOC_CLASSES, 1))}
 
 
 def read_split(dataset_dir, split_name, ids_by_name, skip_unknown_classes=False):

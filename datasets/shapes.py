@@ -72,7 +72,9 @@ def shape_mask(name, size, outline, rng):
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * thickness + 1,) * 2)
         inner = cv2.erode(np.pad(mask, thickness), kernel)[thickness:-thickness, thickness:-thickness]
         mask = mask & (1 - inner)
-    return mask
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    return mask[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
 
 
 def _polygon_mask(name, size, rng):

@@ -1,0 +1,52 @@
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from datasets import image_bytes
+
+
+def encode(mode, size=(40, 30), fmt='JPEG', color=None, **kwargs):
+    buffer = io.BytesIO()
+    Image.new(mode, size, color).save(buffer, fmt, **kwargs)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize('mode, fmt, kind, channels', [
+    ('RGB', 'JPEG', 'jpeg', 3),
+    ('L', 'JPEG', 'jpeg', 1),
+    ('RGB', 'PNG', 'png', 3),
+    ('RGBA', 'PNG', 'png', 4),
+    ('L', 'PNG', 'png', 1),
+    ('P', 'PNG', 'png', 3),
+    ('I;16', 'PNG', 'png', 1),
+])
+def test_bytes_are_kept_and_properties_come_from_the_image(mode, fmt, kind, channels):
+    data = encode(mode, fmt=fmt)
+    info = image_bytes.inspect_image(data)
+    assert info.encoded is data and info.converted is None
+    assert (info.format, info.height, info.width, info.channels) == (kind, 30, 40, channels)
+
+
+def test_cmyk_jpeg_is_reencoded_as_rgb_jpeg():
+    data = encode('CMYK', color=(0, 255, 255, 0))  # pure red
+    info = image_bytes.inspect_image(data)
+    assert info.encoded != data and 'CMYK' in info.converted
+    assert (info.format, info.height, info.width, info.channels) == ('jpeg', 30, 40, 3)
+    with Image.open(io.BytesIO(info.encoded)) as image:
+        assert image.mode == 'RGB'
+        red = np.asarray(image)[15, 20]
+    assert red[0] > 240 and red[1] < 15 and red[2] < 15
+
+
+@pytest.mark.parametrize('data, message', [
+    (b'', 'empty'),
+    (b'not an image at all', 'cannot decode'),
+    (encode('RGB', size=(64, 64), fmt='JPEG')[:300], 'cannot decode'),
+    (encode('RGB', fmt='GIF'), 'unsupported image format GIF'),
+    (encode('RGB', fmt='BMP'), 'unsupported image format BMP'),
+])
+def test_unusable_bytes_raise_image_error(data, message):
+    with pytest.raises(image_bytes.ImageError, match=message):
+        image_bytes.inspect_image(data)

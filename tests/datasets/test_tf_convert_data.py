@@ -1,0 +1,94 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+import tf_convert_data
+from datasets import dataset_factory
+from datasets import voc_xml
+
+# Non-contiguous COCO category ids; contiguous ids follow category-id order.
+CATEGORY_IDS = {'circle': 11, 'square': 4, 'triangle': 30, 'star': 7, 'cross': 25}
+CONTIGUOUS = {'square': 1, 'star': 2, 'circle': 3, 'cross': 4, 'triangle': 5}
+
+
+def coco_from_voc(voc_dir, image_ids):
+    """A COCO instances dict of some synthetic images (the first object marked iscrowd)."""
+    images, annotations = [], []
+    for index, image_id in enumerate(image_ids):
+        annotation = voc_xml.parse_annotation(str(voc_dir / 'Annotations' / (image_id + '.xml')))
+        images.append({'id': 100 - index, 'file_name': annotation.filename,
+                       'width': annotation.width, 'height': annotation.height})
+        for obj in annotation.objects:
+            annotations.append({
+                'id': len(annotations) + 1, 'image_id': 100 - index,
+                'category_id': CATEGORY_IDS[obj.name], 'iscrowd': int(not annotations),
+                'bbox': [obj.xmin - 1, obj.ymin - 1, obj.xmax - obj.xmin + 1, obj.ymax - obj.ymin + 1]})
+    categories = [{'id': i, 'name': n} for n, i in CATEGORY_IDS.items()]
+    return {'images': images, 'annotations': annotations, 'categories': categories}
+
+
+def test_coco_conversion_round_trip(shapes_voc, tmp_path, read_all):
+    image_ids = ['test_%06d' % i for i in range(4)]
+    data = coco_from_voc(shapes_voc, image_ids)
+    (tmp_path / 'instances.json').write_text(json.dumps(data))
+    assert tf_convert_data.main([
+        '--dataset_name=coco', '--annotations_file=%s' % (tmp_path / 'instances.json'),
+        '--images_dir=%s' % (shapes_voc / 'JPEGImages'), '--output_dir=%s' % (tmp_path / 'out'),
+        '--output_name=coco_val']) == 0
+    info = dataset_factory.get_dataset('coco', 'val', str(tmp_path / 'out'))
+    assert info.labels == {0: 'background', **{i: n for n, i in CONTIGUOUS.items()}}
+    assert info.num_samples == 4
+    examples = {e['filename'].decode(): e for e in read_all(info)}
+    first = True
+    for image_id in image_ids:
+        annotation = voc_xml.parse_annotation(str(shapes_voc / 'Annotations' / (image_id + '.xml')))
+        example = examples[image_id + '.jpg']
+        h, w = annotation.height, annotation.width
+        expected = [[(o.ymin - 1) / h, (o.xmin - 1) / w, o.ymax / h, o.xmax / w]
+                    for o in annotation.objects]
+        np.testing.assert_allclose(example['boxes'], expected, atol=1e-6)
+        assert list(example['labels']) == [CONTIGUOUS[o.name] for o in annotation.objects]
+        crowd = [0] * len(annotation.objects)
+        if image_id == 'test_000000' and first:
+            crowd[0], first = 1, False
+        assert list(example['difficult']) == crowd
+        assert list(example['truncated']) == [0] * len(annotation.objects)
+
+
+def test_unknown_class_fails_cleanly_without_output(shapes_voc, tmp_path, caplog):
+    voc = tmp_path / 'voc'
+    shutil.copytree(shapes_voc, voc)
+    xml = voc / 'Annotations' / 'test_000003.xml'
+    text = xml.read_text()
+    xml.write_text(text.replace('<name>', '<name>hexagon', 1))
+    args = ['--dataset_name=pascalvoc', '--dataset_dir=%s' % voc, '--split_name=test',
+            '--labels_file=%s' % (voc / 'labels.txt'), '--output_dir=%s' % (tmp_path / 'out')]
+    assert tf_convert_data.main(args) == 1
+    assert 'test_000003.xml: object 0: unknown class' in caplog.text
+    assert not (tmp_path / 'out').exists()
+    assert tf_convert_data.main(args + ['--skip_unknown_classes']) == 0
+    summary = json.loads((tmp_path / 'out' / 'pascalvoc_test_summary.json').read_text())
+    assert summary['unknown_class_objects_skipped'] == 1 and summary['num_images'] == 8
+
+
+def test_voc_classes_are_the_default_class_list(shapes_voc, tmp_path, caplog):
+    assert tf_convert_data.main(['--dataset_name=pascalvoc', '--dataset_dir=%s' % shapes_voc,
+                                 '--split_name=test', '--output_dir=%s' % tmp_path]) == 1
+    assert "unknown class" in caplog.text and "--labels_file" in caplog.text
+
+
+@pytest.mark.parametrize('flags, message', [
+    (['--dataset_name=pascalvoc', '--dataset_dir=/nonexistent'], '--dataset_dir: not a folder'),
+    (['--dataset_name=coco', '--images_dir=/tmp'], '--annotations_file: not a file'),
+    (['--dataset_name=pascalvoc', '--dataset_dir=/tmp', '--num_workers=0'], '--num_workers must'),
+    (['--dataset_name=pascalvoc', '--dataset_dir=/tmp', '--num_shards=0'], '--num_shards must'),
+    (['--dataset_name=pascalvoc', '--dataset_dir=/tmp', '--output_name=a/b'], '--output_name'),
+    (['--dataset_name=yolo'], 'invalid choice'),
+])
+def test_bad_flags_exit_with_a_message(flags, message, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        tf_convert_data.main(flags + ['--output_dir=%s' % tmp_path])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err

@@ -8,6 +8,7 @@ resampled once (`image_ops.crop_and_resize_image`). Numbers from Liu et al.,
 """
 import tensorflow as tf
 
+from nets import box_coding
 from preprocessing.image_ops import FULL_WINDOW
 
 # The paper's sampler: keep the image, one of these minimum IoUs, or any crop.
@@ -17,23 +18,6 @@ KEEP_IMAGE = -1.0
 
 def _uniform(shape, seed, minval=0.0, maxval=1.0):
     return tf.random.stateless_uniform(shape, seed, minval=minval, maxval=maxval)
-
-
-def pairwise_iou(boxes1, boxes2):
-    """Intersection over union of every pair.
-
-    Args:
-      boxes1: float32 [M, 4]; boxes2: float32 [N, 4] (ymin, xmin, ymax, xmax).
-    Returns:
-      float32 [M, N].
-    """
-    ymin1, xmin1, ymax1, xmax1 = tf.unstack(boxes1[:, None, :], axis=-1)
-    ymin2, xmin2, ymax2, xmax2 = tf.unstack(boxes2[None, :, :], axis=-1)
-    inter_h = tf.maximum(tf.minimum(ymax1, ymax2) - tf.maximum(ymin1, ymin2), 0.0)
-    inter_w = tf.maximum(tf.minimum(xmax1, xmax2) - tf.maximum(xmin1, xmin2), 0.0)
-    inter = inter_h * inter_w
-    union = (ymax1 - ymin1) * (xmax1 - xmin1) + (ymax2 - ymin2) * (xmax2 - xmin2) - inter
-    return tf.math.divide_no_nan(inter, union)
 
 
 def boxes_in_window(boxes, window):
@@ -117,7 +101,7 @@ def sample_crop_window(boxes, min_iou, seed, num_trials=50, min_scale=0.3, max_s
     candidates = tf.stack([ymin, xmin, ymin + height, xmin + width], axis=1)
 
     has_boxes = tf.shape(boxes)[0] > 0
-    overlaps = tf.reduce_any(pairwise_iou(candidates, boxes) >= min_iou, axis=1)
+    overlaps = tf.reduce_any(box_coding.iou(candidates, boxes) >= min_iou, axis=1)
     iou_ok = tf.logical_or(overlaps, min_iou <= 0.0)
     centre_ok = tf.logical_or(tf.reduce_any(centres_inside(boxes, candidates), axis=1),
                               tf.logical_not(has_boxes))

@@ -107,27 +107,30 @@ def images():
     return types.SimpleNamespace(encode=encode, shapes=shapes_image)
 
 
-def _export_random_ssd(base):
-    """Writes a randomly initialised ssd_300_mobilenet_v2 SavedModel (serving_default) + labels.txt."""
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
-    from nets import nets_factory  # pylint: disable=import-outside-toplevel
-    from serving import saved_model_writer  # pylint: disable=import-outside-toplevel
+def _export_random_ssd(root):
+    """Exports a randomly initialised ssd_300_mobilenet_v2 with export_model's library code.
 
+    Returns the model base path (`<root>/ssd`, version 1).
+    """
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    from datasets import labels as labels_lib  # pylint: disable=import-outside-toplevel
+    from nets import nets_factory  # pylint: disable=import-outside-toplevel
+    from serving import ssd_export  # pylint: disable=import-outside-toplevel
+
+    train_dir = os.path.join(root, 'train')
+    os.makedirs(train_dir)
+    labels = os.path.join(train_dir, labels_lib.LABELS_FILENAME)
+    labels_lib.write_labels(labels, dict(enumerate(CLASSES)))
     network = nets_factory.get_network(NETWORK, num_classes=len(CLASSES))
     size = network.params.img_shape
     with tf.Graph().as_default() as graph, tf.compat.v1.Session(graph=graph) as session:
         tf.compat.v1.set_random_seed(1)
-        images = tf.compat.v1.placeholder(tf.float32, [None, size[0], size[1], 3], name='images')
-        logits, locs, _ = network.net(images, is_training=False)
-        scores, boxes = network.decode_outputs(logits, locs)
+        network.net(tf.zeros([1, size[0], size[1], 3]), is_training=False)
         session.run(tf.compat.v1.global_variables_initializer())
-        signature = saved_model_writer.predict_signature({'images': images},
-                                                         {'scores': scores, 'boxes': boxes})
-        saved_model_writer.write_saved_model(session, base, {'serving_default': signature}, 1)
-    labels = os.path.join(os.path.dirname(base), 'labels.txt')
-    with open(labels, 'w') as f:
-        f.write(''.join(f'{i}:{name}\n' for i, name in enumerate(CLASSES)))
-    return labels
+        checkpoint = tf.compat.v1.train.Saver().save(session, os.path.join(train_dir, 'model.ckpt'))
+    base = os.path.join(root, 'ssd')
+    ssd_export.export(NETWORK, checkpoint, base, labels, version=1)
+    return base
 
 
 def wait_for_server(address, process, deadline_s=120):
@@ -153,11 +156,10 @@ def wait_for_server(address, process, deadline_s=120):
 def model_server(tmp_path_factory):
     """`python -m serving.model_server` serving a random SSD on a free port.
 
-    Yields a namespace with `address` and `labels` (labels.txt path).
+    Yields a namespace with `address`.
     """
     root = tmp_path_factory.mktemp('web_model')
-    base = str(root / 'ssd')
-    labels = _export_random_ssd(base)
+    base = _export_random_ssd(str(root))
     address = f'127.0.0.1:{free_port()}'
     log = open(root / 'model_server.log', 'wb')
     process = subprocess.Popen(
@@ -167,7 +169,7 @@ def model_server(tmp_path_factory):
         cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_for_server(address, process)
-        yield types.SimpleNamespace(address=address, labels=labels)
+        yield types.SimpleNamespace(address=address)
     finally:
         process.terminate()
         process.wait(30)
@@ -176,6 +178,5 @@ def model_server(tmp_path_factory):
 
 @pytest.fixture
 def real_app(model_server):
-    return create_app({'TESTING': True, 'SERVING_ADDRESS': model_server.address,
-                       'LABELS_FILE': model_server.labels, 'SERVING_RETRIES': 1,
+    return create_app({'TESTING': True, 'SERVING_ADDRESS': model_server.address, 'SERVING_RETRIES': 1,
                        'SERVING_TIMEOUT': 30, 'SCORE_THRESHOLD': 0.05})

@@ -26,7 +26,9 @@ def crop_and_resize_image(image, window, out_hw, fill_rgb=np_preprocessing.MEAN_
 
     With window [0, 0, 1, 1] this equals tf.image.resize(image, out_hw)
     (bilinear, half-pixel centres). Parts of the window outside the image are
-    filled with `fill_rgb`; a window with xmin > xmax mirrors the image.
+    filled with `fill_rgb` (samples less than one input pixel outside take the
+    edge value, like tf.image.resize's clamping); a window with xmin > xmax
+    mirrors the image.
 
     Args:
       image: uint8 or float [H, W, 3], RGB in [0, 255].

@@ -150,12 +150,12 @@ def _iou(a, b):
 
 
 def _object_size(rng, image_side, first, count):
-    """Longest side in px: mostly 10%-90% of the short image side, some 3%-10%."""
-    if rng.random() < 0.12:
-        fraction = rng.uniform(0.03, 0.1)
+    """Longest side in px: mostly 15%-90% of the short image side, a few 4%-12%."""
+    if rng.random() < 0.07:
+        fraction = rng.uniform(0.04, 0.12)
     else:
         high = 0.9 if first and count <= 2 else 0.55
-        fraction = np.exp(rng.uniform(np.log(0.1), np.log(high)))
+        fraction = np.exp(rng.uniform(np.log(0.15), np.log(high)))
     return max(4.0, fraction * image_side)
 
 

@@ -1,0 +1,60 @@
+"""Tests of nets/nets_factory.py and the SSDNet object (nets/ssd_net.py)."""
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_slim as slim
+
+from nets import anchors as anchors_lib
+from nets import nets_factory
+
+
+def test_registry():
+    assert nets_factory.NETWORK_NAMES == ('ssd_300_mobilenet_v2', 'ssd_300_vgg', 'ssd_512_vgg')
+    for name in nets_factory.NETWORK_NAMES:
+        network = nets_factory.get_network(name, num_classes=6)
+        assert network.name == name
+        assert network.params.num_classes == 6
+        assert len(network.anchors()) == anchors_lib.num_anchors(network.params)
+
+
+def test_unknown_network():
+    with pytest.raises(ValueError, match='ssd_300_vgg'):
+        nets_factory.get_network('ssd_300_resnet')
+
+
+def test_anchors_are_a_copy():
+    network = nets_factory.get_network('ssd_300_vgg')
+    network.anchors()[:] = 0
+    assert network.anchors().max() > 0
+
+
+def test_wrong_input_size_is_a_clear_error():
+    network = nets_factory.get_network('ssd_300_vgg')
+    with tf.Graph().as_default():
+        with pytest.raises(ValueError, match='300, 300'):
+            network.net(tf.zeros([1, 512, 512, 3]))
+
+
+def test_decode_outputs():
+    network = nets_factory.get_network('ssd_300_mobilenet_v2', num_classes=3)
+    num_anchors = len(network.anchors())
+    with tf.Graph().as_default():
+        logits = tf.constant(np.random.default_rng(0).normal(size=[2, num_anchors, 3]),
+                             tf.float32)
+        scores, boxes = network.decode_outputs(logits, tf.zeros([2, num_anchors, 4]))
+        with tf.compat.v1.Session() as sess:
+            scores_v, boxes_v = sess.run([scores, boxes])
+    np.testing.assert_allclose(scores_v.sum(-1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(boxes_v[1], network.anchors(), atol=1e-6)
+
+
+def test_scope_and_reuse():
+    network = nets_factory.get_network('ssd_300_vgg', num_classes=2)
+    with tf.Graph().as_default():
+        inputs = tf.zeros([1, 300, 300, 3])
+        with slim.arg_scope(network.arg_scope()):
+            network.net(inputs, scope='model')
+            count = len(tf.compat.v1.global_variables())
+            network.net(inputs, scope='model', reuse=True)
+        assert len(tf.compat.v1.global_variables()) == count
+        assert all(v.op.name.startswith('model/') for v in tf.compat.v1.global_variables())

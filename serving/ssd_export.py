@@ -1,0 +1,132 @@
+"""Builds the SSD inference graph with its two serving signatures and exports a checkpoint.
+
+Signatures (DESIGN.md):
+- `serving_default`: `images` float32 [None, H, W, 3] (eval-preprocessed) -> `scores` float32
+  [None, A, C] (softmax), `boxes` float32 [None, A, 4] (decoded, normalised yxyx).
+- `detect`: `encoded_images` string [None] (JPEG/PNG/GIF/BMP bytes) -> `detection_boxes` [None, K, 4],
+  `detection_scores` [None, K], `detection_classes` [None, K], `num_detections` [None] (decode,
+  eval preprocessing, network and NMS in the graph), plus `class_names` string [C] (index = class id,
+  a constant: clients fetch it with an empty batch and output_filter=['class_names']).
+"""
+import logging
+import os
+import tempfile
+
+import tensorflow as tf
+import tf_slim as slim
+
+from datasets import labels as labels_lib
+from nets import post_processing
+from preprocessing import image_ops
+from serving import saved_model_writer
+
+
+def class_names_list(names_by_id, num_classes):
+    """Names indexed by class id 0..num_classes-1 (gaps named 'class_<id>')."""
+    return [names_by_id.get(i, 'class_%d' % i) for i in range(num_classes)]
+
+
+def build_signatures(network, class_names, postprocess_kwargs=None):
+    """Builds the inference graph in the default graph.
+
+    Args:
+      network: nets.ssd_net.SSDNet.
+      class_names: list of num_classes names, index = class id.
+      postprocess_kwargs: kwargs of nets.post_processing.postprocess for `detect`.
+    Returns:
+      dict signature key -> SignatureDef.
+    """
+    height, width = network.params.img_shape
+    normalization = network.params.normalization
+    images = tf.compat.v1.placeholder(tf.float32, [None, height, width, 3], name='images')
+    encoded = tf.compat.v1.placeholder(tf.string, [None], name='encoded_images')
+
+    @tf.autograph.experimental.do_not_convert
+    def decode_one(data):
+        image = tf.io.decode_image(data, channels=3, dtype=tf.uint8, expand_animations=False)
+        image.set_shape([None, None, 3])
+        return image_ops.eval_preprocess_image(image, (height, width), normalization)
+
+    decoded = tf.map_fn(decode_one, encoded, fn_output_signature=tf.TensorSpec([height, width, 3], tf.float32),
+                        name='decode_images')
+    with slim.arg_scope(network.arg_scope()):
+        logits, locs, _ = network.net(images, is_training=False)
+        detect_logits, detect_locs, _ = network.net(decoded, is_training=False, scope=network.name, reuse=True)
+    scores, boxes = network.decode_outputs(logits, locs)
+    detections = post_processing.postprocess(*network.decode_outputs(detect_logits, detect_locs),
+                                             **(postprocess_kwargs or {}))
+    detections['class_names'] = tf.constant(class_names, tf.string, name='class_names')
+    return {
+        'serving_default': saved_model_writer.predict_signature(
+            {'images': images}, {'scores': tf.identity(scores, 'scores'), 'boxes': tf.identity(boxes, 'boxes')}),
+        'detect': saved_model_writer.predict_signature({'encoded_images': encoded}, detections),
+    }
+
+
+def resolve_checkpoint(checkpoint_path):
+    """Returns the checkpoint prefix for a prefix or a train dir (its latest checkpoint).
+
+    Raises:
+      ValueError: nothing found (the message names the path).
+    """
+    if os.path.isdir(checkpoint_path):
+        latest = tf.train.latest_checkpoint(checkpoint_path)
+        if latest is None:
+            raise ValueError('--checkpoint_path %s: no checkpoint in this directory' % checkpoint_path)
+        return latest
+    if not tf.io.gfile.glob(checkpoint_path + '.index'):
+        raise ValueError('--checkpoint_path %s: no such checkpoint (expected %s.index)'
+                         % (checkpoint_path, checkpoint_path))
+    return checkpoint_path
+
+
+def restore_variables(session, checkpoint):
+    """Restores the graph's variables, taking a trainable variable's moving average when present.
+
+    Returns:
+      number of variables restored from their ExponentialMovingAverage shadow.
+    Raises:
+      ValueError: a variable is missing from the checkpoint or has another shape.
+    """
+    shapes = tf.train.load_checkpoint(checkpoint).get_variable_to_shape_map()
+    ema_names = tf.compat.v1.train.ExponentialMovingAverage(0.999).variables_to_restore()
+    mapping, averaged, problems = {}, 0, []
+    for name, variable in ema_names.items():
+        plain = variable.op.name
+        key = name if name in shapes else plain
+        averaged += key != plain
+        if key not in shapes:
+            problems.append('%s is missing' % plain)
+        elif list(shapes[key]) != variable.shape.as_list():
+            problems.append('%s has shape %s in the checkpoint, the graph needs %s'
+                            % (key, shapes[key], variable.shape.as_list()))
+        mapping[key] = variable
+    if problems:
+        raise ValueError('checkpoint %s does not fit the network (wrong --model_name or --labels_file?): %s%s'
+                         % (checkpoint, '; '.join(problems[:5]), ' ...' if len(problems) > 5 else ''))
+    tf.compat.v1.train.Saver(mapping).restore(session, checkpoint)
+    return averaged
+
+
+def export(network_name, checkpoint_path, export_base, labels_file, version=None, postprocess_kwargs=None):
+    """Exports a checkpoint as `<export_base>/<version>/` (assets/labels.txt included).
+
+    Returns:
+      path of the written version.
+    """
+    from nets import nets_factory  # pylint: disable=import-outside-toplevel
+    names_by_id = labels_lib.read_labels(labels_file)
+    num_classes = max(names_by_id) + 1
+    checkpoint = resolve_checkpoint(checkpoint_path)
+    network = nets_factory.get_network(network_name, num_classes)
+    with tf.Graph().as_default() as graph, tempfile.TemporaryDirectory() as scratch:
+        signatures = build_signatures(network, class_names_list(names_by_id, num_classes), postprocess_kwargs)
+        labels_copy = os.path.join(scratch, labels_lib.LABELS_FILENAME)
+        labels_lib.write_labels(labels_copy, names_by_id)
+        saved_model_writer.add_asset(labels_copy)
+        with tf.compat.v1.Session(graph=graph) as session:
+            averaged = restore_variables(session, checkpoint)
+            logging.info('Restored %s (%d variables from their moving averages)', checkpoint, averaged)
+            path = saved_model_writer.write_saved_model(session, export_base, signatures, version)
+    logging.info('Exported %s with %d classes to %s', network_name, num_classes, path)
+    return path

@@ -1,0 +1,142 @@
+"""export_model.py: the SavedModel's signatures, its outputs against the training graph, detect vs numpy."""
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_slim as slim
+
+import export_model
+from datasets import labels as labels_lib
+from nets import nets_factory, np_post_processing
+from preprocessing import image_ops
+from serving import ssd_export
+
+NETWORK = 'ssd_300_mobilenet_v2'
+LABELS = {0: 'background', 1: 'circle', 2: 'square'}
+
+
+@pytest.fixture(scope='module')
+def exported(tmp_path_factory):
+    """A random-init checkpoint with moving averages (variables perturbed after the shadows were
+    taken), its export, and the training graph's outputs on `images` with the shadow values."""
+    work = tmp_path_factory.mktemp('export')
+    labels_file = str(work / 'labels.txt')
+    labels_lib.write_labels(labels_file, LABELS)
+    network = nets_factory.get_network(NETWORK, len(LABELS))
+    images = np.random.RandomState(1).uniform(-1, 1, [2, 300, 300, 3]).astype(np.float32)
+    with tf.Graph().as_default(), tf.compat.v1.Session() as session:
+        inputs = tf.constant(images)
+        with slim.arg_scope(network.arg_scope()):
+            logits, locs, _ = network.net(inputs, is_training=False)
+        scores, boxes = network.decode_outputs(logits, locs)
+        trainable = tf.compat.v1.trainable_variables()
+        ema = tf.compat.v1.train.ExponentialMovingAverage(0.99)
+        ema.apply(trainable)
+        session.run(tf.compat.v1.global_variables_initializer())
+        expected = session.run({'scores': scores, 'boxes': boxes})  # shadows == variables here
+        session.run(tf.group([v.assign_add(tf.random.normal(v.shape, stddev=0.05, seed=i))
+                              for i, v in enumerate(trainable)]))
+        tf.compat.v1.train.Saver().save(session, str(work / 'train' / 'model.ckpt'), global_step=7)
+        perturbed = session.run(scores)
+    assert np.abs(perturbed - expected['scores']).max() > 1e-3  # the test can tell the two apart
+    export_base = str(work / 'exports' / 'ssd')
+    assert export_model.main(['--checkpoint_path=%s' % (work / 'train'), '--model_name=%s' % NETWORK,
+                              '--export_dir=%s' % export_base, '--labels_file=%s' % labels_file]) == 0
+    return {'base': export_base, 'path': os.path.join(export_base, '1'), 'images': images, 'expected': expected,
+            'work': work, 'labels_file': labels_file}
+
+
+def _load(path):
+    graph = tf.Graph()
+    session = tf.compat.v1.Session(graph=graph)
+    meta = tf.compat.v1.saved_model.loader.load(session, ['serve'], path)
+    return session, meta.signature_def
+
+
+def _run(session, signature, inputs, outputs=None):
+    fetches = {k: v.name for k, v in signature.outputs.items() if outputs is None or k in outputs}
+    return session.run(fetches, {signature.inputs[k].name: v for k, v in inputs.items()})
+
+
+def test_layout_and_saved_model_cli(exported):
+    assert sorted(os.listdir(exported['base'])) == ['1']
+    assert labels_lib.read_labels(os.path.join(exported['path'], 'assets', 'labels.txt')) == LABELS
+    cli = os.path.join(os.path.dirname(sys.executable), 'saved_model_cli')
+    shown = subprocess.run([cli, 'show', '--dir', exported['path'], '--all'], capture_output=True, text=True,
+                           check=True, timeout=300).stdout
+    anchors = nets_factory.get_network(NETWORK, len(LABELS)).anchors().shape[0]
+    for line in ["signature_def['serving_default']", "signature_def['detect']",
+                 "inputs['images'] tensor_info:\n        dtype: DT_FLOAT\n        shape: (-1, 300, 300, 3)",
+                 "outputs['scores'] tensor_info:\n        dtype: DT_FLOAT\n        shape: (-1, %d, 3)" % anchors,
+                 "outputs['boxes'] tensor_info:\n        dtype: DT_FLOAT\n        shape: (-1, %d, 4)" % anchors,
+                 "inputs['encoded_images'] tensor_info:\n        dtype: DT_STRING\n        shape: (-1)",
+                 "outputs['detection_boxes'] tensor_info:\n        dtype: DT_FLOAT\n        shape: (-1, 200, 4)",
+                 "outputs['detection_scores'] tensor_info:\n        dtype: DT_FLOAT\n        shape: (-1, 200)",
+                 "outputs['detection_classes'] tensor_info:\n        dtype: DT_FLOAT\n        shape: (-1, 200)",
+                 "outputs['num_detections'] tensor_info:\n        dtype: DT_FLOAT\n        shape: (-1)",
+                 "outputs['class_names'] tensor_info:\n        dtype: DT_STRING\n        shape: (3)",
+                 "Method name is: tensorflow/serving/predict"]:
+        assert line in shown, line
+
+
+def test_serving_default_equals_training_graph_with_moving_averages(exported):
+    session, signatures = _load(exported['path'])
+    with session:
+        out = _run(session, signatures['serving_default'], {'images': exported['images']})
+    np.testing.assert_allclose(out['scores'], exported['expected']['scores'], atol=1e-5)
+    np.testing.assert_allclose(out['boxes'], exported['expected']['boxes'], atol=1e-5)
+
+
+def test_detect_equals_numpy_post_processing_of_serving_default(exported):
+    rng = np.random.RandomState(3)
+    pictures = [rng.randint(0, 256, [120, 90, 3], dtype=np.uint8), rng.randint(0, 256, [64, 200, 3], np.uint8)]
+    encoded = [cv2.imencode('.png', p[:, :, ::-1])[1].tobytes() for p in pictures]
+    with tf.Graph().as_default(), tf.compat.v1.Session() as prep:
+        image = tf.compat.v1.placeholder(tf.uint8, [None, None, 3])
+        preprocessed = image_ops.eval_preprocess_image(image, (300, 300), 'minus_one_to_one')
+        batch = np.stack([prep.run(preprocessed, {image: p}) for p in pictures])
+    session, signatures = _load(exported['path'])
+    with session:
+        raw = _run(session, signatures['serving_default'], {'images': batch})
+        detect = _run(session, signatures['detect'], {'encoded_images': encoded})
+        names = _run(session, signatures['detect'], {'encoded_images': np.array([], object)}, ['class_names'])
+    assert [n.decode() for n in names['class_names']] == ['background', 'circle', 'square']
+    for i in range(len(pictures)):
+        boxes, scores, classes = np_post_processing.postprocess(raw['scores'][i], raw['boxes'][i])
+        count = int(detect['num_detections'][i])
+        assert count == len(scores) > 0
+        np.testing.assert_allclose(detect['detection_scores'][i, :count], scores, atol=1e-5)
+        np.testing.assert_allclose(detect['detection_boxes'][i, :count], boxes, atol=1e-5)
+        np.testing.assert_array_equal(detect['detection_classes'][i, :count], classes)
+        assert not detect['detection_scores'][i, count:].any()
+
+
+def test_next_version_and_no_overwrite(exported, capsys):
+    args = ['--checkpoint_path=%s' % (exported['work'] / 'train' / 'model.ckpt-7'), '--model_name=%s' % NETWORK,
+            '--export_dir=%s' % exported['base'], '--labels_file=%s' % exported['labels_file']]
+    with pytest.raises(SystemExit):
+        export_model.main(args + ['--version=1'])
+    assert 'exists already' in capsys.readouterr().err
+    assert export_model.main(args) == 0
+    assert sorted(os.listdir(exported['base'])) == ['1', '2']
+
+
+def test_bad_checkpoint_messages(tmp_path, exported):
+    with pytest.raises(ValueError, match='no checkpoint in this directory'):
+        ssd_export.resolve_checkpoint(str(tmp_path))
+    with pytest.raises(ValueError, match='no such checkpoint'):
+        ssd_export.resolve_checkpoint(str(tmp_path / 'model.ckpt-1'))
+    with pytest.raises(ValueError, match='does not fit the network'):
+        ssd_export.export('ssd_300_mobilenet_v2', str(exported['work'] / 'train'), str(tmp_path / 'out'),
+                          _labels_with_classes(tmp_path, 5))
+    assert not os.path.exists(tmp_path / 'out' / '1')
+
+
+def _labels_with_classes(folder, count):
+    path = str(folder / 'labels5.txt')
+    labels_lib.write_labels(path, {i: 'c%d' % i for i in range(1, count)})
+    return path

@@ -49,7 +49,7 @@ def learning_rate_schedule(global_step, decay_type='fixed', learning_rate=0.001,
     if warmup_steps > 0:
         ramp = tf.cast(step + 1, tf.float32) / float(warmup_steps)
         rate = tf.where(step < warmup_steps, rate * ramp, rate)
-    return tf.identity(rate, name='learning_rate')
+    return tf.identity(rate, name='lr')
 
 
 def make_optimizer(name, learning_rate, momentum=0.9, adam_beta1=0.9, adam_beta2=0.999,

@@ -8,6 +8,7 @@ from web.errors import UploadError
 FORM_FIELD = 'image'
 # Formats the detector's decoder (OpenCV) reads, as PIL names them.
 SUPPORTED_FORMATS = ('JPEG', 'PNG', 'BMP', 'WEBP', 'TIFF')
+MAX_FILENAME_CHARS = 200  # file names are only displayed
 _JPEG_SOS = b'\xff\xda'
 _JPEG_EOI = b'\xff\xd9'
 
@@ -25,7 +26,7 @@ def read_image_bytes(request, max_upload_bytes):
     if mimetype == 'multipart/form-data':
         upload = request.files.get(FORM_FIELD)
         data = upload.read() if upload is not None else b''
-        filename = (upload.filename or '') if upload is not None else ''
+        filename = (upload.filename or '')[:MAX_FILENAME_CHARS] if upload is not None else ''
         if not data and not filename:
             raise UploadError(400, 'no_file', f'No file: choose an image (form field "{FORM_FIELD}").')
     elif mimetype.startswith('image/'):
@@ -38,7 +39,7 @@ def read_image_bytes(request, max_upload_bytes):
                           f'Unsupported content type {mimetype!r}: send multipart/form-data with field '
                           f'"{FORM_FIELD}" or the raw image with an image/* content type.')
     if not data:
-        raise UploadError(400, 'empty_file', _named('The uploaded file is empty', filename) + '.')
+        raise UploadError(400, 'empty_file', _named('The file', filename) + ' is empty.')
     if len(data) > max_upload_bytes:
         raise UploadError(413, 'file_too_large', _named('The image', filename) +
                           f' is {len(data) / 2**20:.1f} MB; the limit is {max_upload_bytes / 2**20:g} MB.')

@@ -1,4 +1,5 @@
 """Headless Chromium (Debian's package, driven by Playwright) uploads images through the page."""
+import base64
 import os
 import threading
 
@@ -10,6 +11,7 @@ CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-s
                  '--disable-background-networking', '--disable-component-update', '--disable-sync']
 ARTIFACTS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                          'test_artifacts')
+VIEWPORT = {'width': 1200, 'height': 900}
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not os.path.exists(CHROMIUM),
                                                       reason=f'{CHROMIUM} missing: run `make browser`')]
@@ -26,17 +28,30 @@ def live_url(real_app):
     thread.join(10)
 
 
-@pytest.fixture
-def page():
+@pytest.fixture(scope='module')
+def browser():
     playwright_api = pytest.importorskip('playwright.sync_api')
     with playwright_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={'width': 1200, 'height': 900})
-        errors = []
-        page.on('pageerror', lambda error: errors.append(str(error)))
-        yield page
+        yield browser
         browser.close()
-        assert not errors, f'JavaScript errors: {errors}'
+
+
+@pytest.fixture
+def page(browser):
+    """A page that fails the test on any JavaScript error."""
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    errors = []
+    page.on('pageerror', lambda error: errors.append(str(error)))
+    yield page
+    context.close()
+    assert not errors, f'JavaScript errors: {errors}'
+
+
+def _screenshot(page, name):
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    page.screenshot(path=os.path.join(ARTIFACTS, name), full_page=True)
 
 
 def test_upload_shows_boxes_and_table(live_url, page, images, tmp_path):
@@ -58,9 +73,7 @@ def test_upload_shows_boxes_and_table(live_url, page, images, tmp_path):
     assert card.locator('img').evaluate('img => img.naturalWidth') == 320
     assert card.locator('svg.overlay').get_attribute('viewBox') == '0 0 320 240'
     assert card.locator('a.download').get_attribute('download') == 'shapes_one.detections.json'
-
-    os.makedirs(ARTIFACTS, exist_ok=True)
-    page.screenshot(path=os.path.join(ARTIFACTS, 'web_page.png'), full_page=True)
+    _screenshot(page, 'web_page.png')
 
     # Raising the threshold filters boxes and rows in place.
     scores = [float(s) for s in rows.locator('td:nth-child(3)').all_inner_texts()]
@@ -68,3 +81,35 @@ def test_upload_shows_boxes_and_table(live_url, page, images, tmp_path):
                                         "el.dispatchEvent(new Event('input', {bubbles: true})); }")
     assert boxes.count() == sum(score >= 0.95 for score in scores)
     assert page.locator('#threshold-value').inner_text() == '0.95'
+
+
+def test_drag_and_drop(live_url, page, images):
+    page.goto(live_url + '/')
+    encoded = base64.b64encode(images.encode(images.shapes(100, 150), 'JPEG')).decode('ascii')
+    page.evaluate("""data => {
+        const bytes = Uint8Array.from(atob(data), c => c.charCodeAt(0));
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([bytes], 'dropped.jpg', {type: 'image/jpeg'}));
+        document.getElementById('dropzone').dispatchEvent(
+            new DragEvent('drop', {dataTransfer: transfer, bubbles: true, cancelable: true}));
+    }""", encoded)
+    card = page.locator('.card', has_text='dropped.jpg')
+    card.locator('a.download').wait_for(state='visible', timeout=120_000)
+    assert card.locator('svg.overlay').get_attribute('viewBox') == '0 0 150 100'
+    assert card.locator('table.detections tbody tr').count() >= 1
+
+
+def test_form_works_without_javascript(live_url, browser, images, tmp_path):
+    path = tmp_path / 'plain.png'
+    path.write_bytes(images.encode(images.shapes(120, 160), 'PNG'))
+    context = browser.new_context(viewport=VIEWPORT, java_script_enabled=False)
+    page = context.new_page()
+    page.goto(live_url + '/')
+    page.set_input_files('#image-input', str(path))
+    page.click('#detect-button')
+    page.wait_for_selector('.card img[src^="data:image/jpeg"]', timeout=120_000)
+    assert page.locator('.card h2').inner_text() == 'plain.png'
+    assert page.locator('table.detections tbody tr').count() >= 1
+    assert page.locator('.card img').evaluate('img => img.naturalWidth') == 160
+    _screenshot(page, 'web_page_no_js.png')
+    context.close()

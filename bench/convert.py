@@ -7,6 +7,7 @@ converts them to TFRecords with 1 and 2 worker processes and prints images/s
 (wall time of reading the annotations + converting + writing; best of the repeats).
 """
 import argparse
+import glob
 import logging
 import os
 import platform
@@ -49,7 +50,7 @@ def main():
         make_shapes_dataset.make_dataset(voc, args.num_images, 0, seed=0, num_workers=2,
                                          side_range=(375, 500))
         labels = labels_lib.read_labels(os.path.join(voc, labels_lib.LABELS_FILENAME))
-        jpegs = [os.path.join(voc, 'JPEGImages', n) for n in os.listdir(os.path.join(voc, 'JPEGImages'))]
+        jpegs = glob.glob(os.path.join(voc, 'JPEGImages', '*.jpg'))
         kilobytes = np.mean([os.path.getsize(p) for p in jpegs]) / 1024
         print('machine: %s' % machine())
         print('data: %d synthetic JPEGs, sides 375-500 px, mean %.0f KB' % (len(jpegs), kilobytes))
@@ -63,7 +64,8 @@ def main():
                                             num_workers=workers, seed=0)
                 rate = summary['num_images'] / (time.time() - start)
                 best = max(best, rate)
-            print('convert: %d worker(s): %.0f images/s (best of %d)' % (workers, best, args.repeats))
+            print('convert: %d worker(s): %.0f images/s (best of %d)'
+                  % (workers, best, args.repeats))
 
 
 if __name__ == '__main__':

@@ -36,7 +36,8 @@ def read_instances(annotations_file, images_dir, ids_by_name=None, skip_unknown_
                       for i in images]
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise example_spec.DatasetError(
-            '%s: not a COCO instances file (%s: %s)' % (annotations_file, type(e).__name__, e)) from e
+            '%s: not a COCO instances file (%s: %s)'
+            % (annotations_file, type(e).__name__, e)) from e
     if ids_by_name is None:
         labels = {0: 'background'}
         labels.update((i, categories[cid]) for i, cid in enumerate(sorted(categories), 1))

@@ -196,7 +196,8 @@ def _write_labels(output_dir, labels):
         except labels_lib.LabelsError as e:
             raise example_spec.DatasetError(str(e)) from e
         if existing != labels:
-            raise example_spec.DatasetError('%s exists with other classes (%d vs %d); convert into another '
+            raise example_spec.DatasetError(
+                '%s exists with other classes (%d vs %d); convert into another '
                                '--output_dir' % (path, len(existing) - 1, len(labels) - 1))
         return
     labels_lib.write_labels(path, labels)

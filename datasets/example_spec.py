@@ -11,10 +11,10 @@ ObjectSpec.__doc__ = """One object: class id, class name, box (xmin, ymin, xmax,
 
 ExampleSpec = collections.namedtuple(
     'ExampleSpec', ['filename', 'image_path', 'width', 'height', 'objects'])
-ExampleSpec.__doc__ = """One image: stored file name, path, annotated size (None if unknown), objects."""
+ExampleSpec.__doc__ = """One image: stored name, path, annotated size (None if unknown), objects."""
 
 ReadResult = collections.namedtuple('ReadResult', ['examples', 'skipped', 'unknown_class_objects'])
-ReadResult.__doc__ = """Reader output: ExampleSpecs, [{'item', 'reason'}] skipped, objects dropped."""
+ReadResult.__doc__ = """Reader output: ExampleSpecs, skipped [{'item', 'reason'}], dropped count."""
 
 
 class DatasetError(ValueError):

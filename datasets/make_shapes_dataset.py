@@ -46,8 +46,8 @@ def write_example(output_dir, split, index, seed, side_range=(200, 500)):
     if not ok:
         raise RuntimeError('JPEG encoding failed for %s' % name)
     atomic_write(os.path.join(output_dir, 'JPEGImages', name + '.jpg'), encoded.tobytes())
-    voc_objects = [voc_xml.VocObject(o.name, o.box[0] + 1, o.box[1] + 1, o.box[2] + 1,
-                                     o.box[3] + 1, int(o.truncated), int(o.difficult), 'Unspecified')
+    voc_objects = [voc_xml.VocObject(o.name, *(v + 1 for v in o.box), truncated=int(o.truncated),
+                                     difficult=int(o.difficult), pose='Unspecified')
                    for o in objects]
     annotation = voc_xml.VocAnnotation(name + '.jpg', image.shape[1], image.shape[0],
                                        1 if image.ndim == 2 else 3, voc_objects)

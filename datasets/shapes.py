@@ -22,7 +22,7 @@ MIN_CONTRAST = 80.0  # luminance difference shape vs background mean
 
 ShapeObject = collections.namedtuple(
     'ShapeObject', ['name', 'box', 'truncated', 'difficult'])
-ShapeObject.__doc__ = """One object; box = (col_min, row_min, col_max, row_max), 0-based inclusive px."""
+ShapeObject.__doc__ = """One object; box (col_min, row_min, col_max, row_max), 0-based inclusive."""
 
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
@@ -70,8 +70,8 @@ def shape_mask(name, size, outline, rng):
     if outline:
         thickness = max(3, int(round(0.16 * size)))
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * thickness + 1,) * 2)
-        inner = cv2.erode(np.pad(mask, thickness), kernel)[thickness:-thickness, thickness:-thickness]
-        mask = mask & (1 - inner)
+        inner = cv2.erode(np.pad(mask, thickness), kernel)
+        mask = mask & (1 - inner[thickness:-thickness, thickness:-thickness])
     rows = np.flatnonzero(mask.any(axis=1))
     cols = np.flatnonzero(mask.any(axis=0))
     return mask[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]

@@ -46,7 +46,8 @@ def test_parallel_generation_gives_identical_files(tmp_path):
     make_shapes_dataset.make_dataset(str(tmp_path / 'one'), 6, 2, 4, num_workers=1)
     make_shapes_dataset.make_dataset(str(tmp_path / 'two'), 6, 2, 4, num_workers=2)
     for path in sorted((tmp_path / 'one').rglob('*.*')):
-        assert path.read_bytes() == (tmp_path / 'two' / path.relative_to(tmp_path / 'one')).read_bytes()
+        twin = tmp_path / 'two' / path.relative_to(tmp_path / 'one')
+        assert path.read_bytes() == twin.read_bytes()
 
 
 def test_cli_writes_the_set_and_rejects_bad_flags(tmp_path, capsys):

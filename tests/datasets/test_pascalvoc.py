@@ -55,7 +55,8 @@ def test_missing_and_malformed_annotations_are_skipped_with_reasons(tmp_path):
 def test_unknown_class_is_an_error_naming_file_and_class_or_skipped(tmp_path):
     make_voc(tmp_path, {'a': '<annotation>' + obj('star', (1, 1, 2, 2))
                         + obj('dog', (1, 1, 2, 2)) + '</annotation>'})
-    with pytest.raises(example_spec.UnknownClassError, match="a.xml: object 1: unknown class 'dog'"):
+    with pytest.raises(example_spec.UnknownClassError,
+                       match="a.xml: object 1: unknown class 'dog'"):
         pascalvoc.read_split(str(tmp_path), 'trainval', SHAPES)
     result = pascalvoc.read_split(str(tmp_path), 'trainval', SHAPES, skip_unknown_classes=True)
     assert [o.label_text for o in result.examples[0].objects] == ['star']

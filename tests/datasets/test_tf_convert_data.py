@@ -24,7 +24,8 @@ def coco_from_voc(voc_dir, image_ids):
             annotations.append({
                 'id': len(annotations) + 1, 'image_id': 100 - index,
                 'category_id': CATEGORY_IDS[obj.name], 'iscrowd': int(not annotations),
-                'bbox': [obj.xmin - 1, obj.ymin - 1, obj.xmax - obj.xmin + 1, obj.ymax - obj.ymin + 1]})
+                'bbox': [obj.xmin - 1, obj.ymin - 1, obj.xmax - obj.xmin + 1,
+                         obj.ymax - obj.ymin + 1]})
     categories = [{'id': i, 'name': n} for n, i in CATEGORY_IDS.items()]
     return {'images': images, 'annotations': annotations, 'categories': categories}
 
@@ -41,7 +42,6 @@ def test_coco_conversion_round_trip(shapes_voc, tmp_path, read_all):
     assert info.labels == {0: 'background', **{i: n for n, i in CONTIGUOUS.items()}}
     assert info.num_samples == 4
     examples = {e['filename'].decode(): e for e in read_all(info)}
-    first = True
     for image_id in image_ids:
         annotation = voc_xml.parse_annotation(str(shapes_voc / 'Annotations' / (image_id + '.xml')))
         example = examples[image_id + '.jpg']
@@ -50,9 +50,7 @@ def test_coco_conversion_round_trip(shapes_voc, tmp_path, read_all):
                     for o in annotation.objects]
         np.testing.assert_allclose(example['boxes'], expected, atol=1e-6)
         assert list(example['labels']) == [CONTIGUOUS[o.name] for o in annotation.objects]
-        crowd = [0] * len(annotation.objects)
-        if image_id == 'test_000000' and first:
-            crowd[0], first = 1, False
+        crowd = [int(image_id == image_ids[0] and k == 0) for k in range(len(annotation.objects))]
         assert list(example['difficult']) == crowd
         assert list(example['truncated']) == [0] * len(annotation.objects)
 

@@ -73,6 +73,7 @@ flags.DEFINE_boolean('ignore_missing_vars', False, 'Skip variables missing from 
 flags.DEFINE_string('train_dir', None, 'Directory of checkpoints and summaries.')
 flags.DEFINE_integer('batch_size', 32, 'Images per clone and step.')
 flags.DEFINE_integer('max_number_of_steps', None, 'Last global step (default: no limit).')
+flags.DEFINE_integer('max_train_secs', None, 'Stop after this many seconds of training.')
 flags.DEFINE_integer('log_every_n_steps', 10, 'Progress log period in steps.')
 flags.DEFINE_integer('save_interval_secs', 600, 'Checkpoint period in seconds.')
 flags.DEFINE_integer('save_interval_steps', None, 'Checkpoint period in steps (overrides secs).')
@@ -120,6 +121,7 @@ def validate_flags(f):
         raise ValueError('--model_name must be one of %s, got %r' % (', '.join(NETWORKS),
                                                                        f.model_name))
     _positive(f, ['batch_size', 'num_clones', 'learning_rate', 'max_number_of_steps',
+                  'max_train_secs',
                   'log_every_n_steps', 'save_interval_secs', 'save_interval_steps',
                   'save_summaries_secs', 'num_readers', 'num_preprocessing_threads',
                   'worker_replicas', 'negative_ratio', 'max_checkpoints_to_keep',
@@ -223,7 +225,8 @@ def main(argv):
                         save_interval_steps=FLAGS.save_interval_steps,
                         save_summaries_secs=FLAGS.save_summaries_secs,
                         max_checkpoints_to_keep=FLAGS.max_checkpoints_to_keep,
-                        session_config=session_config, master=FLAGS.master)
+                        session_config=session_config, master=FLAGS.master,
+                        max_train_secs=FLAGS.max_train_secs)
     except train_lib.TrainingDivergedError as error:
         logging.error('%s', error)
         sys.exit(1)

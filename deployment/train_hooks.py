@@ -45,6 +45,7 @@ class ProgressLogHook(tf.compat.v1.train.SessionRunHook):
         self._images_per_step = images_per_step
         self._last_step = last_step
         self._step = 0
+        self._first_step = 0
         self._mark_step = 0
         self._mark_time = 0.0
 
@@ -55,12 +56,13 @@ class ProgressLogHook(tf.compat.v1.train.SessionRunHook):
 
     def after_create_session(self, session, coord):
         self._step = int(session.run(self._global_step))
+        self._first_step = self._step
         self._mark_step = self._step
         self._mark_time = time.time()
 
     def _due(self):
         next_step = self._step + 1
-        return (next_step % self._every_n == 0 or next_step == self._mark_step + 1
+        return (next_step % self._every_n == 0 or next_step == self._first_step + 1
                 or next_step == self._last_step)
 
     def before_run(self, run_context):
@@ -79,3 +81,19 @@ class ProgressLogHook(tf.compat.v1.train.SessionRunHook):
                                      steps * self._images_per_step / elapsed, elapsed / steps))
         self._mark_step = self._step
         self._mark_time = now
+
+
+class StopAfterSecondsHook(tf.compat.v1.train.SessionRunHook):
+    """Requests a normal stop (final checkpoint written) after `seconds` of training."""
+
+    def __init__(self, seconds):
+        self._seconds = seconds
+        self._start = None
+
+    def after_create_session(self, session, coord):
+        self._start = time.time()
+
+    def after_run(self, run_context, run_values):
+        if time.time() - self._start >= self._seconds:
+            logging.info('Training time limit of %d s reached; stopping', self._seconds)
+            run_context.request_stop()

@@ -146,9 +146,10 @@ def _loss_summaries(clones, total_loss, learning_rate, grad_norm):
 
 def train(train_graph, train_dir, max_number_of_steps=None, log_every_n_steps=10,
           save_interval_secs=600, save_interval_steps=None, save_summaries_secs=60,
-          max_checkpoints_to_keep=5, session_config=None, master=''):
+          max_checkpoints_to_keep=5, session_config=None, master='', max_train_secs=None):
     """Runs the training loop; resumes from the newest checkpoint in `train_dir`.
 
+    Stops at `max_number_of_steps` or after `max_train_secs` of training (if given).
     Checkpoints are written every `save_interval_secs` (or `save_interval_steps`) and
     at the end. A NaN/Inf loss or gradient stops training before that step's update;
     no checkpoint is written then, so the newest one in train_dir is the last good one.
@@ -163,6 +164,8 @@ def train(train_graph, train_dir, max_number_of_steps=None, log_every_n_steps=10
                                            log_every_n_steps, train_graph.images_per_step,
                                            max_number_of_steps)
     hooks = [progress]
+    if max_train_secs:
+        hooks.append(train_hooks.StopAfterSecondsHook(max_train_secs))
     if max_number_of_steps:
         hooks.append(tf.compat.v1.train.StopAtStepHook(last_step=max_number_of_steps))
     scaffold = tf.compat.v1.train.Scaffold(
@@ -180,9 +183,10 @@ def train(train_graph, train_dir, max_number_of_steps=None, log_every_n_steps=10
     except tf.errors.InvalidArgumentError as error:
         if NAN_MESSAGE not in error.message:
             raise
+        reason = next(line for line in error.message.splitlines() if NAN_MESSAGE in line)
         raise TrainingDivergedError(
-            'Training stopped: %s. No update of the failing step was applied or saved; '
-            'the last good checkpoint is %s' % (error.message.splitlines()[0],
+            'Training stopped at step %d: %s. No update of that step was applied or saved; '
+            'the last good checkpoint is %s' % (progress.step, reason.strip(),
                                                 tf.train.latest_checkpoint(train_dir))) from None
     logging.info('Training finished at step %d; checkpoints in %s', progress.step, train_dir)
     return progress.step

@@ -1,0 +1,98 @@
+"""Tests for deployment/train_lib.py, optimization.py and train_hooks.py."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from deployment import model_deploy
+from deployment import optimization
+from deployment import train_hooks
+from deployment import train_lib
+
+
+def _toy_train_graph(lr=0.1):
+    """loss = w^2 * sqrt(2.5 - step): finite for steps 0..2, NaN from step 3 on."""
+    config = model_deploy.DeploymentConfig(num_clones=1, clone_on_cpu=True)
+    global_step = tf.compat.v1.train.get_or_create_global_step()
+
+    def model_fn():
+        w = tf.compat.v1.get_variable('w', initializer=1.0)
+        factor = tf.sqrt(2.5 - tf.cast(global_step, tf.float32))
+        tf.compat.v1.losses.add_loss(w * w * factor)
+
+    model = model_deploy.deploy(config, model_fn,
+                                optimizer=tf.compat.v1.train.GradientDescentOptimizer(lr))
+    return train_lib.TrainGraph(model.train_op, global_step,
+                                {'total': model.total_loss, 'learning_rate': tf.constant(lr)},
+                                None, 1)
+
+
+def test_nan_loss_stops_with_last_good_checkpoint(tmp_path):
+    train_dir = str(tmp_path)
+    with tf.Graph().as_default():
+        graph = _toy_train_graph()
+        with pytest.raises(train_lib.TrainingDivergedError, match='NaN or Inf') as error:
+            train_lib.train(graph, train_dir, max_number_of_steps=10, save_interval_steps=1,
+                            save_summaries_secs=1000)
+    assert 'model.ckpt-3' in str(error.value)
+    assert tf.train.latest_checkpoint(train_dir).endswith('model.ckpt-3')
+    # w_{k+1} = w_k - lr * 2 w_k sqrt(2.5 - k), steps 0, 1, 2 applied; step 3 not.
+    w = 1.0
+    for k in range(3):
+        w -= 0.1 * 2 * w * np.sqrt(2.5 - k)
+    reader = tf.train.load_checkpoint(train_dir)
+    assert reader.get_tensor('w') == pytest.approx(w, rel=1e-5)
+    assert reader.get_tensor('global_step') == 3
+
+
+def test_train_stops_at_max_steps_and_resumes(tmp_path):
+    train_dir = str(tmp_path)
+    for last in (1, 2):
+        with tf.Graph().as_default():
+            assert train_lib.train(_toy_train_graph(), train_dir, max_number_of_steps=last,
+                                   save_summaries_secs=1000) == last
+    assert tf.train.latest_checkpoint(train_dir).endswith('model.ckpt-2')
+
+
+def _rates(steps, **kwargs):
+    with tf.Graph().as_default():
+        step = tf.compat.v1.placeholder(tf.int64, [])
+        rate = optimization.learning_rate_schedule(step, **kwargs)
+        with tf.compat.v1.Session() as session:
+            return [float(session.run(rate, {step: s})) for s in steps]
+
+
+def test_learning_rate_schedules():
+    np.testing.assert_allclose(_rates([0, 50], learning_rate=0.1), [0.1, 0.1])
+    np.testing.assert_allclose(
+        _rates([0, 9, 10, 25], decay_type='exponential', learning_rate=1.0, decay_steps=10,
+               decay_factor=0.5), [1.0, 1.0, 0.5, 0.25])
+    np.testing.assert_allclose(
+        _rates([0, 5, 10, 20], decay_type='polynomial', learning_rate=1.0, decay_steps=10,
+               end_learning_rate=0.0), [1.0, 0.5, 0.0, 0.0], atol=1e-6)
+    np.testing.assert_allclose(
+        _rates([0, 99, 100, 250], decay_type='piecewise', boundaries=[99, 200],
+               values=[1.0, 0.1, 0.01]), [1.0, 1.0, 0.1, 0.01])
+    np.testing.assert_allclose(
+        _rates([0, 5, 10], decay_type='cosine', learning_rate=1.0, decay_steps=10),
+        [1.0, 0.5, 0.0], atol=1e-6)
+    # Linear warmup over 4 steps, then the schedule counted from the end of the warmup.
+    np.testing.assert_allclose(
+        _rates([0, 1, 3, 4, 9], decay_type='polynomial', learning_rate=1.0, decay_steps=10,
+               warmup_steps=4), [0.25, 0.5, 1.0, 1.0, 0.5], atol=1e-6)
+
+
+@pytest.mark.parametrize('name, cls', [
+    ('sgd', tf.compat.v1.train.GradientDescentOptimizer),
+    ('momentum', tf.compat.v1.train.MomentumOptimizer),
+    ('adam', tf.compat.v1.train.AdamOptimizer),
+    ('rmsprop', tf.compat.v1.train.RMSPropOptimizer),
+])
+def test_make_optimizer(name, cls):
+    assert isinstance(optimization.make_optimizer(name, 0.1), cls)
+
+
+def test_progress_line():
+    line = train_hooks.format_progress(
+        50, 150, {'total': 3.5, 'cls_pos': 1.0, 'loc': 2.5, 'learning_rate': 0.001}, 12.5, 2.0)
+    assert line == ('step 50/150: loss 3.5000 (cls_pos 1.0000 loc 2.5000), lr 0.001, '
+                    '12.50 images/s, ETA 0:03:20')

@@ -104,6 +104,9 @@ def main(argv=None):
     except (example_spec.DatasetError, labels_lib.LabelsError) as e:
         logging.error('conversion failed, nothing written: %s', e)
         return 1
+    except OSError as e:
+        logging.error('conversion failed, no shards written: %s', e)
+        return 1
     for item in summary['skipped']:
         logging.warning('skipped %s: %s', item['item'], item['reason'])
     print('wrote %d images (%d objects, %d difficult) in %d shards to %s at %.0f images/s; '

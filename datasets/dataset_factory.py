@@ -116,7 +116,8 @@ def get_dataset(name, split_name, dataset_dir, file_pattern=None):
       DatasetInfo.
 
     Raises:
-      DatasetNotFoundError: no shard matches, or labels.txt is missing or invalid.
+      DatasetNotFoundError: no shard matches, labels.txt is missing or invalid, or the
+        summary is unreadable.
     """
     output_name = '%s_%s' % (name, split_name)
     if file_pattern is None:
@@ -137,8 +138,12 @@ def get_dataset(name, split_name, dataset_dir, file_pattern=None):
     summary_path = os.path.join(dataset_dir, rs.summary_name(output_name))
     if pattern == os.path.join(dataset_dir, rs.shard_glob(output_name)) and os.path.isfile(
             summary_path):
-        with open(summary_path, encoding='utf-8') as f:
-            num_samples = int(json.load(f)['num_images'])
+        try:
+            with open(summary_path, encoding='utf-8') as f:
+                num_samples = int(json.load(f)['num_images'])
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise DatasetNotFoundError('%s: unreadable summary (%s: %s)'
+                                       % (summary_path, type(e).__name__, e)) from e
     else:
         num_samples = sum(1 for path in files for _ in tf.compat.v1.io.tf_record_iterator(path))
     return DatasetInfo(name, split_name, files, num_samples, labels)

@@ -90,6 +90,10 @@ def test_missing_records_or_labels_are_clear_errors(converted, tmp_path):
     (tmp_path / 'x_train_00000-of-00001.tfrecord').write_bytes(b'')
     with pytest.raises(dataset_factory.DatasetNotFoundError, match='labels.txt is missing'):
         dataset_factory.get_dataset('x', 'train', str(tmp_path))
+    (tmp_path / 'labels.txt').write_text('0:background\n1:a\n')
+    (tmp_path / 'x_train_summary.json').write_text('{"num_images": ')
+    with pytest.raises(dataset_factory.DatasetNotFoundError, match='x_train_summary.json: unreadable'):
+        dataset_factory.get_dataset('x', 'train', str(tmp_path))
 
 
 def test_summary_lists_counts(converted):

@@ -77,6 +77,15 @@ def test_voc_classes_are_the_default_class_list(shapes_voc, tmp_path, caplog):
     assert "unknown class" in caplog.text and "--labels_file" in caplog.text
 
 
+def test_unwritable_output_fails_cleanly(shapes_voc, tmp_path, caplog):
+    blocker = tmp_path / 'file'
+    blocker.write_text('')
+    assert tf_convert_data.main(['--dataset_name=pascalvoc', '--dataset_dir=%s' % shapes_voc,
+                                 '--split_name=test', '--labels_file=%s' % (shapes_voc / 'labels.txt'),
+                                 '--output_dir=%s' % (blocker / 'out')]) == 1
+    assert 'conversion failed' in caplog.text
+
+
 @pytest.mark.parametrize('flags, message', [
     (['--dataset_name=pascalvoc', '--dataset_dir=/nonexistent'], '--dataset_dir: not a folder'),
     (['--dataset_name=coco', '--images_dir=/tmp'], '--annotations_file: not a file'),

@@ -113,6 +113,7 @@ def _export_random_ssd(root):
     Returns the model base path (`<root>/ssd`, version 1).
     """
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    import tf_slim  # pylint: disable=import-outside-toplevel
     from datasets import labels as labels_lib  # pylint: disable=import-outside-toplevel
     from nets import nets_factory  # pylint: disable=import-outside-toplevel
     from serving import ssd_export  # pylint: disable=import-outside-toplevel
@@ -125,7 +126,8 @@ def _export_random_ssd(root):
     size = network.params.img_shape
     with tf.Graph().as_default() as graph, tf.compat.v1.Session(graph=graph) as session:
         tf.compat.v1.set_random_seed(1)
-        network.net(tf.zeros([1, size[0], size[1], 3]), is_training=False)
+        with tf_slim.arg_scope(network.arg_scope()):
+            network.net(tf.zeros([1, size[0], size[1], 3]), is_training=False)
         session.run(tf.compat.v1.global_variables_initializer())
         checkpoint = tf.compat.v1.train.Saver().save(session, os.path.join(train_dir, 'model.ckpt'))
     base = os.path.join(root, 'ssd')

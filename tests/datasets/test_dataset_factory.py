@@ -92,7 +92,8 @@ def test_missing_records_or_labels_are_clear_errors(converted, tmp_path):
         dataset_factory.get_dataset('x', 'train', str(tmp_path))
     (tmp_path / 'labels.txt').write_text('0:background\n1:a\n')
     (tmp_path / 'x_train_summary.json').write_text('{"num_images": ')
-    with pytest.raises(dataset_factory.DatasetNotFoundError, match='x_train_summary.json: unreadable'):
+    with pytest.raises(dataset_factory.DatasetNotFoundError,
+                       match='x_train_summary.json: unreadable'):
         dataset_factory.get_dataset('x', 'train', str(tmp_path))
 
 

@@ -80,9 +80,10 @@ def test_voc_classes_are_the_default_class_list(shapes_voc, tmp_path, caplog):
 def test_unwritable_output_fails_cleanly(shapes_voc, tmp_path, caplog):
     blocker = tmp_path / 'file'
     blocker.write_text('')
-    assert tf_convert_data.main(['--dataset_name=pascalvoc', '--dataset_dir=%s' % shapes_voc,
-                                 '--split_name=test', '--labels_file=%s' % (shapes_voc / 'labels.txt'),
-                                 '--output_dir=%s' % (blocker / 'out')]) == 1
+    assert tf_convert_data.main([
+        '--dataset_name=pascalvoc', '--dataset_dir=%s' % shapes_voc, '--split_name=test',
+        '--labels_file=%s' % (shapes_voc / 'labels.txt'),
+        '--output_dir=%s' % (blocker / 'out')]) == 1
     assert 'conversion failed' in caplog.text
 
 

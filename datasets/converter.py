@@ -146,7 +146,7 @@ def convert(read_result, labels, output_dir, output_name, num_shards=None,
     stats = _Stats(labels)
     progress = _Progress(len(ordered))
     try:
-        with _results(ordered, num_workers) as results:
+        with _Results(ordered, num_workers) as results:
             for k, shard in enumerate(shards):
                 with tf.io.TFRecordWriter(temps[k]) as writer:
                     for _ in shard:
@@ -170,7 +170,7 @@ def convert(read_result, labels, output_dir, output_name, num_shards=None,
     return summary
 
 
-class _results:
+class _Results:
     """Context manager iterating Encoded results in order, with a pool if num_workers > 1."""
 
     def __init__(self, ordered, num_workers):

@@ -4,9 +4,10 @@
 in numpy, calls Predict on `serving_default` and runs the numpy post-processing; with
 `signature='detect'` it sends the encoded image and the graph does all of it.
 
-Class names come from the export itself: the `detect` signature has a constant output
-`class_names` (string [C], index = class id), fetched once per model version with an empty
-batch and `output_filter=['class_names']`, which works the same against real TF Serving.
+Class names come from the export itself: the `detect` signature has an output `class_names`
+(string [batch, C], index = class id), fetched once per model version with one empty string as
+input and `output_filter=['class_names']` (nothing is decoded), which works the same against
+real TF Serving.
 A `labels_path` (labels.txt) overrides it.
 """
 import dataclasses
@@ -224,9 +225,8 @@ class SSDClient:
         shape = meta['signatures']['serving_default']['inputs']['images']['shape']
         class_names = self._labels
         if class_names is None:
-            outputs, _ = self.predict({'encoded_images': np.empty([0], dtype=object)}, 'detect', meta['version'],
-                                      ['class_names'])
-            class_names = {i: name.decode('utf-8') for i, name in enumerate(outputs['class_names'])}
+            outputs, _ = self.predict({'encoded_images': [b'']}, 'detect', meta['version'], ['class_names'])
+            class_names = {i: name.decode('utf-8') for i, name in enumerate(outputs['class_names'][0])}
         info = _ModelInfo(meta['version'], (shape[1], shape[2]), class_names)
         with self._info_lock:
             self._info = info

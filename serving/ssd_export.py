@@ -5,8 +5,10 @@ Signatures (DESIGN.md):
   [None, A, C] (softmax), `boxes` float32 [None, A, 4] (decoded, normalised yxyx).
 - `detect`: `encoded_images` string [None] (JPEG/PNG/GIF/BMP bytes) -> `detection_boxes` [None, K, 4],
   `detection_scores` [None, K], `detection_classes` [None, K], `num_detections` [None] (decode,
-  eval preprocessing, network and NMS in the graph), plus `class_names` string [C] (index = class id,
-  a constant: clients fetch it with an empty batch and output_filter=['class_names']).
+  eval preprocessing, network and NMS in the graph), plus `class_names` string [None, C] (per image
+  the same constant list, index = class id; clients fetch it with one empty string as input and
+  output_filter=['class_names'], which runs no decoding - this works with real TF Serving too,
+  and REST row-format answers stay valid because every output is batched).
 """
 import logging
 import os
@@ -55,7 +57,8 @@ def build_signatures(network, class_names, postprocess_kwargs=None):
     scores, boxes = network.decode_outputs(logits, locs)
     detections = post_processing.postprocess(*network.decode_outputs(detect_logits, detect_locs),
                                              **(postprocess_kwargs or {}))
-    detections['class_names'] = tf.constant(class_names, tf.string, name='class_names')
+    names = tf.constant(class_names, tf.string)
+    detections['class_names'] = tf.tile(names[None], [tf.shape(encoded)[0], 1], name='class_names')
     return {
         'serving_default': saved_model_writer.predict_signature(
             {'images': images}, {'scores': tf.identity(scores, 'scores'), 'boxes': tf.identity(boxes, 'boxes')}),

@@ -48,7 +48,10 @@ def make_tensor_proto(values):
     if isinstance(values, (list, tuple)) or (isinstance(values, np.ndarray) and values.dtype.kind in 'OS'):
         array = np.asarray(values, dtype=object)
         proto = tensor_pb2.TensorProto(dtype=types_pb2.DT_STRING)
-        proto.string_val.extend(bytes(v) for v in array.reshape(-1))
+        flat = array.reshape(-1)
+        if not all(isinstance(v, bytes) for v in flat):
+            raise ValueError('string tensors need bytes values')
+        proto.string_val.extend(flat)
     else:
         array = np.asarray(values)
         if array.dtype not in NUMPY_TO_DTYPE:

@@ -78,7 +78,7 @@ def test_layout_and_saved_model_cli(exported):
                  "outputs['detection_scores'] tensor_info:\n        dtype: DT_FLOAT\n        shape: (-1, 200)",
                  "outputs['detection_classes'] tensor_info:\n        dtype: DT_FLOAT\n        shape: (-1, 200)",
                  "outputs['num_detections'] tensor_info:\n        dtype: DT_FLOAT\n        shape: (-1)",
-                 "outputs['class_names'] tensor_info:\n        dtype: DT_STRING\n        shape: (3)",
+                 "outputs['class_names'] tensor_info:\n        dtype: DT_STRING\n        shape: (-1, 3)",
                  "Method name is: tensorflow/serving/predict"]:
         assert line in shown, line
 
@@ -103,8 +103,8 @@ def test_detect_equals_numpy_post_processing_of_serving_default(exported):
     with session:
         raw = _run(session, signatures['serving_default'], {'images': batch})
         detect = _run(session, signatures['detect'], {'encoded_images': encoded})
-        names = _run(session, signatures['detect'], {'encoded_images': np.array([], object)}, ['class_names'])
-    assert [n.decode() for n in names['class_names']] == ['background', 'circle', 'square']
+        names = _run(session, signatures['detect'], {'encoded_images': np.array([b''], object)}, ['class_names'])
+    assert [n.decode() for n in names['class_names'][0]] == ['background', 'circle', 'square']
     for i in range(len(pictures)):
         boxes, scores, classes = np_post_processing.postprocess(raw['scores'][i], raw['boxes'][i])
         count = int(detect['num_detections'][i])

@@ -40,7 +40,7 @@ def export_toy_model(export_base, box_scale=1.0, version=None):
             'detect': saved_model_writer.predict_signature({'encoded_images': encoded}, {
                 'detection_boxes': tf.zeros([batch, 2, 4]), 'detection_scores': tf.zeros([batch, 2]),
                 'detection_classes': tf.zeros([batch, 2]), 'num_detections': lengths,
-                'class_names': tf.constant(TOY_CLASSES)}),
+                'class_names': tf.tile(tf.constant(TOY_CLASSES)[None], [batch, 1])}),
             'slow': saved_model_writer.predict_signature({'iterations': iterations}, {'count': count}),
             'echo': saved_model_writer.predict_signature({'x': values}, {'y': values * 2.0}),
         }

@@ -61,7 +61,7 @@ def test_output_filter_and_strings(stubs, toy):
     out = _outputs(response)
     assert set(out) == {'num_detections', 'class_names'}
     np.testing.assert_array_equal(out['num_detections'], [3.0, 0.0])
-    assert [n.decode() for n in out['class_names']] == toy.classes
+    assert [n.decode() for n in out['class_names'][1]] == toy.classes
 
 
 def test_large_messages_both_ways(stubs):

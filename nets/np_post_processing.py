@@ -1,28 +1,53 @@
 """Numpy SSD post-processing for one image (no TensorFlow), identical to post_processing.py.
 
 nms() reproduces tf.image.non_max_suppression: candidates in descending score order
-(ties: lower index first), a candidate is suppressed by a kept box when their IoU is
-strictly greater than the threshold; boxes may have any corner order.
+(ties: lower index first); a candidate is dropped when its IoU with an already kept box
+is strictly greater than the threshold; boxes may have any corner order; IoU with an
+empty box is 0.
+
+postprocess() gives the same detections as running nms() per class and keeping the
+keep_top_k best of all classes, but visits the candidates of all classes in one global
+score order and stops once keep_top_k are kept: a candidate's fate only depends on the
+higher-scored candidates of its class, so the result is identical and the work is
+bounded by the detections kept rather than by the candidates of every class.
 """
 import numpy as np
 
 
-def _pairwise_iou(boxes):
-    """IoU [n, n] of boxes [n, 4] as TF's NMS computes it (float32, any corner order)."""
-    ymin = np.minimum(boxes[:, 0], boxes[:, 2])
-    ymax = np.maximum(boxes[:, 0], boxes[:, 2])
-    xmin = np.minimum(boxes[:, 1], boxes[:, 3])
-    xmax = np.maximum(boxes[:, 1], boxes[:, 3])
-    area = (ymax - ymin) * (xmax - xmin)
-    inter_h = np.maximum(np.minimum(ymax[:, None], ymax[None, :]) -
-                         np.maximum(ymin[:, None], ymin[None, :]), 0.0)
-    inter_w = np.maximum(np.minimum(xmax[:, None], xmax[None, :]) -
-                         np.maximum(xmin[:, None], xmin[None, :]), 0.0)
-    inter = inter_h * inter_w
-    union = area[:, None] + area[None, :] - inter
-    valid = (area[:, None] > 0) & (area[None, :] > 0)
-    with np.errstate(divide='ignore', invalid='ignore'):
-        return np.where(valid, inter / union, 0.0).astype(np.float32)
+def _sorted_candidates(scores, threshold, top_k):
+    """Indices with score > threshold, at most top_k of the highest, by descending score.
+
+    Ties are ordered by lower index, as tf.math.top_k and TF's NMS order them.
+    """
+    candidates = np.flatnonzero(scores > threshold)
+    if candidates.size > top_k:
+        values = scores[candidates]
+        kth = np.partition(values, candidates.size - top_k)[candidates.size - top_k]
+        above = candidates[values > kth]
+        ties = candidates[values == kth][:top_k - above.size]
+        candidates = np.sort(np.concatenate([above, ties]))
+    return candidates[np.argsort(-scores[candidates], kind='stable')]
+
+
+class _Overlaps:
+    """IoU rows of a fixed set of boxes [n, 4], computed as TF's NMS does (float32)."""
+
+    def __init__(self, boxes):
+        boxes = np.asarray(boxes, np.float32)
+        self.ymin = np.minimum(boxes[:, 0], boxes[:, 2])
+        self.ymax = np.maximum(boxes[:, 0], boxes[:, 2])
+        self.xmin = np.minimum(boxes[:, 1], boxes[:, 3])
+        self.xmax = np.maximum(boxes[:, 1], boxes[:, 3])
+        self.area = (self.ymax - self.ymin) * (self.xmax - self.xmin)
+
+    def above(self, i, threshold):
+        """bool [n]: IoU(box i, box j) > threshold for every j (all False if box i is empty)."""
+        if self.area[i] <= 0:
+            return np.zeros(self.area.shape, bool)
+        height = np.minimum(self.ymax[i], self.ymax) - np.maximum(self.ymin[i], self.ymin)
+        width = np.minimum(self.xmax[i], self.xmax) - np.maximum(self.xmin[i], self.xmin)
+        inter = np.maximum(height, 0) * np.maximum(width, 0)
+        return inter / (self.area[i] + self.area - inter) > np.float32(threshold)
 
 
 def nms(boxes, scores, iou_threshold, max_output, score_threshold=-np.inf):
@@ -39,21 +64,18 @@ def nms(boxes, scores, iou_threshold, max_output, score_threshold=-np.inf):
     """
     boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
     scores = np.asarray(scores, np.float32).reshape(-1)
-    candidates = np.flatnonzero(scores > score_threshold)
-    order = candidates[np.argsort(-scores[candidates], kind='stable')]
-    if order.size == 0 or max_output <= 0:
-        return np.zeros([0], np.int64)
-    overlaps = _pairwise_iou(boxes[order]) > np.float32(iou_threshold)
+    order = _sorted_candidates(scores, score_threshold, scores.size)
+    overlaps = _Overlaps(boxes[order])
     suppressed = np.zeros(order.size, bool)
     keep = []
     for i in range(order.size):
+        if len(keep) >= max_output:
+            break
         if suppressed[i]:
             continue
         keep.append(i)
-        if len(keep) >= max_output:
-            break
-        suppressed |= overlaps[i]
-    return order[keep].astype(np.int64)
+        suppressed |= overlaps.above(i, iou_threshold)
+    return order[np.asarray(keep, np.int64)]
 
 
 def postprocess(scores, boxes, select_threshold=0.01, nms_threshold=0.45, pre_nms_top_k=400,
@@ -68,30 +90,39 @@ def postprocess(scores, boxes, select_threshold=0.01, nms_threshold=0.45, pre_nm
 
     Returns:
       boxes float32 [k, 4] clipped to [0, 1], scores float32 [k], classes int64 [k];
-      k <= keep_top_k, sorted by descending score.
+      k <= keep_top_k, sorted by descending score (ties: lower class first).
     """
     scores = np.asarray(scores, np.float32)
     boxes = np.clip(np.asarray(boxes, np.float32), 0.0, 1.0)
     if scores.ndim != 2 or boxes.shape != (scores.shape[0], 4):
         raise ValueError('postprocess expects scores [A, C] and boxes [A, 4], got %s and %s'
                          % (scores.shape, boxes.shape))
-    det_idx, det_scores, det_classes = [], [], []
+    scores_by_class = np.ascontiguousarray(scores.T)
+    classes, candidates = [], []
     for c in range(1, scores.shape[1]):
-        class_scores = scores[:, c]
-        candidates = np.flatnonzero(class_scores > select_threshold)
-        if candidates.size == 0:
-            continue
-        order = np.argsort(-class_scores[candidates], kind='stable')[:pre_nms_top_k]
-        candidates = candidates[order]
-        keep = candidates[nms(boxes[candidates], class_scores[candidates], nms_threshold,
-                              keep_top_k)]
-        det_idx.append(keep)
-        det_scores.append(class_scores[keep])
-        det_classes.append(np.full(keep.size, c, np.int64))
-    if not det_idx:
+        found = _sorted_candidates(scores_by_class[c], select_threshold, pre_nms_top_k)
+        if found.size:
+            classes.append(c)
+            candidates.append(found)
+    if not candidates or keep_top_k <= 0:
         return np.zeros([0, 4], np.float32), np.zeros([0], np.float32), np.zeros([0], np.int64)
-    det_idx = np.concatenate(det_idx)
-    det_scores = np.concatenate(det_scores)
-    det_classes = np.concatenate(det_classes)
-    order = np.argsort(-det_scores, kind='stable')[:keep_top_k]
-    return boxes[det_idx[order]], det_scores[order], det_classes[order]
+    # (slot, rank) of every candidate; slot s is class classes[s] with sorted candidates[s].
+    slots = np.concatenate([np.full(found.size, s) for s, found in enumerate(candidates)])
+    ranks = np.concatenate([np.arange(found.size) for found in candidates])
+    anchors = np.concatenate(candidates)
+    cand_scores = scores_by_class[np.asarray(classes)[slots], anchors]
+    order = np.argsort(-cand_scores, kind='stable')
+    overlaps = [_Overlaps(boxes[found]) for found in candidates]
+    suppressed = [np.zeros(found.size, bool) for found in candidates]
+    keep = []
+    for j in order:
+        slot, rank = slots[j], ranks[j]
+        if suppressed[slot][rank]:
+            continue
+        keep.append(j)
+        if len(keep) == keep_top_k:
+            break
+        suppressed[slot] |= overlaps[slot].above(rank, nms_threshold)
+    keep = np.asarray(keep, np.int64)
+    return (boxes[anchors[keep]], cand_scores[keep],
+            np.asarray(classes, np.int64)[slots[keep]])

@@ -40,10 +40,14 @@ def _random_case(rng, batch, num_anchors, num_classes):
     (1, {'select_threshold': 0.2, 'nms_threshold': 0.3}),
     (2, {'pre_nms_top_k': 20, 'keep_top_k': 30}),
     (3, {'keep_top_k': 5, 'nms_threshold': 0.6}),
+    (4, {'pre_nms_top_k': 7}),          # scores rounded: ties at the top-k boundary
+    (5, {'keep_top_k': 12}),
 ])
 def test_equals_numpy(seed, kwargs):
     rng = np.random.default_rng(seed)
     scores, boxes = _random_case(rng, 2, 300, 5)
+    if seed >= 4:
+        scores = np.round(scores, 1)
     out = _run(scores, boxes, **kwargs)
     for b in range(2):
         det_boxes, det_scores, det_classes = np_post_processing.postprocess(

@@ -1,0 +1,174 @@
+"""Benchmark of the SSD networks: forward images/s and numpy post-processing time.
+
+Prints the machine (CPU model, cores, load, TF version, the float32 matmul GFLOP/s
+reached right now, which shows how much of the CPU other processes leave), then for each network and batch
+size the forward throughput of a session run of the serving graph (network + softmax +
+box decoding, float32, NHWC), then the median time of nets.np_post_processing.postprocess
+for one image of 8732 anchors x 21 classes.
+
+    python bench/networks.py [--networks=ssd_300_vgg,...] [--batch_sizes=1,8]
+        [--intra_op_threads=2] [--inter_op_threads=1] [--iterations=10]
+"""
+import argparse
+import logging
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+
+from nets import anchors as anchors_lib
+from nets import nets_factory
+from nets import np_box_ops
+from nets import np_post_processing
+from nets import ssd_params
+
+
+def _cpu_model():
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or 'unknown'
+
+
+def forward_images_per_second(name, batch_size, iterations, warmup, config):
+    """Images/s of the serving graph of network `name` at `batch_size` (median of runs)."""
+    import tensorflow as tf
+    import tf_slim as slim
+    network = nets_factory.get_network(name)
+    height, width = network.params.img_shape
+    with tf.Graph().as_default():
+        inputs = tf.compat.v1.placeholder(tf.float32, [None, height, width, 3])
+        with slim.arg_scope(network.arg_scope()):
+            logits, locs, _ = network.net(inputs, is_training=False)
+        outputs = network.decode_outputs(logits, locs)
+        images = np.random.default_rng(0).uniform(-1, 1, [batch_size, height, width, 3])
+        with tf.compat.v1.Session(config=config) as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            for _ in range(warmup):
+                sess.run(outputs, {inputs: images})
+            times = []
+            for _ in range(iterations):
+                start = time.perf_counter()
+                sess.run(outputs, {inputs: images})
+                times.append(time.perf_counter() - start)
+    return batch_size / float(np.median(times))
+
+
+def detector_like_outputs(rng, anchors, num_classes, num_objects=5):
+    """Scores [A, C] and boxes [A, 4] shaped like a trained SSD's output.
+
+    Background dominates everywhere except on the anchors overlapping one of
+    `num_objects` random objects (IoU > 0.3), which score their object's class highly and
+    carry jittered copies of its box.
+    """
+    logits = rng.normal(0.0, 1.0, [len(anchors), num_classes])
+    logits[:, 0] += 9.0
+    boxes = anchors + rng.normal(0.0, 0.01, anchors.shape)
+    for _ in range(num_objects):
+        ymin, xmin = rng.uniform(0.0, 0.7, 2)
+        box = np.array([ymin, xmin, ymin + rng.uniform(0.1, 0.3), xmin + rng.uniform(0.1, 0.3)])
+        near = np_box_ops.iou(box[None], anchors)[0] > 0.3
+        logits[near, rng.integers(1, num_classes)] = logits[near, 0] + rng.normal(0.5, 1.5,
+                                                                                  near.sum())
+        boxes[near] = box + rng.normal(0.0, 0.02, [near.sum(), 4])
+    scores = np.exp(logits - logits.max(axis=1, keepdims=True))
+    scores /= scores.sum(axis=1, keepdims=True)
+    return scores.astype(np.float32), boxes.astype(np.float32)
+
+
+def random_outputs(rng, anchors, num_classes):
+    """Worst case: softmax of standard normal logits (every class has ~all anchors > 0.01)."""
+    logits = rng.normal(0.0, 1.0, [len(anchors), num_classes])
+    scores = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    mins = rng.uniform(0.0, 0.8, [len(anchors), 2])
+    boxes = np.concatenate([mins, mins + rng.uniform(0.02, 0.3, [len(anchors), 2])], axis=1)
+    return scores.astype(np.float32), boxes.astype(np.float32)
+
+
+def postprocess_milliseconds(make_outputs, repeats=30):
+    """Median ms of the numpy post-processing of one SSD300 image (8732 anchors, 21 classes)."""
+    anchors = anchors_lib.ssd_anchors(ssd_params.SSD_300_VGG)
+    scores, boxes = make_outputs(np.random.default_rng(0), anchors, 21)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        np_post_processing.postprocess(scores, boxes)
+        times.append(time.perf_counter() - start)
+    return 1000.0 * float(np.median(times))
+
+
+def matmul_gflops(config, size=2048, repeats=5):
+    """Measured float32 matmul GFLOP/s of TF now (shows how loaded the machine is)."""
+    import tensorflow as tf
+    with tf.Graph().as_default():
+        a = tf.random.uniform([size, size])
+        product = tf.reduce_sum(tf.matmul(a, a))
+        with tf.compat.v1.Session(config=config) as sess:
+            sess.run(product)
+            start = time.perf_counter()
+            for _ in range(repeats):
+                sess.run(product)
+            elapsed = time.perf_counter() - start
+    return 2.0 * size ** 3 * repeats / elapsed / 1e9
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--networks', default=','.join(nets_factory.NETWORK_NAMES),
+                        help='comma-separated network names')
+    parser.add_argument('--batch_sizes', default='1,8', help='comma-separated batch sizes')
+    parser.add_argument('--iterations', type=int, default=10, help='timed runs per case')
+    parser.add_argument('--warmup', type=int, default=2, help='untimed runs per case')
+    parser.add_argument('--intra_op_threads', type=int, default=0, help='0: TF default')
+    parser.add_argument('--inter_op_threads', type=int, default=0, help='0: TF default')
+    args = parser.parse_args(argv)
+    networks = [n for n in args.networks.split(',') if n]
+    for name in networks:
+        if name not in nets_factory.NETWORK_NAMES:
+            parser.error('--networks: unknown network %r (choose from %s)'
+                         % (name, ', '.join(nets_factory.NETWORK_NAMES)))
+    try:
+        batch_sizes = [int(b) for b in args.batch_sizes.split(',') if b]
+    except ValueError:
+        parser.error('--batch_sizes must be comma-separated integers, got %r' % args.batch_sizes)
+    if not batch_sizes or min(batch_sizes) < 1:
+        parser.error('--batch_sizes must be positive integers')
+    if args.iterations < 1 or args.warmup < 0:
+        parser.error('--iterations must be >= 1 and --warmup >= 0')
+    if args.intra_op_threads < 0 or args.inter_op_threads < 0:
+        parser.error('--intra_op_threads and --inter_op_threads must be >= 0')
+
+    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s')
+    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+    import tensorflow as tf
+    tf.compat.v1.disable_eager_execution()
+    config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=args.intra_op_threads,
+                                      inter_op_parallelism_threads=args.inter_op_threads)
+    lines = ['machine: %s, %d cores, load average %.1f, TensorFlow %s, Python %s'
+             % (_cpu_model(), os.cpu_count(), os.getloadavg()[0], tf.__version__,
+                platform.python_version()),
+             'threads: intra_op %s, inter_op %s (0 = TF default); TF matmul now %.0f GFLOP/s'
+             % (args.intra_op_threads, args.inter_op_threads, matmul_gflops(config))]
+    for name in networks:
+        for batch_size in batch_sizes:
+            logging.info('timing %s at batch %d', name, batch_size)
+            rate = forward_images_per_second(name, batch_size, args.iterations, args.warmup,
+                                             config)
+            lines.append('forward %-22s batch %2d: %7.2f images/s' % (name, batch_size, rate))
+    lines.append('numpy post-processing, 8732 anchors x 21 classes, detector-like scores: '
+                 '%.2f ms median' % postprocess_milliseconds(detector_like_outputs))
+    lines.append('numpy post-processing, 8732 anchors x 21 classes, worst case (random '
+                 'scores, 400 candidates per class): %.2f ms median'
+                 % postprocess_milliseconds(random_outputs))
+    print('\n'.join(lines))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""Tests for eval_ssd_network.py and deployment/eval_lib.py, pr_curves.py."""
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_slim as slim
+
+from deployment import eval_lib
+from deployment import pr_curves
+from deployment import shapes_data
+from deployment import voc_eval
+from nets import nets_factory
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NAMES = {0: 'background', 1: 'circle', 2: 'square'}
+METRIC_KEYS = {'mAP_voc07', 'mAP_voc12', 'per_class', 'checkpoint', 'num_images'}
+
+
+@pytest.fixture(scope='module')
+def records_dir(tmp_path_factory):
+    return shapes_data.make_shapes_records(str(tmp_path_factory.mktemp('shapes')), 0, 4, seed=4,
+                                           min_side=100, max_side=160)
+
+
+def _run(args):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
+    return subprocess.run([sys.executable, os.path.join(ROOT, 'eval_ssd_network.py')] + args,
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=400,
+                          check=False)
+
+
+def _write_checkpoint(train_dir, num_classes):
+    """A freshly initialised ssd_300_mobilenet_v2 checkpoint at step 7."""
+    with tf.Graph().as_default():
+        network = nets_factory.get_network('ssd_300_mobilenet_v2', num_classes)
+        with slim.arg_scope(network.arg_scope()):
+            network.net(tf.zeros([1, 300, 300, 3]), is_training=False)
+        step = tf.compat.v1.train.get_or_create_global_step()
+        with tf.compat.v1.Session() as session:
+            session.run(tf.compat.v1.global_variables_initializer())
+            session.run(step.assign(7))
+            tf.compat.v1.train.Saver().save(session, os.path.join(train_dir, 'model.ckpt'),
+                                            global_step=7)
+
+
+def test_eval_script_waits_for_checkpoints_and_writes_reports(records_dir, tmp_path):
+    train_dir, eval_dir = tmp_path / 'train', tmp_path / 'eval'
+    _write_checkpoint(str(train_dir), 6)
+    result = _run(['--checkpoint_path=%s' % train_dir, '--eval_dir=%s' % eval_dir,
+                   '--dataset_dir=%s' % records_dir, '--model_name=ssd_300_mobilenet_v2',
+                   '--batch_size=3', '--wait_for_checkpoints', '--eval_interval_secs=1',
+                   '--eval_timeout_secs=1'])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 'model.ckpt-7 (step 7)' in result.stdout
+    for name in ('circle', 'square', 'triangle', 'star', 'cross', 'mAP'):
+        assert name in result.stdout
+    metrics = json.loads((eval_dir / 'metrics.json').read_text())
+    assert set(metrics) == METRIC_KEYS
+    assert metrics['num_images'] == 4
+    assert metrics['checkpoint'].endswith('model.ckpt-7')
+    assert 0.0 <= metrics['mAP_voc07'] <= 1.0
+    for values in metrics['per_class'].values():
+        assert set(values) == {'ap_voc07', 'ap_voc12', 'num_gt'}
+    assert sum(v['num_gt'] for v in metrics['per_class'].values()) > 0
+    pictures = sorted(os.listdir(eval_dir / 'pr_curves'))
+    assert 'pr_curves.png' in pictures and len(pictures) >= 2
+    tags = set()
+    for path in glob.glob(str(eval_dir / 'events.out.tfevents.*')):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            tags.update(v.tag for v in event.summary.value)
+    assert 'eval/mAP_voc07' in tags and 'eval/mAP_voc12' in tags
+
+
+def test_eval_script_rejects_bad_flags(records_dir, tmp_path):
+    result = _run(['--checkpoint_path=%s' % tmp_path, '--eval_dir=%s' % (tmp_path / 'e'),
+                   '--dataset_dir=%s' % records_dir, '--matching_threshold=1.5'])
+    assert result.returncode != 0
+    assert '--matching_threshold' in result.stderr
+    result = _run(['--checkpoint_path=%s' % (tmp_path / 'none'), '--eval_dir=%s' % tmp_path,
+                   '--dataset_dir=%s' % records_dir])
+    assert result.returncode != 0
+    assert 'does not exist' in result.stderr
+
+
+def test_add_batch_cuts_padding():
+    evaluator = voc_eval.VOCEvaluator(NAMES)
+    box = [0.25, 0.25, 0.75, 0.75]
+    values = {
+        'num_detections': np.array([2.0, 0.0]),
+        'detection_boxes': np.array([[box, box, [0, 0, 0, 0]], [[0, 0, 0, 0]] * 3]),
+        'detection_scores': np.array([[0.9, 0.8, 0.0], [0.0] * 3]),
+        'detection_classes': np.array([[1.0, 2.0, 0.0], [0.0] * 3]),
+        'num_boxes': np.array([1, 1]),
+        'boxes': np.array([[box, [0, 0, 0, 0]], [box, [0, 0, 0, 0]]]),
+        'labels': np.array([[1, 0], [2, 0]]),
+        'difficult': np.array([[0, 0], [0, 0]]),
+    }
+    eval_lib._add_batch(evaluator, values)  # pylint: disable=protected-access
+    results = evaluator.evaluate()
+    assert evaluator.num_images == 2
+    assert results['per_class']['circle']['ap_voc12'] == pytest.approx(1.0)
+    # square: one FP (image 1) above nothing, one object missed (image 2) -> AP 0.
+    assert results['per_class']['square']['ap_voc12'] == pytest.approx(0.0)
+    metrics = eval_lib.metrics_dict(results, 'ckpt-1', 2)
+    assert set(metrics) == METRIC_KEYS
+    assert metrics['mAP_voc07'] == pytest.approx(0.5)
+    table = eval_lib.format_table(results, 2)
+    assert 'circle' in table and '0.5000' in table
+
+
+def test_pr_curves_are_png_files(tmp_path):
+    per_class = {
+        'circle': {'precision': np.array([1.0, 0.5]), 'recall': np.array([0.5, 0.5]),
+                   'ap_voc07': 0.5, 'ap_voc12': 0.5, 'num_gt': 2},
+        'square': {'precision': np.zeros(0), 'recall': np.zeros(0), 'ap_voc07': None,
+                   'ap_voc12': None, 'num_gt': 0},
+    }
+    paths = pr_curves.write_pr_curves(str(tmp_path), per_class)
+    assert [os.path.basename(p) for p in paths] == ['pr_curves.png', 'pr_circle.png']
+    for path in paths:
+        with open(path, 'rb') as f:
+            assert f.read(8) == b'\x89PNG\r\n\x1a\n'
+    assert sorted(os.listdir(tmp_path)) == ['pr_circle.png', 'pr_curves.png']
+
+
+def test_metrics_json_written_atomically(tmp_path):
+    path = eval_lib.write_metrics(str(tmp_path), {'mAP_voc07': 0.5})
+    assert json.loads(open(path, encoding='utf-8').read()) == {'mAP_voc07': 0.5}
+    assert os.listdir(tmp_path) == ['metrics.json']

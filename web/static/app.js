@@ -156,11 +156,14 @@
       text.setAttribute('x', x + line);
       text.setAttribute('y', labelY + line + fontSize * 0.85);
       text.setAttribute('font-size', fontSize);
-      var label = rect(x, labelY, (text.textContent.length * 0.6 * fontSize) + 2 * line, labelHeight);
+      var label = rect(x, labelY, 0, labelHeight);
       label.setAttribute('fill', colour);
       label.setAttribute('class', 'label');
       group.append(box, label, text);
       svg.append(group);
+      // Measured once laid out; estimated while the card is hidden (e.g. after an error).
+      var textWidth = text.getComputedTextLength() || text.textContent.length * 0.62 * fontSize;
+      label.setAttribute('width', textWidth + 2 * line);
     });
   }
 

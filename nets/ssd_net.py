@@ -65,7 +65,7 @@ class SSDNet:
         if inputs.shape.ndims != 4 or tuple(inputs.shape[1:3]) != tuple(params.img_shape):
             raise ValueError('%s expects inputs [batch, %d, %d, 3], got %s'
                              % (self.name, params.img_shape[0], params.img_shape[1], inputs.shape))
-        with tf.compat.v1.variable_scope(scope, self.name, [inputs], reuse=reuse):
+        with tf.compat.v1.variable_scope(scope or self.name, values=[inputs], reuse=reuse):
             with slim.arg_scope([batch_norm], is_training=is_training):
                 features, end_points = self._feature_fn(inputs, is_training=is_training)
                 all_logits, all_locs = [], []

@@ -58,3 +58,10 @@ def test_scope_and_reuse():
             network.net(inputs, scope='model', reuse=True)
         assert len(tf.compat.v1.global_variables()) == count
         assert all(v.op.name.startswith('model/') for v in tf.compat.v1.global_variables())
+        # The default scope (the network name) can be reused too.
+        with slim.arg_scope(network.arg_scope()):
+            network.net(inputs)
+            count = len(tf.compat.v1.global_variables())
+            network.net(inputs, reuse=True)
+        assert len(tf.compat.v1.global_variables()) == count
+        assert any(v.op.name.startswith('ssd_300_vgg/') for v in tf.compat.v1.global_variables())

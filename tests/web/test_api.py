@@ -1,5 +1,6 @@
 """POST /api/v1/detect, GET /api/v1/model and GET /healthz, with a fake client and a real model server."""
 import io
+import socket
 import struct
 import zlib
 
@@ -243,3 +244,16 @@ def test_server_down_is_503_with_retry_after(unused_address, images):
     _assert_error(client.get('/api/v1/model'), 503, 'serving_unavailable')
     health = client.get('/healthz')
     assert health.status_code == 503 and 'Retry-After' in health.headers
+
+
+def test_server_too_slow_is_503_within_deadline(images):
+    """A listener that never answers: the client's deadline (1 s) ends the request with a 503."""
+    with socket.socket() as silent:
+        silent.bind(('127.0.0.1', 0))
+        silent.listen(8)
+        address = '127.0.0.1:%d' % silent.getsockname()[1]
+        app = create_app({'TESTING': True, 'SERVING_ADDRESS': address, 'SERVING_TIMEOUT': 1,
+                          'SERVING_RETRIES': 0})
+        response = _post_file(app.test_client(), images.encode(images.shapes()))
+    _assert_error(response, 503, 'serving_unavailable')
+    assert 'Retry-After' in response.headers

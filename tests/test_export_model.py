@@ -12,8 +12,10 @@ import tf_slim as slim
 import export_model
 from datasets import labels as labels_lib
 from nets import nets_factory, np_post_processing
-from preprocessing import image_ops
-from serving import ssd_export
+from preprocessing import image_ops, np_preprocessing
+from serving import client as client_lib
+from serving import model_server, ssd_export
+from serving.model_manager import ModelManager
 
 NETWORK = 'ssd_300_mobilenet_v2'
 LABELS = {0: 'background', 1: 'circle', 2: 'square'}
@@ -115,14 +117,47 @@ def test_detect_equals_numpy_post_processing_of_serving_default(exported):
         assert not detect['detection_scores'][i, count:].any()
 
 
-def test_next_version_and_no_overwrite(exported, capsys):
+def test_served_by_model_server_to_client(exported):
+    picture = np.random.RandomState(4).randint(0, 256, [150, 100, 3], dtype=np.uint8)
+    png = cv2.imencode('.png', picture[:, :, ::-1])[1].tobytes()
+    session, signatures = _load(exported['path'])
+    with session:
+        batch = np_preprocessing.preprocess_image(picture, (300, 300), 'minus_one_to_one')[None]
+        raw = _run(session, signatures['serving_default'], {'images': batch})
+        in_graph = _run(session, signatures['detect'], {'encoded_images': [png]})
+    manager = ModelManager('ssd', exported['base'])
+    manager.start()
+    server, port = model_server.create_server(manager, 0, host='127.0.0.1', max_workers=2)
+    server.start()
+    try:
+        address = '127.0.0.1:%d' % port
+        with client_lib.SSDClient(address, score_threshold=0.0) as default_client, \
+                client_lib.SSDClient(address, signature='detect', score_threshold=0.0) as detect_client:
+            from_default = default_client.detect(png)
+            from_detect = detect_client.detect(png)
+    finally:
+        server.stop(0).wait()
+        manager.stop()
+    boxes, scores, classes = np_post_processing.postprocess(raw['scores'][0], raw['boxes'][0])
+    count = int(in_graph['num_detections'][0])
+    for result, want_boxes, want_scores, want_classes in [
+            (from_default, boxes, scores, classes),
+            (from_detect, in_graph['detection_boxes'][0, :count], in_graph['detection_scores'][0, :count],
+             in_graph['detection_classes'][0, :count])]:
+        assert (result.width, result.height) == (100, 150)
+        np.testing.assert_allclose([d.score for d in result.detections], want_scores, atol=1e-5)
+        assert [d.class_name for d in result.detections] == [LABELS[int(c)] for c in want_classes]
+        np.testing.assert_allclose([d.box_px for d in result.detections],
+                                   want_boxes[:, [1, 0, 3, 2]] * [100, 150, 100, 150], atol=1e-3)
+
+
+def test_existing_version_is_refused(exported, capsys):
     args = ['--checkpoint_path=%s' % (exported['work'] / 'train' / 'model.ckpt-7'), '--model_name=%s' % NETWORK,
-            '--export_dir=%s' % exported['base'], '--labels_file=%s' % exported['labels_file']]
+            '--export_dir=%s' % exported['base'], '--labels_file=%s' % exported['labels_file'], '--version=1']
     with pytest.raises(SystemExit):
-        export_model.main(args + ['--version=1'])
+        export_model.main(args)
     assert 'exists already' in capsys.readouterr().err
-    assert export_model.main(args) == 0
-    assert sorted(os.listdir(exported['base'])) == ['1', '2']
+    assert sorted(os.listdir(exported['base'])) == ['1']
 
 
 def test_bad_checkpoint_messages(tmp_path, exported):

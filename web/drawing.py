@@ -24,6 +24,12 @@ def class_colour(class_id):
     return round(red * 255), round(green * 255), round(blue * 255)
 
 
+def line_and_font_size(width, height):
+    """Box line width and label font size in pixels of an image (same as app.js)."""
+    side = max(width, height)
+    return max(1, round(side / 250)), max(8, round(side / 36))
+
+
 def annotate(data, detections, max_pixels):
     """Draws boxes with class name and score on an image.
 
@@ -37,8 +43,8 @@ def annotate(data, detections, max_pixels):
     """
     image = PIL.Image.fromarray(decode_image(data, max_pixels))
     draw = PIL.ImageDraw.Draw(image)
-    line = max(2, round(max(image.size) / 250))
-    font = PIL.ImageFont.load_default(size=max(12, 6 * line))
+    line, font_size = line_and_font_size(*image.size)
+    font = PIL.ImageFont.load_default(size=font_size)
     for det in sorted(detections, key=lambda d: d['score']):
         colour = class_colour(det['class_id'])
         xmin, ymin, xmax, ymax = det['box_px']

@@ -17,13 +17,19 @@ def test_class_colours_are_distinct_and_match_css_hsl():
 
 
 def test_annotate_draws_box_in_class_colour(images):
-    data = images.encode(np.full((100, 120, 3), 255, np.uint8), 'PNG')
-    detections = [{'class_id': 2, 'class_name': 'square', 'score': 0.8, 'box_px': [20, 40, 80, 90]}]
+    data = images.encode(np.full((500, 600, 3), 255, np.uint8), 'PNG')
+    detections = [{'class_id': 2, 'class_name': 'square', 'score': 0.8, 'box_px': [100, 200, 400, 450]}]
     out = PIL.Image.open(io.BytesIO(drawing.annotate(data, detections, 10**6)))
-    assert out.format == 'JPEG' and out.size == (120, 100)
+    assert out.format == 'JPEG' and out.size == (600, 500)
     pixels = np.asarray(out.convert('RGB')).astype(int)
     expected = np.array(drawing.class_colour(2))
-    assert np.abs(pixels[65, 20] - expected).max() < 40   # left edge of the box
-    assert np.abs(pixels[89, 50] - expected).max() < 40   # bottom edge (drawn inwards)
-    assert pixels[65, 50].min() > 230                     # inside stays white
-    assert np.abs(pixels[36, 22] - expected).max() < 40   # label background above the box
+    assert np.abs(pixels[325, 100] - expected).max() < 40   # left edge of the box
+    assert np.abs(pixels[449, 250] - expected).max() < 40   # bottom edge (drawn inwards)
+    assert pixels[325, 250].min() > 230                     # inside stays white
+    assert np.abs(pixels[190, 101] - expected).max() < 40   # label background above the box
+
+
+def test_line_and_font_size_scale_with_the_image():
+    assert drawing.line_and_font_size(160, 120) == (1, 8)
+    assert drawing.line_and_font_size(480, 360) == (2, 13)
+    assert drawing.line_and_font_size(800, 1000) == (4, 28)

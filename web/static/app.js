@@ -139,8 +139,10 @@
   function drawBoxes(svg, image, detections) {
     svg.setAttribute('viewBox', '0 0 ' + image.width + ' ' + image.height);
     svg.replaceChildren();
-    var line = Math.max(2, Math.round(Math.max(image.width, image.height) / 250));
-    var fontSize = Math.max(12, 6 * line);
+    // Same sizes as web/drawing.py line_and_font_size.
+    var side = Math.max(image.width, image.height);
+    var line = Math.max(1, Math.round(side / 250));
+    var fontSize = Math.max(8, Math.round(side / 36));
     detections.slice().reverse().forEach(function (d) {
       var colour = classColour(d.class_id);
       var x = d.box_px[0], y = d.box_px[1];

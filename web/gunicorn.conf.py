@@ -2,19 +2,27 @@
 
 Each worker process builds its own app, so each holds its own SSDClient and gRPC channel
 (the app is not preloaded: gRPC channels must not cross a fork). Override with
-WEB_BIND, WEB_WORKERS, WEB_THREADS and WEB_TIMEOUT.
+WEB_BIND, WEB_WORKERS, WEB_THREADS, WEB_TIMEOUT and WEB_LOG_LEVEL.
 """
 import multiprocessing
 import os
 
-bind = os.environ.get('WEB_BIND', '127.0.0.1:5000')
-workers = int(os.environ.get('WEB_WORKERS', min(4, 2 * multiprocessing.cpu_count())))
+
+def _positive_int(name, default):
+    text = os.environ.get(name) or str(default)
+    if not text.isdigit() or int(text) < 1:
+        raise SystemExit(f'gunicorn.conf.py: {name}={text!r} must be a positive integer')
+    return int(text)
+
+
+bind = os.environ.get('WEB_BIND') or '127.0.0.1:5000'
+workers = _positive_int('WEB_WORKERS', min(4, 2 * multiprocessing.cpu_count()))
 worker_class = 'gthread'
-threads = int(os.environ.get('WEB_THREADS', 4))
+threads = _positive_int('WEB_THREADS', 4)
 # Longer than the client's deadline and retries, so a slow model server yields a 503, not a killed worker.
-timeout = int(os.environ.get('WEB_TIMEOUT', 60))
+timeout = _positive_int('WEB_TIMEOUT', 60)
 graceful_timeout = 20
 preload_app = False
 accesslog = '-'
 errorlog = '-'
-loglevel = os.environ.get('WEB_LOG_LEVEL', 'info')
+loglevel = os.environ.get('WEB_LOG_LEVEL') or 'info'

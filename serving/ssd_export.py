@@ -84,7 +84,7 @@ def resolve_checkpoint(checkpoint_path):
 
 
 def restore_variables(session, checkpoint):
-    """Restores the graph's variables, taking a trainable variable's moving average when present.
+    """Restores the graph's variables, taking a variable's moving average when the checkpoint has it.
 
     Returns:
       number of variables restored from their ExponentialMovingAverage shadow.
@@ -92,7 +92,10 @@ def restore_variables(session, checkpoint):
       ValueError: a variable is missing from the checkpoint or has another shape.
     """
     shapes = tf.train.load_checkpoint(checkpoint).get_variable_to_shape_map()
-    ema_names = tf.compat.v1.train.ExponentialMovingAverage(0.999).variables_to_restore()
+    # Every variable (weights and batch-norm statistics) maps to its shadow name; the plain name is
+    # the fallback when the checkpoint has no average of it.
+    ema_names = tf.compat.v1.train.ExponentialMovingAverage(0.999).variables_to_restore(
+        moving_avg_variables=tf.compat.v1.global_variables())
     mapping, averaged, problems = {}, 0, []
     for name, variable in ema_names.items():
         plain = variable.op.name

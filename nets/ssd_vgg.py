@@ -35,9 +35,45 @@ EXTRA_LAYERS_512 = (
 L2_NORM_SCALE_INIT = 20.0
 
 
+@slim.add_arg_scope
+def dilated_conv2d(inputs, num_outputs, kernel_size, rate, activation_fn=tf.nn.relu,
+                   weights_initializer=None, weights_regularizer=None,
+                   biases_initializer=None, scope=None):
+    """A SAME-padded stride-1 atrous conv with slim.conv2d's variables (`weights`, `biases`).
+
+    slim.conv2d(rate=r) goes through tf.nn.convolution's space-to-batch path, which is
+    about 3x slower on CPU than Conv2D's native `dilations` used here.
+
+    Args:
+      inputs: float32 [B, H, W, C].
+      num_outputs: output channels.
+      kernel_size: int, square kernel side.
+      rate: dilation rate.
+      activation_fn, weights_initializer, weights_regularizer, biases_initializer: as in
+        slim.conv2d.
+      scope: variable scope.
+
+    Returns:
+      float32 [B, H, W, num_outputs].
+    """
+    with tf.compat.v1.variable_scope(scope, 'Conv', [inputs]):
+        channels = int(inputs.shape[-1])
+        weights = slim.model_variable(
+            'weights', [kernel_size, kernel_size, channels, num_outputs],
+            initializer=weights_initializer or tf.compat.v1.glorot_uniform_initializer(),
+            regularizer=weights_regularizer)
+        biases = slim.model_variable(
+            'biases', [num_outputs],
+            initializer=biases_initializer or tf.compat.v1.zeros_initializer())
+        outputs = tf.nn.conv2d(inputs, weights, strides=1, padding='SAME',
+                               dilations=[1, rate, rate, 1])
+        outputs = tf.nn.bias_add(outputs, biases)
+        return activation_fn(outputs) if activation_fn is not None else outputs
+
+
 def vgg_arg_scope(weight_decay=0.0005):
     """Arg scope of the VGG SSD: ReLU convs with Xavier init, L2 weight decay, SAME pads."""
-    with slim.arg_scope([slim.conv2d], activation_fn=tf.nn.relu,
+    with slim.arg_scope([slim.conv2d, dilated_conv2d], activation_fn=tf.nn.relu,
                         weights_regularizer=slim.l2_regularizer(weight_decay),
                         weights_initializer=tf.compat.v1.glorot_uniform_initializer(),
                         biases_initializer=tf.compat.v1.zeros_initializer()):
@@ -82,7 +118,7 @@ def vgg_feature_maps(inputs, extra_layers, is_training=False):
         if block < 5:
             net = slim.max_pool2d(net, [2, 2], stride=2, scope='pool%d' % block)
     net = slim.max_pool2d(net, [3, 3], stride=1, scope='pool5')
-    net = slim.conv2d(net, 1024, [3, 3], rate=6, scope='conv6')
+    net = dilated_conv2d(net, 1024, 3, rate=6, scope='conv6')
     end_points['conv6'] = net
     net = slim.conv2d(net, 1024, [1, 1], scope='conv7')
     end_points['conv7'] = net

@@ -8,6 +8,7 @@ import tf_slim as slim
 from tf_slim.nets import vgg
 
 from nets import nets_factory
+from nets import ssd_vgg
 
 FIXTURES = pathlib.Path(__file__).parent / 'fixtures'
 
@@ -100,3 +101,22 @@ def test_forward_pass_and_l2_norm_scale():
     assert logits_v.shape == (1, 8732, 4) and locs_v.shape == (1, 8732, 4)
     assert np.all(np.isfinite(logits_v)) and np.all(np.isfinite(locs_v))
     np.testing.assert_array_equal(scale_v, np.full(512, 20.0))
+
+
+def test_dilated_conv2d_equals_slim_atrous_conv():
+    x = np.random.default_rng(0).normal(size=[2, 19, 19, 4]).astype(np.float32)
+    with tf.Graph().as_default():
+        ours = ssd_vgg.dilated_conv2d(tf.constant(x), 3, 3, rate=6,
+                                      weights_regularizer=slim.l2_regularizer(0.1), scope='a')
+        reference = slim.conv2d(tf.constant(x), 3, [3, 3], rate=6, scope='b')
+        variables = {v.op.name: v for v in tf.compat.v1.global_variables()}
+        assert variables['a/weights'].shape.as_list() == [3, 3, 4, 3]
+        assert variables['a/biases'].shape.as_list() == [3]
+        assert len(tf.compat.v1.losses.get_regularization_losses()) == 1
+        with tf.compat.v1.Session() as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            sess.run([variables['b/weights'].assign(variables['a/weights']),
+                      variables['b/biases'].assign(tf.ones([3]))])
+            sess.run(variables['a/biases'].assign(tf.ones([3])))
+            ours_v, reference_v = sess.run([ours, reference])
+    np.testing.assert_allclose(ours_v, reference_v, rtol=1e-5, atol=1e-5)

@@ -216,10 +216,10 @@ class SSDClient:
             {'version': s.version, 'state': get_model_status_pb2.ModelVersionStatus.State.Name(s.state)}
             for s in response.model_version_status]}
 
-    def model_info(self, version=None):
+    def model_info(self, version=None, refresh=False):
         """Input size and class names of the served model (cached per version)."""
         with self._info_lock:
-            if self._info is not None and (version is None or self._info.version == version):
+            if not refresh and self._info is not None and (version is None or self._info.version == version):
                 return self._info
         meta = self.metadata()
         shape = meta['signatures']['serving_default']['inputs']['images']['shape']
@@ -263,7 +263,14 @@ class SSDClient:
         if self.signature == 'detect':
             boxes, scores, classes, version, timing = self._detect_in_graph(image, rgb)
         else:
-            boxes, scores, classes, version, timing = self._detect_client_side(rgb, info)
+            try:
+                boxes, scores, classes, version, timing = self._detect_client_side(rgb, info)
+            except ServingError as e:  # a new version may expect another input size
+                fresh = self.model_info(refresh=True)
+                if e.code != grpc.StatusCode.INVALID_ARGUMENT or fresh.input_hw == info.input_hw:
+                    raise
+                info = fresh
+                boxes, scores, classes, version, timing = self._detect_client_side(rgb, info)
         if version != info.version:
             info = self.model_info(version)
         keep = scores >= threshold

@@ -14,7 +14,7 @@ TOY_CLASSES = ['background', 'circle', 'square']
 TOY_ANCHORS = np.array([[0.1, 0.2, 0.5, 0.6], [0.0, 0.0, 1.0, 1.0]], np.float32)
 
 
-def export_toy_model(export_base, box_scale=1.0, version=None):
+def export_toy_model(export_base, box_scale=1.0, version=None, classes=None):
     """Writes a toy SavedModel: serving_default images [None,4,4,3] -> scores [None,2,3], boxes [None,2,4]
     (= TOY_ANCHORS * box_scale); detect encoded_images [None] -> num_detections = byte length, class_names;
     slow iterations [] int32 -> count (a busy loop, to keep a request in flight); echo x [None] -> y = 2 x."""
@@ -40,7 +40,7 @@ def export_toy_model(export_base, box_scale=1.0, version=None):
             'detect': saved_model_writer.predict_signature({'encoded_images': encoded}, {
                 'detection_boxes': tf.zeros([batch, 2, 4]), 'detection_scores': tf.zeros([batch, 2]),
                 'detection_classes': tf.zeros([batch, 2]), 'num_detections': lengths,
-                'class_names': tf.tile(tf.constant(TOY_CLASSES)[None], [batch, 1])}),
+                'class_names': tf.tile(tf.constant(classes or TOY_CLASSES)[None], [batch, 1])}),
             'slow': saved_model_writer.predict_signature({'iterations': iterations}, {'count': count}),
             'echo': saved_model_writer.predict_signature({'x': values}, {'y': values * 2.0}),
         }

@@ -1,5 +1,6 @@
 """SSDClient against the in-process server with the toy model: pixels, class names, errors."""
 import io
+import time
 
 import cv2
 import numpy as np
@@ -105,3 +106,15 @@ def test_unreachable_server_after_retries():
     with client_lib.SSDClient('127.0.0.1:1', timeout=2, retries=2) as ssd_client:
         with pytest.raises(client_lib.ServingUnavailable, match='UNAVAILABLE'):
             ssd_client.status()
+
+
+def test_new_version_brings_its_class_names(client, toy_base, toy):
+    assert client.detect(_picture()).model['version'] == 1
+    toy.export(toy_base, classes=['background', 'cat', 'dog'])
+    for _ in range(300):  # the server polls every 0.1 s
+        result = client.detect(_picture())
+        if result.model['version'] == 2:
+            break
+        time.sleep(0.05)
+    assert result.model['version'] == 2
+    assert {d.class_name for d in result.detections} <= {'cat', 'dog'} and result.detections

@@ -137,6 +137,7 @@ class ModelManager:
         self._poll_lock = threading.Lock()
         self._current = None
         self._failed = set()
+        self._warned_empty = False
         self._stop = threading.Event()
         self._thread = None
 
@@ -168,8 +169,10 @@ class ModelManager:
                 logging.info('Serving model %s version %d', self.model_name, version)
                 if old is not None:
                     old.retire()
-        elif not versions and current is None:
-            logging.warning('No versions of model %s found under %s', self.model_name, self.base_path)
+        elif not versions and current is None and not self._warned_empty:
+            self._warned_empty = True
+            logging.warning('No versions of model %s found under %s (waiting for one)',
+                            self.model_name, self.base_path)
         return self._current.version if self._current else None
 
     def start(self):

@@ -117,7 +117,10 @@ def create_server(manager, port, host='0.0.0.0', max_workers=8):
                          options=GRPC_OPTIONS)
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(manager), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(manager), server)
-    bound = server.add_insecure_port('%s:%d' % (host, port))
+    try:
+        bound = server.add_insecure_port('%s:%d' % (host, port))
+    except RuntimeError as e:
+        raise OSError('cannot bind gRPC port %s:%d (%s)' % (host, port, e)) from e
     if not bound:
         raise OSError('cannot bind gRPC port %s:%d' % (host, port))
     return server, bound
@@ -149,7 +152,12 @@ def main(argv=None):
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(message)s')
     manager = ModelManager(args.model_name, args.model_base_path, args.file_system_poll_wait_seconds)
     manager.start()
-    server, port = create_server(manager, args.port, args.host, args.max_workers)
+    try:
+        server, port = create_server(manager, args.port, args.host, args.max_workers)
+    except OSError as e:
+        manager.stop()
+        logging.error('--port: %s', e)
+        return 1
     rest = None
     if args.rest_api_port:
         from serving import rest_api  # pylint: disable=import-outside-toplevel

@@ -32,7 +32,7 @@ def hard_negative_mask(neg_losses, negatives, num_negatives):
 
 
 def ssd_losses(logits, locs, target_labels, target_locs, negative_ratio=3.0, loss_alpha=1.0,
-               min_negatives=None, scope=None):
+               scope=None, min_negatives=None):
     """SSD multibox loss, added to the tf.compat.v1 LOSSES collection (total only).
 
     Args:
@@ -42,9 +42,9 @@ def ssd_losses(logits, locs, target_labels, target_locs, negative_ratio=3.0, los
       target_locs: float32 [B, A, 4] encoded targets.
       negative_ratio: hard negatives per positive.
       loss_alpha: weight of the localisation loss.
+      scope: name scope.
       min_negatives: negatives kept for an image without positives (default
         negative_ratio).
-      scope: name scope.
 
     Returns:
       dict of float32 scalars: total, cls_pos, cls_neg, loc (each already divided by

@@ -113,8 +113,9 @@ def create_server(manager, port, host='0.0.0.0', max_workers=8):
     Returns:
       (server, bound port) - port 0 picks a free port.
     """
+    # No SO_REUSEPORT: a second server on a busy port must fail, not silently share the port.
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix='grpc'),
-                         options=GRPC_OPTIONS)
+                         options=GRPC_OPTIONS + [('grpc.so_reuseport', 0)])
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(manager), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(manager), server)
     try:

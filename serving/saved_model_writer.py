@@ -1,7 +1,8 @@
 """Writes a graph-mode session as a TF-Serving SavedModel version, atomically.
 
 `<export_base>/<version>/` appears complete or not at all: the model is written to a hidden
-temporary folder beside it and renamed; an existing version is never overwritten.
+temporary folder beside it and renamed; an existing version is never overwritten. Default-valued
+op attributes are stripped so that older TF Serving releases can load the graph.
 """
 import os
 import shutil
@@ -63,7 +64,8 @@ def write_saved_model(session, export_base, signature_defs, version=None):
         with session.graph.as_default():
             assets = tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.ASSET_FILEPATHS)
             builder.add_meta_graph_and_variables(session, [SERVE_TAG], signature_def_map=signature_defs,
-                                                 assets_collection=assets or None, clear_devices=True)
+                                                 assets_collection=assets or None, clear_devices=True,
+                                                 strip_default_attrs=True)
         builder.save()
         if os.path.exists(final):
             raise FileExistsError('export version %s appeared while writing; not overwritten' % final)

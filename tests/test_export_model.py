@@ -85,6 +85,16 @@ def test_layout_and_saved_model_cli(exported):
         assert line in shown, line
 
 
+def test_only_standard_ops(exported):
+    session, _ = _load(exported['path'])
+    with session:
+        graph_def = session.graph.as_graph_def()
+    ops = {node.op for node in graph_def.node}
+    ops.update(node.op for function in graph_def.library.function for node in function.node_def)
+    assert {'DecodeImage', 'NonMaxSuppressionV3', 'Conv2D'} <= ops  # detect's decode and NMS are in the graph
+    assert not ops & {'PyFunc', 'PyFuncStateless', 'EagerPyFunc'}
+
+
 def test_serving_default_equals_training_graph_with_moving_averages(exported):
     session, signatures = _load(exported['path'])
     with session:

@@ -21,10 +21,11 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPEED_CASES = (('ssd_300_vgg', 8), ('ssd_300_mobilenet_v2', 16))
 # The recipe of the accuracy run (flags of train_ssd_network.py).
-RECIPE = ['--model_name=ssd_300_mobilenet_v2', '--batch_size=16', '--optimizer=adam',
-          '--learning_rate=0.002', '--learning_rate_decay_type=cosine', '--warmup_steps=100',
-          '--end_learning_rate=0.00002', '--weight_decay=0.00004', '--seed=1',
+RECIPE = ['--model_name=ssd_300_mobilenet_v2', '--batch_size=8', '--optimizer=adam',
+          '--learning_rate=0.0015', '--learning_rate_decay_type=cosine', '--warmup_steps=100',
+          '--end_learning_rate=0.00001', '--weight_decay=0.00004', '--seed=1',
           '--log_every_n_steps=20', '--save_interval_secs=300']
+BATCH_SIZE = 8
 
 
 def machine():
@@ -109,7 +110,7 @@ def main():
     parser.add_argument('--num_test', type=int, default=1000, help='test images')
     parser.add_argument('--speed_steps', type=int, default=10, help='timed steps per network')
     parser.add_argument('--train_secs', type=int, default=1800, help='accuracy run time limit')
-    parser.add_argument('--max_steps', type=int, default=1500,
+    parser.add_argument('--max_steps', type=int, default=1100,
                         help='accuracy run steps (length of the cosine schedule)')
     parser.add_argument('--figure', default=None, help='copy the combined PR curve here')
     parser.add_argument('--skip_speed', action='store_true')
@@ -132,9 +133,10 @@ def main():
     if not args.skip_accuracy:
         metrics, train_time, step = accuracy_run(records_dir, args.work_dir, args.train_secs,
                                                  args.max_steps)
-        print('accuracy run: ssd_300_mobilenet_v2 from scratch, %d steps of batch 16 in %.0f s '
-              '(%.1f images/s), %d test images' % (step, train_time, step * 16 / train_time,
-                                                   metrics['num_images']))
+        print('accuracy run: ssd_300_mobilenet_v2 from scratch, %d steps of batch %d in %.0f s '
+              '(%.1f images/s, incl. start-up), %d test images'
+              % (step, BATCH_SIZE, train_time, step * BATCH_SIZE / train_time,
+                 metrics['num_images']))
         for name, values in sorted(metrics['per_class'].items()):
             print('  %-10s num_gt %4d  AP07 %.4f  AP12 %.4f' % (
                 name, values['num_gt'], values['ap_voc07'] or 0.0, values['ap_voc12'] or 0.0))

@@ -37,16 +37,24 @@ def _cpu_model():
 
 
 def forward_images_per_second(name, batch_size, iterations, warmup, config):
-    """Images/s of the serving graph of network `name` at `batch_size` (median of runs)."""
+    """Forward speed of the serving graph of network `name` at `batch_size`.
+
+    Returns:
+      (images/s from the median run time, GFLOP per image counted by the TF profiler).
+    """
     import tensorflow as tf
     import tf_slim as slim
     network = nets_factory.get_network(name)
     height, width = network.params.img_shape
     with tf.Graph().as_default():
-        inputs = tf.compat.v1.placeholder(tf.float32, [None, height, width, 3])
+        inputs = tf.compat.v1.placeholder(tf.float32, [batch_size, height, width, 3])
         with slim.arg_scope(network.arg_scope()):
             logits, locs, _ = network.net(inputs, is_training=False)
         outputs = network.decode_outputs(logits, locs)
+        options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+        options['output'] = 'none'
+        flops = tf.compat.v1.profiler.profile(tf.compat.v1.get_default_graph(),
+                                              options=options).total_float_ops
         images = np.random.default_rng(0).uniform(-1, 1, [batch_size, height, width, 3])
         with tf.compat.v1.Session(config=config) as sess:
             sess.run(tf.compat.v1.global_variables_initializer())
@@ -57,7 +65,7 @@ def forward_images_per_second(name, batch_size, iterations, warmup, config):
                 start = time.perf_counter()
                 sess.run(outputs, {inputs: images})
                 times.append(time.perf_counter() - start)
-    return batch_size / float(np.median(times))
+    return batch_size / float(np.median(times)), flops / batch_size / 1e9
 
 
 def detector_like_outputs(rng, anchors, num_classes, num_objects=5):
@@ -158,9 +166,10 @@ def main(argv=None):
     for name in networks:
         for batch_size in batch_sizes:
             logging.info('timing %s at batch %d', name, batch_size)
-            rate = forward_images_per_second(name, batch_size, args.iterations, args.warmup,
-                                             config)
-            lines.append('forward %-22s batch %2d: %7.2f images/s' % (name, batch_size, rate))
+            rate, gflop = forward_images_per_second(name, batch_size, args.iterations,
+                                                    args.warmup, config)
+            lines.append('forward %-22s batch %2d: %7.2f images/s (%.1f GFLOP/image, %.0f GFLOP/s)'
+                         % (name, batch_size, rate, gflop, rate * gflop))
     lines.append('numpy post-processing, 8732 anchors x 21 classes, detector-like scores: '
                  '%.2f ms median' % postprocess_milliseconds(detector_like_outputs))
     lines.append('numpy post-processing, 8732 anchors x 21 classes, worst case (random '

@@ -83,7 +83,8 @@ def test_two_clones_train_log_resume_and_summaries(records_dir, tmp_path):
     common = ['--dataset_dir=%s' % records_dir, '--train_dir=%s' % train_dir,
               '--model_name=ssd_300_mobilenet_v2', '--num_clones=2', '--clone_on_cpu',
               '--batch_size=1', '--log_every_n_steps=1', '--save_summaries_secs=1',
-              '--learning_rate_decay_type=polynomial', '--warmup_steps=1', '--seed=1']
+              '--learning_rate_decay_type=polynomial', '--warmup_steps=1', '--seed=1',
+              '--moving_average_decay=0.9']
     result = _run(common + ['--max_number_of_steps=2'])
     assert result.returncode == 0, result.stderr[-3000:]
     assert 'step 2/2: loss' in result.stderr
@@ -98,6 +99,7 @@ def test_two_clones_train_log_resume_and_summaries(records_dir, tmp_path):
     names = reader.get_variable_to_shape_map()
     assert not any(name.startswith('clone_') for name in names)
     assert any(name.startswith('ssd_300_mobilenet_v2/') for name in names)
+    assert any(name.endswith('/ExponentialMovingAverage') for name in names)
     tags = _summary_tags(train_dir)
     for tag in ('losses/total', 'losses/cls_pos', 'losses/cls_neg', 'losses/loc',
                 'learning_rate'):

@@ -1,0 +1,60 @@
+"""Tests for deployment/inputs.py: fixed-shape training batches, padded evaluation batches."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from datasets import dataset_factory
+from deployment import inputs
+from deployment import shapes_data
+from nets import nets_factory
+from preprocessing import preprocessing_factory
+
+NET = 'ssd_300_mobilenet_v2'
+
+
+@pytest.fixture(scope='module')
+def records_dir(tmp_path_factory):
+    return shapes_data.make_shapes_records(str(tmp_path_factory.mktemp('shapes')), 3, 3, seed=6,
+                                           min_side=80, max_side=120)
+
+
+def test_train_batches_have_fixed_shapes(records_dir):
+    with tf.Graph().as_default():
+        info = dataset_factory.get_dataset('shapes', 'trainval', records_dir)
+        network = nets_factory.get_network(NET, info.num_classes)
+        num_anchors = len(network.anchors())
+        dataset = inputs.train_dataset(info, preprocessing_factory.get_preprocessing(NET, True),
+                                       network.anchors(), network.params.prior_scaling, 2,
+                                       seed=1)
+        assert dataset.element_spec['target_labels'].shape.as_list() == [2, num_anchors]
+        assert dataset.element_spec['target_locs'].shape.as_list() == [2, num_anchors, 4]
+        assert dataset.element_spec['image'].shape.as_list() == [2, 300, 300, 3]
+        batch = tf.compat.v1.data.make_one_shot_iterator(dataset).get_next()
+        with tf.compat.v1.Session() as session:
+            for _ in range(2):   # more batches than images: the data repeats
+                values = session.run(batch)
+    labels = values['target_labels']
+    assert set(np.unique(labels)) <= set(range(-1, info.num_classes))
+    assert (labels > 0).any()
+    assert np.all(values['target_locs'][labels == 0] == 0)
+
+
+def test_eval_batches_keep_ground_truth(records_dir):
+    with tf.Graph().as_default():
+        info = dataset_factory.get_dataset('shapes', 'test', records_dir)
+        dataset = inputs.eval_dataset(info, preprocessing_factory.get_preprocessing(NET, False), 2)
+        batch = tf.compat.v1.data.make_one_shot_iterator(dataset).get_next()
+        sizes, counts = [], []
+        with tf.compat.v1.Session() as session:
+            while True:
+                try:
+                    values = session.run(batch)
+                except tf.errors.OutOfRangeError:
+                    break
+                sizes.append(len(values['filename']))
+                counts.extend(values['num_boxes'])
+                for i, n in enumerate(values['num_boxes']):
+                    assert np.all(values['labels'][i, :n] > 0)
+                    assert np.all(values['labels'][i, n:] == 0)
+    assert sizes == [2, 1]
+    assert all(n >= 0 for n in counts)

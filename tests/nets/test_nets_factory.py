@@ -65,3 +65,13 @@ def test_scope_and_reuse():
             network.net(inputs, reuse=True)
         assert len(tf.compat.v1.global_variables()) == count
         assert any(v.op.name.startswith('ssd_300_vgg/') for v in tf.compat.v1.global_variables())
+
+
+def test_params_that_disagree_with_the_graph_are_a_clear_error():
+    network = nets_factory.get_network('ssd_300_vgg')
+    bad_shapes = ((38, 38), (19, 19), (10, 10), (5, 5), (3, 3), (2, 2))
+    network.params = network.params._replace(feat_shapes=bad_shapes)
+    with tf.Graph().as_default():
+        with pytest.raises(ValueError, match='conv11 has shape'):
+            with slim.arg_scope(network.arg_scope()):
+                network.net(tf.zeros([1, 300, 300, 3]))

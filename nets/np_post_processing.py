@@ -30,24 +30,44 @@ def _sorted_candidates(scores, threshold, top_k):
 
 
 class _Overlaps:
-    """IoU rows of a fixed set of boxes [n, 4], computed as TF's NMS does (float32)."""
+    """Tests IoU > threshold among boxes [n, 4], computing IoU as TF's NMS does (float32).
 
-    def __init__(self, boxes):
+    Small sets get their whole [n, n] matrix at the first query (one vectorised pass),
+    large ones one row per query, so the cost follows the boxes actually kept.
+    """
+
+    FULL_MATRIX_MAX = 128
+
+    def __init__(self, boxes, threshold):
         boxes = np.asarray(boxes, np.float32)
         self.ymin = np.minimum(boxes[:, 0], boxes[:, 2])
         self.ymax = np.maximum(boxes[:, 0], boxes[:, 2])
         self.xmin = np.minimum(boxes[:, 1], boxes[:, 3])
         self.xmax = np.maximum(boxes[:, 1], boxes[:, 3])
         self.area = (self.ymax - self.ymin) * (self.xmax - self.xmin)
+        self.threshold = np.float32(threshold)
+        self._matrix = None
 
-    def above(self, i, threshold):
-        """bool [n]: IoU(box i, box j) > threshold for every j (all False if box i is empty)."""
-        if self.area[i] <= 0:
-            return np.zeros(self.area.shape, bool)
-        height = np.minimum(self.ymax[i], self.ymax) - np.maximum(self.ymin[i], self.ymin)
-        width = np.minimum(self.xmax[i], self.xmax) - np.maximum(self.xmin[i], self.xmin)
+    def _iou(self, rows):
+        """float32 [len(rows), n] IoU of the `rows` boxes with every box (rows: a slice)."""
+        height = (np.minimum(self.ymax[rows, None], self.ymax) -
+                  np.maximum(self.ymin[rows, None], self.ymin))
+        width = (np.minimum(self.xmax[rows, None], self.xmax) -
+                 np.maximum(self.xmin[rows, None], self.xmin))
         inter = np.maximum(height, 0) * np.maximum(width, 0)
-        return inter / (self.area[i] + self.area - inter) > np.float32(threshold)
+        return inter / (self.area[rows, None] + self.area - inter)
+
+    def above(self, i):
+        """bool [n]: IoU(box i, box j) > threshold for every j; none if box i is empty."""
+        if self.area.size > self.FULL_MATRIX_MAX:
+            if self.area[i] <= 0:
+                return np.zeros(self.area.size, bool)
+            return self._iou(slice(i, i + 1))[0] > self.threshold
+        if self._matrix is None:
+            with np.errstate(divide='ignore', invalid='ignore'):    # 0 / 0 for empty pairs
+                self._matrix = self._iou(slice(None)) > self.threshold
+            self._matrix[self.area <= 0] = False
+        return self._matrix[i]
 
 
 def nms(boxes, scores, iou_threshold, max_output, score_threshold=-np.inf):
@@ -65,7 +85,7 @@ def nms(boxes, scores, iou_threshold, max_output, score_threshold=-np.inf):
     boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
     scores = np.asarray(scores, np.float32).reshape(-1)
     order = _sorted_candidates(scores, score_threshold, scores.size)
-    overlaps = _Overlaps(boxes[order])
+    overlaps = _Overlaps(boxes[order], iou_threshold)
     suppressed = np.zeros(order.size, bool)
     keep = []
     for i in range(order.size):
@@ -74,7 +94,7 @@ def nms(boxes, scores, iou_threshold, max_output, score_threshold=-np.inf):
         if suppressed[i]:
             continue
         keep.append(i)
-        suppressed |= overlaps.above(i, iou_threshold)
+        suppressed |= overlaps.above(i)
     return order[np.asarray(keep, np.int64)]
 
 
@@ -112,7 +132,7 @@ def postprocess(scores, boxes, select_threshold=0.01, nms_threshold=0.45, pre_nm
     anchors = np.concatenate(candidates)
     cand_scores = scores_by_class[np.asarray(classes)[slots], anchors]
     order = np.argsort(-cand_scores, kind='stable')
-    overlaps = [_Overlaps(boxes[found]) for found in candidates]
+    overlaps = [_Overlaps(boxes[found], nms_threshold) for found in candidates]
     suppressed = [np.zeros(found.size, bool) for found in candidates]
     keep = []
     for j in order:
@@ -122,7 +142,7 @@ def postprocess(scores, boxes, select_threshold=0.01, nms_threshold=0.45, pre_nm
         keep.append(j)
         if len(keep) == keep_top_k:
             break
-        suppressed[slot] |= overlaps[slot].above(rank, nms_threshold)
+        suppressed[slot] |= overlaps[slot].above(rank)
     keep = np.asarray(keep, np.int64)
     return (boxes[anchors[keep]], cand_scores[keep],
             np.asarray(classes, np.int64)[slots[keep]])

@@ -1,9 +1,10 @@
 """MobileNetV2 feature extractor for SSDLite (Sandler et al., 2018, section 6.2).
 
-Feature layers as in the TF Object Detection API's ssdlite_mobilenet_v2: the expansion
-output of layer 15 (19x19 for a 300 input), the final 1x1 conv (layer 19, 10x10), then
-four extra blocks (1x1 conv, depthwise 3x3 stride 2, 1x1 conv) down to 5, 3, 2 and 1.
-Every conv has batch norm and ReLU6 except the linear bottleneck projections.
+Feature layers with the sizes of SSD300 (38, 19, 10, 5, 3, 1 for a 300 input): the
+expansion outputs of layers 8 (38x38x192) and 15 (19x19x576), as the TF Object Detection
+API's ssdlite_mobilenet_v2 takes layer 15, the final 1x1 conv (layer 19, 10x10x1280),
+then three extra blocks (1x1 conv, depthwise 3x3, 1x1 conv): stride 2 to 5 and 3, then
+VALID to 1. Every conv has batch norm and ReLU6 except the linear bottleneck projections.
 """
 import tensorflow as tf
 import tf_slim as slim
@@ -15,8 +16,9 @@ BLOCKS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3,
           (6, 160, 3, 2), (6, 320, 1, 1))
 FIRST_DEPTH = 32
 LAST_DEPTH = 1280
-# Output channels of the extra blocks (lighter than the OD API's 512, 256, 256, 128).
-EXTRA_DEPTHS = (256, 128, 128, 64)
+# Extra blocks: (output channels, depthwise stride, depthwise padding); lighter than the
+# OD API's 512, 256, 256, 128 channels.
+EXTRA_LAYERS = ((256, 2, 'SAME'), (128, 2, 'SAME'), (128, 1, 'VALID'))
 
 
 def make_divisible(value, divisor=8, min_value=8):
@@ -59,27 +61,27 @@ def _inverted_residual(net, expansion, depth, stride, scope):
     return out, expanded
 
 
-def _extra_block(net, depth, scope):
-    """1x1 conv to depth/2, depthwise 3x3 stride 2, 1x1 conv to depth."""
+def _extra_block(net, depth, stride, padding, scope):
+    """1x1 conv to depth/2, depthwise 3x3 with stride/padding, 1x1 conv to depth."""
     with tf.compat.v1.variable_scope(scope, values=[net]):
         net = slim.conv2d(net, depth // 2, [1, 1], scope='conv1x1')
-        net = slim.separable_conv2d(net, None, [3, 3], depth_multiplier=1, stride=2,
-                                    scope='depthwise')
+        net = slim.separable_conv2d(net, None, [3, 3], depth_multiplier=1, stride=stride,
+                                    padding=padding, scope='depthwise')
         return slim.conv2d(net, depth, [1, 1], scope='project')
 
 
 def mobilenet_v2_feature_maps(inputs, is_training=False, depth_multiplier=1.0,
-                              extra_depths=EXTRA_DEPTHS):
+                              extra_layers=EXTRA_LAYERS):
     """Builds MobileNetV2 + SSDLite extra blocks in the current variable scope.
 
     Args:
       inputs: float32 [B, S, S, 3] scaled to [-1, 1].
       is_training: Python bool; batch norm uses batch statistics and updates its averages.
       depth_multiplier: width multiplier of the backbone (the last 1280 conv is kept).
-      extra_depths: output channels of the four extra blocks.
+      extra_layers: (channels, stride, padding) of each extra block.
 
     Returns:
-      features: dict 'layer_15', 'layer_19', 'extra_1'..'extra_4' -> [B, h, w, d].
+      features: dict 'layer_8', 'layer_15', 'layer_19', 'extra_1'.. -> [B, h, w, d].
       end_points: dict of every block output.
     """
     end_points = {}
@@ -100,9 +102,10 @@ def mobilenet_v2_feature_maps(inputs, is_training=False, depth_multiplier=1.0,
         last_depth = make_divisible(LAST_DEPTH * max(1.0, depth_multiplier))
         net = slim.conv2d(net, last_depth, [1, 1], scope='Conv_1')
         end_points['layer_19'] = net
-        features = {'layer_15': end_points['layer_15/expansion_output'], 'layer_19': net}
-        for i, depth in enumerate(extra_depths, start=1):
-            net = _extra_block(net, depth, 'extra_%d' % i)
+        features = {'layer_8': end_points['layer_8/expansion_output'],
+                    'layer_15': end_points['layer_15/expansion_output'], 'layer_19': net}
+        for i, (depth, stride, padding) in enumerate(extra_layers, start=1):
+            net = _extra_block(net, depth, stride, padding, 'extra_%d' % i)
             end_points['extra_%d' % i] = net
             features['extra_%d' % i] = net
     return features, end_points

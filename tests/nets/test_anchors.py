@@ -7,13 +7,18 @@ from nets import ssd_params
 
 
 @pytest.mark.parametrize('name, total', [('ssd_300_vgg', 8732), ('ssd_512_vgg', 24564),
-                                         ('ssd_300_mobilenet_v2', 2278)])
+                                         ('ssd_300_mobilenet_v2', 8732)])
 def test_totals(name, total):
     params = ssd_params.get_params(name)
     boxes = anchors.ssd_anchors(params)
     assert boxes.shape == (total, 4)
     assert boxes.dtype == np.float32
     assert anchors.num_anchors(params) == total
+
+
+def test_mobilenet_reuses_the_ssd300_geometry():
+    np.testing.assert_array_equal(anchors.ssd_anchors(ssd_params.SSD_300_MOBILENET_V2),
+                                  anchors.ssd_anchors(ssd_params.SSD_300_VGG))
 
 
 def test_boxes_per_cell_of_ssd300():

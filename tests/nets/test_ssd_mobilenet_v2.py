@@ -30,11 +30,13 @@ def test_make_divisible():
 def _check_features(network, end_points, logits, locs, depth_multiplier):
     for layer, shape in zip(network.params.feat_layers, network.params.feat_shapes):
         assert end_points['feature/' + layer].shape.as_list()[1:3] == list(shape)
+    assert end_points['feature/layer_8'].shape[-1] == 6 * ssd_mobilenet_v2.make_divisible(
+        32 * depth_multiplier)
     assert end_points['feature/layer_15'].shape[-1] == 6 * ssd_mobilenet_v2.make_divisible(
         96 * depth_multiplier)
     assert end_points['feature/layer_19'].shape[-1] == 1280
-    assert logits.shape.as_list() == [2, 2278, 3]
-    assert locs.shape.as_list() == [2, 2278, 4]
+    assert logits.shape.as_list() == [2, 8732, 3]
+    assert locs.shape.as_list() == [2, 8732, 4]
 
 
 def test_training_graph_shapes_names_and_updates():
@@ -51,9 +53,10 @@ def test_training_graph_shapes_names_and_updates():
                      'ssd_300_mobilenet_v2/expanded_conv/depthwise/depthwise_weights',
                      'ssd_300_mobilenet_v2/expanded_conv_13/expand/BatchNorm/gamma',
                      'ssd_300_mobilenet_v2/Conv_1/BatchNorm/moving_variance',
-                     'ssd_300_mobilenet_v2/extra_4/project/weights',
+                     'ssd_300_mobilenet_v2/extra_3/project/weights',
                      'ssd_300_mobilenet_v2/layer_15_box/cls/depthwise/BatchNorm/beta',
-                     'ssd_300_mobilenet_v2/layer_15_box/cls/pointwise/biases'):
+                     'ssd_300_mobilenet_v2/layer_15_box/cls/pointwise/biases',
+                     'ssd_300_mobilenet_v2/layer_8_box/loc/pointwise/weights'):
             assert name in names, name
         # The 1x1 prediction convs have no batch norm.
         assert not any('pointwise/BatchNorm' in n for n in names)

@@ -110,9 +110,11 @@ def main():
     parser.add_argument('--num_test', type=int, default=1000, help='test images')
     parser.add_argument('--speed_steps', type=int, default=10, help='timed steps per network')
     parser.add_argument('--train_secs', type=int, default=1800, help='accuracy run time limit')
-    parser.add_argument('--max_steps', type=int, default=1500,
+    parser.add_argument('--max_steps', type=int, default=1200,
                         help='accuracy run steps (length of the cosine schedule)')
     parser.add_argument('--figure', default=None, help='copy the combined PR curve here')
+    parser.add_argument('--speed_models', default=','.join(m for m, _ in SPEED_CASES),
+                        help='networks of the speed part (comma separated)')
     parser.add_argument('--skip_speed', action='store_true')
     parser.add_argument('--skip_accuracy', action='store_true')
     args = parser.parse_args()
@@ -128,6 +130,8 @@ def main():
     print('machine: %s' % machine())
     if not args.skip_speed:
         for model_name, batch_size in SPEED_CASES:
+            if model_name not in args.speed_models.split(','):
+                continue
             speed = measure_speed(records_dir, model_name, batch_size, 3, args.speed_steps)
             print('train speed %-22s batch %2d: %6.2f images/s' % (model_name, batch_size, speed))
     if not args.skip_accuracy:

@@ -30,13 +30,23 @@ def make_divisible(value, divisor=8, min_value=8):
 
 
 def mobilenet_arg_scope(weight_decay=0.00004, batch_norm_decay=0.99, batch_norm_epsilon=0.001):
-    """Arg scope of the MobileNetV2 SSDLite: batch norm + ReLU6, L2 weight decay, SAME pads."""
+    """Arg scope of the MobileNetV2 SSDLite: batch norm + ReLU6, L2 weight decay, SAME pads.
+
+    Weights use He (variance scaling) initialisation so that pre-normalisation activations
+    start with a variance near 1, the initial value of the moving variances: with small
+    initial weights (variance ~0.003) the moving variance kept 0.99^steps of its initial 1
+    and evaluation was off for the first ~1000 steps of training.
+    """
     with slim.arg_scope([slim.conv2d, slim.separable_conv2d],
                         activation_fn=tf.nn.relu6, normalizer_fn=batch_norm,
-                        weights_initializer=tf.compat.v1.truncated_normal_initializer(stddev=0.03),
+                        weights_initializer=slim.variance_scaling_initializer(),
                         padding='SAME', data_format='NHWC'):
+        # Depthwise kernels [3, 3, C, 1] have a fan-in of 9, which is their FAN_OUT for slim.
         with slim.arg_scope([slim.conv2d],
-                            weights_regularizer=slim.l2_regularizer(weight_decay)):
+                            weights_regularizer=slim.l2_regularizer(weight_decay)), \
+                slim.arg_scope([slim.separable_conv2d],
+                               weights_initializer=slim.variance_scaling_initializer(
+                                   mode='FAN_OUT')):
             with slim.arg_scope([batch_norm], decay=batch_norm_decay, epsilon=batch_norm_epsilon,
                                 center=True, scale=True) as sc:
                 return sc

@@ -58,12 +58,11 @@ def free_port():
 
 
 def export_random_model(root):
-    """Exports a randomly initialised network as `<root>/ssd/1`; returns the base path."""
+    """Exports a randomly initialised network with export_model.py as `<root>/ssd/1`; returns the base path."""
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     import tf_slim  # pylint: disable=import-outside-toplevel
     from datasets import labels as labels_lib  # pylint: disable=import-outside-toplevel
     from nets import nets_factory  # pylint: disable=import-outside-toplevel
-    from serving import ssd_export  # pylint: disable=import-outside-toplevel
 
     tf.compat.v1.disable_eager_execution()
     labels = os.path.join(root, labels_lib.LABELS_FILENAME)
@@ -76,8 +75,30 @@ def export_random_model(root):
         session.run(tf.compat.v1.global_variables_initializer())
         checkpoint = tf.compat.v1.train.Saver().save(session, os.path.join(root, 'model.ckpt'))
     base = os.path.join(root, 'ssd')
-    ssd_export.export(NETWORK, checkpoint, base, labels, version=1)
+    subprocess.run([sys.executable, 'export_model.py', f'--checkpoint_path={checkpoint}', f'--model_name={NETWORK}',
+                    f'--labels_file={labels}', f'--export_dir={base}', '--version=1'],
+                   cwd=REPO, check=True, stdout=subprocess.DEVNULL)
     return base
+
+
+def wait_for_port(address, processes, deadline_s):
+    """Waits until host:port accepts TCP connections (the model server binds after loading)."""
+    host, port = address.rsplit(':', 1)
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        _check_running(processes)
+        try:
+            socket.create_connection((host, int(port)), timeout=2).close()
+            return
+        except OSError:
+            time.sleep(0.5)
+    raise RuntimeError(f'nothing listens on {address} after {deadline_s} s')
+
+
+def _check_running(processes):
+    for process in processes:
+        if process.poll() is not None:
+            raise RuntimeError(f'{process.args[2]} exited with status {process.returncode}')
 
 
 def wait_until_healthy(url, processes, deadline_s):
@@ -85,9 +106,7 @@ def wait_until_healthy(url, processes, deadline_s):
     parsed = urllib.parse.urlsplit(url)
     end = time.monotonic() + deadline_s
     while time.monotonic() < end:
-        for process in processes:
-            if process.poll() is not None:
-                raise RuntimeError(f'{process.args[2]} exited with status {process.returncode}')
+        _check_running(processes)
         try:
             connection = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=5)
             connection.request('GET', '/healthz')
@@ -107,8 +126,10 @@ def post_image(url, data):
         connection = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=60)
         connection.request('POST', '/api/v1/detect', body=data, headers={'Content-Type': 'image/jpeg'})
         response = connection.getresponse()
-        response.read()
+        body = response.read()
         status = response.status
+        if status != 200:
+            logging.warning('HTTP %d: %s', status, body[:300].decode('utf-8', 'replace'))
         connection.close()
     except OSError as e:
         logging.warning('request failed: %s', e)
@@ -158,6 +179,15 @@ def stop(processes):
             process.kill()
 
 
+def _show_logs(folder):
+    """Writes the last lines of the servers' logs to stderr."""
+    for name in ('model_server.log', 'gunicorn.log'):
+        path = os.path.join(folder, name)
+        if os.path.exists(path):
+            with open(path, errors='replace') as log:
+                sys.stderr.write(f'--- {name} (last lines)\n' + ''.join(log.readlines()[-20:]))
+
+
 def _parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     load = parser.add_argument_group('load')
@@ -202,6 +232,8 @@ def main(argv=None):
                     processes.append(start([sys.executable, '-m', 'serving.model_server', '--host=127.0.0.1',
                                             f'--port={address.rsplit(":", 1)[1]}', f'--model_base_path={base}'],
                                            env, os.path.join(scratch, 'model_server.log')))
+                    # Started before the server listens, the app's gRPC channels would sit in reconnect backoff.
+                    wait_for_port(address, processes, deadline_s=180)
                 bind = f'127.0.0.1:{free_port()}'
                 url = f'http://{bind}'
                 env.update(SERVING_ADDRESS=address, WEB_BIND=bind, WEB_WORKERS=str(args.workers),
@@ -213,16 +245,14 @@ def main(argv=None):
             run_load(url, data, args.warmup, min(args.warmup, args.concurrency) or 1)
             logging.info('Sending %d requests from %d clients', args.requests, args.concurrency)
             result = run_load(url, data, args.requests, args.concurrency)
-        except RuntimeError as e:
-            for name in ('model_server.log', 'gunicorn.log'):
-                path = os.path.join(scratch, name)
-                if os.path.exists(path):
-                    with open(path, errors='replace') as log:
-                        sys.stderr.write(f'--- {name} (last lines)\n' + ''.join(log.readlines()[-20:]))
+        except (RuntimeError, subprocess.CalledProcessError) as e:
+            _show_logs(scratch)
             print(f'web_load.py: error: {e}', file=sys.stderr)
             return 2
         finally:
             stop(processes)
+        if result['errors']:
+            _show_logs(scratch)
     latencies, errors = result['latencies_ms'], result['errors']
     print(f'machine: {machine()}')
     print(f'web load: {args.requests} requests, {args.concurrency} concurrent, {len(data)} byte JPEG, '

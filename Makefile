@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CHROMIUM := /usr/lib/chromium/chromium
 
-.PHONY: test demo venv browser bench clean
+.PHONY: test demo demo-serve venv browser bench clean
 
 venv: $(STAMP)
 
@@ -27,8 +27,61 @@ browser:
 test: $(STAMP) browser
 	$(BIN)/python -m pytest
 
-demo: $(STAMP)
-	$(BIN)/python -m deployment.demo
+# ---- make demo: synthetic data -> train -> evaluate -> export -> serve -> web page ----
+# Every stage is a file target, so running it again reuses what exists (an interrupted
+# training resumes from its newest checkpoint). Override any of these on the command line.
+DEMO_DIR ?= demo_work
+DEMO_SEED ?= 0
+DEMO_NUM_TRAIN ?= 2000
+DEMO_NUM_TEST ?= 300
+DEMO_MODEL ?= ssd_300_mobilenet_v2
+DEMO_TRAIN_SECS ?= 600
+GRPC_PORT ?= 8500
+WEB_PORT ?= 5000
+DEMO_VOC := $(DEMO_DIR)/shapes_voc
+DEMO_RECORDS := $(DEMO_DIR)/records
+DEMO_TRAIN := $(DEMO_DIR)/train
+DEMO_EXPORT := $(DEMO_DIR)/exports/ssd
+
+demo: $(STAMP) $(DEMO_DIR)/eval/metrics.json $(DEMO_EXPORT)/1/saved_model.pb demo-serve
+
+$(DEMO_VOC)/ImageSets/Main/test.txt: | $(STAMP)
+	$(BIN)/python datasets/make_shapes_dataset.py --output_dir $(DEMO_VOC) \
+	  --num_train $(DEMO_NUM_TRAIN) --num_test $(DEMO_NUM_TEST) --seed $(DEMO_SEED) --num_workers 2
+
+$(DEMO_RECORDS)/shapes_%_summary.json: $(DEMO_VOC)/ImageSets/Main/test.txt
+	$(BIN)/python tf_convert_data.py --dataset_name=pascalvoc --dataset_dir=$(DEMO_VOC) \
+	  --split_name=$* --labels_file=$(DEMO_VOC)/labels.txt --output_dir=$(DEMO_RECORDS) \
+	  --output_name=shapes_$* --num_workers=2 --seed=$(DEMO_SEED)
+
+$(DEMO_TRAIN)/.done: $(DEMO_RECORDS)/shapes_trainval_summary.json
+	$(BIN)/python train_ssd_network.py --dataset_dir=$(DEMO_RECORDS) --dataset_name=shapes \
+	  --dataset_split_name=trainval --model_name=$(DEMO_MODEL) --train_dir=$(DEMO_TRAIN) \
+	  --batch_size=8 --optimizer=adam --learning_rate=0.0015 --learning_rate_decay_type=cosine \
+	  --learning_rate_decay_steps=1500 --warmup_steps=100 --end_learning_rate=0.00001 \
+	  --weight_decay=0.00004 --max_number_of_steps=1500 --max_train_secs=$(DEMO_TRAIN_SECS) \
+	  --seed=$(DEMO_SEED) --log_every_n_steps=20 --save_interval_secs=120
+	touch $@
+
+$(DEMO_DIR)/eval/metrics.json: $(DEMO_TRAIN)/.done $(DEMO_RECORDS)/shapes_test_summary.json
+	$(BIN)/python eval_ssd_network.py --checkpoint_path=$(DEMO_TRAIN) --dataset_dir=$(DEMO_RECORDS) \
+	  --dataset_name=shapes --dataset_split_name=test --model_name=$(DEMO_MODEL) \
+	  --eval_dir=$(DEMO_DIR)/eval
+
+$(DEMO_EXPORT)/1/saved_model.pb: $(DEMO_TRAIN)/.done
+	$(BIN)/python export_model.py --checkpoint_path=$(DEMO_TRAIN) --model_name=$(DEMO_MODEL) \
+	  --export_dir=$(DEMO_EXPORT) --version=1 --labels_file=$(DEMO_RECORDS)/labels.txt
+
+# The local model server and the web app in the foreground; Ctrl-C stops both.
+demo-serve: $(STAMP)
+	@trap 'kill $$server $$web 2>/dev/null; wait' EXIT INT TERM; \
+	$(BIN)/python -m serving.model_server --port=$(GRPC_PORT) --model_name=ssd \
+	  --model_base_path=$(abspath $(DEMO_EXPORT)) & server=$$!; \
+	SERVING_ADDRESS=127.0.0.1:$(GRPC_PORT) MODEL_NAME=ssd NETWORK=$(DEMO_MODEL) \
+	  WEB_BIND=127.0.0.1:$(WEB_PORT) WEB_WORKERS=2 \
+	  $(BIN)/gunicorn -c web/gunicorn.conf.py 'web:create_app()' & web=$$!; \
+	sleep 3; echo; echo "  Open http://127.0.0.1:$(WEB_PORT)/  (Ctrl-C stops the model server and the web app)"; echo; \
+	wait
 
 bench: $(STAMP)
 	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done

@@ -80,7 +80,8 @@ demo-serve: $(STAMP)
 	SERVING_ADDRESS=127.0.0.1:$(GRPC_PORT) MODEL_NAME=ssd NETWORK=$(DEMO_MODEL) \
 	  WEB_BIND=127.0.0.1:$(WEB_PORT) WEB_WORKERS=2 \
 	  $(BIN)/gunicorn -c web/gunicorn.conf.py 'web:create_app()' & web=$$!; \
-	sleep 3; echo; echo "  Open http://127.0.0.1:$(WEB_PORT)/  (Ctrl-C stops the model server and the web app)"; echo; \
+	$(BIN)/python -m web.wait_ready --url=http://127.0.0.1:$(WEB_PORT)/healthz --timeout=180 && \
+	echo && echo "  Open http://127.0.0.1:$(WEB_PORT)/  (Ctrl-C stops the model server and the web app)" && echo; \
 	wait
 
 bench: $(STAMP)

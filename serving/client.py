@@ -139,9 +139,14 @@ class SSDClient:
         if labels_path:
             from datasets import labels  # pylint: disable=import-outside-toplevel
             self._labels = labels.read_labels(labels_path)
+        # A short reconnect backoff (gRPC's default grows to 120 s), so a client started before
+        # its server, or kept across a server restart, is usable again within about a second.
         self._channel = grpc.insecure_channel(address, options=[
             ('grpc.max_send_message_length', MAX_MESSAGE_BYTES),
-            ('grpc.max_receive_message_length', MAX_MESSAGE_BYTES)])
+            ('grpc.max_receive_message_length', MAX_MESSAGE_BYTES),
+            ('grpc.initial_reconnect_backoff_ms', 100),
+            ('grpc.min_reconnect_backoff_ms', 100),
+            ('grpc.max_reconnect_backoff_ms', 1000)])
         self._predict_stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
         self._model_stub = model_service_pb2_grpc.ModelServiceStub(self._channel)
         self._info = None

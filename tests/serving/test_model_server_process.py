@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
+from serving import client as client_lib
 from serving import tensor_proto
 
 
@@ -20,18 +21,26 @@ def _free_port():
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def server_process(toy_base):
-    port = _free_port()
-    process = subprocess.Popen(
+def _start_server(base, port):
+    return subprocess.Popen(
         [sys.executable, '-m', 'serving.model_server', '--host=127.0.0.1', '--port=%d' % port,
-         '--model_base_path=%s' % toy_base, '--grace_seconds=30'],
+         '--model_base_path=%s' % base, '--grace_seconds=30'],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    yield process, '127.0.0.1:%d' % port
+
+
+def _stop(process):
     if process.poll() is None:
         process.kill()
     process.wait(30)
     process.stderr.close()
+
+
+@pytest.fixture
+def server_process(toy_base):
+    port = _free_port()
+    process = _start_server(toy_base, port)
+    yield process, '127.0.0.1:%d' % port
+    _stop(process)
 
 
 def _predict(stub, signature, inputs):
@@ -67,3 +76,37 @@ def test_sigterm_drains_in_flight_request(server_process):
     assert tensor_proto.make_ndarray(results[0].outputs['count']) == 600000
     assert b'Stopping: draining' in process.stderr.read()
     channel.close()
+
+
+def _wait_listening(port, process, deadline_s):
+    deadline = time.monotonic() + deadline_s
+    while True:
+        assert process.poll() is None, 'model server exited'
+        try:
+            socket.create_connection(('127.0.0.1', port), 0.5).close()
+            return
+        except OSError:
+            assert time.monotonic() < deadline, 'model server does not listen'
+            time.sleep(0.1)
+
+
+def test_client_created_before_its_server_connects_once_it_listens(toy_base):
+    """gRPC's default reconnect backoff would keep failing for many seconds; ours is short."""
+    port = _free_port()
+    with client_lib.SSDClient('127.0.0.1:%d' % port, retries=0, timeout=2.0) as client:
+        with pytest.raises(client_lib.ServingUnavailable):
+            client.status()
+        time.sleep(3)  # the channel backs off while nothing listens
+        process = _start_server(toy_base, port)
+        try:
+            _wait_listening(port, process, 120)
+            deadline = time.monotonic() + 5
+            while True:
+                try:
+                    client.status()
+                    break
+                except client_lib.ServingUnavailable:
+                    assert time.monotonic() < deadline, 'client still backing off 5 s after the server listens'
+                    time.sleep(0.05)
+        finally:
+            _stop(process)

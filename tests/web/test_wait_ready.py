@@ -1,0 +1,36 @@
+"""web.wait_ready: True once the URL answers 200, False after the timeout."""
+import http.server
+import socket
+import threading
+
+from web import wait_ready
+
+
+class _Ok(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):  # pylint: disable=invalid-name
+        self.send_response(200 if self.path == '/healthz' else 503)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_ready_url_and_unready_url():
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), _Ok)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base = 'http://127.0.0.1:%d' % server.server_address[1]
+        assert wait_ready.wait_ready(base + '/healthz', 10)
+        assert not wait_ready.wait_ready(base + '/other', 0.5, interval_s=0.1)
+        assert wait_ready.main(['--url', base + '/other', '--timeout', '0.2']) == 1
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_nothing_listening():
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        port = sock.getsockname()[1]
+    assert not wait_ready.wait_ready('http://127.0.0.1:%d/healthz' % port, 0.3, interval_s=0.1)

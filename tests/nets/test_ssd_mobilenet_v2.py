@@ -9,6 +9,7 @@ from nets import losses
 from nets import matching
 from nets import nets_factory
 from nets import ssd_mobilenet_v2
+from nets.batch_norm import batch_norm
 from nets.ssd_net import SSDNet
 
 UPDATE_OPS = tf.compat.v1.GraphKeys.UPDATE_OPS
@@ -96,3 +97,10 @@ def test_overfits_one_image():
                 last = sess.run(train_op)
     assert np.isfinite(last)
     assert last < 0.5 * first
+
+
+def test_batch_norm_defaults():
+    scope = ssd_mobilenet_v2.mobilenet_arg_scope()
+    params = scope[slim.arg_scope_func_key(batch_norm)]
+    assert params['decay'] == 0.9
+    assert params['scale'] and params['center']

@@ -85,7 +85,7 @@ demo-serve: $(STAMP)
 	wait
 
 bench: $(STAMP)
-	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
+	for b in convert input_pipeline nets train serving web_load; do $(BIN)/python -m bench.$$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) demo_work build *.egg-info

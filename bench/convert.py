@@ -1,6 +1,6 @@
 """Benchmark of tf_convert_data's converter on the synthetic shapes set.
 
-    python bench/convert.py [--num_images 1000] [--workers 1 2] [--repeats 2]
+    python -m bench.convert [--num_images 1000] [--workers 1 2] [--repeats 2]
 
 Generates ~500x375-pixel JPEGs (sides 375-500 px) in a temporary folder, then
 converts them to TFRecords with 1 and 2 worker processes and prints images/s

@@ -1,6 +1,6 @@
 """Input pipeline throughput: read + decode + augment + batch at the network size.
 
-    python bench/input_pipeline.py [--dataset_dir DIR --dataset_name NAME] [--network ssd_300_vgg]
+    python -m bench.input_pipeline [--dataset_dir DIR --dataset_name NAME] [--network ssd_300_vgg]
 
 Without --dataset_dir it writes a temporary synthetic shapes data set (VOC-like
 images of 200-500 px sides, JPEG) and converts it to TFRecords first. Two

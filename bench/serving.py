@@ -1,6 +1,6 @@
 """Serving benchmark for ssd_300_mobilenet_v2: in-process vs gRPC Predict (serving_default, detect).
 
-    python bench/serving.py [--iterations=40] [--model_name=ssd_300_mobilenet_v2]
+    python -m bench.serving [--iterations=40] [--model_name=ssd_300_mobilenet_v2]
 
 Exports a randomly initialised checkpoint (speed does not depend on the weights), starts
 `python -m serving.model_server` as a separate process on 127.0.0.1 and measures, at batch 1
@@ -9,20 +9,12 @@ Predict `serving_default` with the same float input, (c) gRPC Predict `detect` w
 (d) SSDClient.detect (decode + numpy preprocessing + (b) + numpy NMS). Prints images/s, p50/p99
 latency, request size, the gRPC overhead of (b) over (a), and the machine.
 """
-import os
-import sys
-
-if __name__ == '__main__' and not __package__:
-    # Run as `python bench/serving.py`, this file would shadow the `serving` package it measures;
-    # re-run it as the module bench.serving from the repository root instead.
-    os.chdir(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    os.execv(sys.executable, [sys.executable, '-m', 'bench.serving', *sys.argv[1:]])
-
-# pylint: disable=wrong-import-position
 import argparse
+import os
 import platform
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time

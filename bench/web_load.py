@@ -1,6 +1,6 @@
 """Load test of the web app under gunicorn: N requests from C concurrent clients on 127.0.0.1.
 
-    python bench/web_load.py [--requests 300 --concurrency 8 --workers 2]
+    python -m bench.web_load [--requests 300 --concurrency 8 --workers 2]
         [--model_base_path exports/ssd | --serving_address host:port | --url http://host:port]
 
 By default it exports a randomly initialised ssd_300_mobilenet_v2 (speed does not depend on the

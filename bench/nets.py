@@ -6,7 +6,7 @@ size the forward throughput of a session run of the serving graph (network + sof
 box decoding, float32, NHWC), then the median time of nets.np_post_processing.postprocess
 for one image of 8732 anchors x 21 classes.
 
-    python bench/networks.py [--networks=ssd_300_vgg,...] [--batch_sizes=1,8]
+    python -m bench.nets [--networks=ssd_300_vgg,...] [--batch_sizes=1,8]
         [--intra_op_threads=2] [--inter_op_threads=1] [--iterations=10]
 """
 import argparse

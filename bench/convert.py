@@ -10,30 +10,16 @@ import argparse
 import glob
 import logging
 import os
-import platform
 import tempfile
 import time
 
 import numpy as np
-import tensorflow as tf
 
+from bench import machine
 from datasets import converter
 from datasets import labels as labels_lib
 from datasets import make_shapes_dataset
 from datasets import pascalvoc
-
-
-def machine():
-    """CPU model, cores and TensorFlow version."""
-    model = platform.processor() or 'unknown cpu'
-    try:
-        with open('/proc/cpuinfo', encoding='utf-8') as f:
-            model = next(line.split(':', 1)[1].strip() for line in f
-                         if line.startswith('model name'))
-    except (OSError, StopIteration):
-        pass
-    return '%s, %d cores, TensorFlow %s, Python %s' % (
-        model, os.cpu_count(), tf.__version__, platform.python_version())
 
 
 def main():
@@ -52,7 +38,7 @@ def main():
         labels = labels_lib.read_labels(os.path.join(voc, labels_lib.LABELS_FILENAME))
         jpegs = glob.glob(os.path.join(voc, 'JPEGImages', '*.jpg'))
         kilobytes = np.mean([os.path.getsize(p) for p in jpegs]) / 1024
-        print('machine: %s' % machine())
+        print('machine: %s' % machine.describe())
         print('data: %d synthetic JPEGs, sides 375-500 px, mean %.0f KB' % (len(jpegs), kilobytes))
         for workers in args.workers:
             best = 0.0

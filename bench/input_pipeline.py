@@ -11,12 +11,12 @@ deployment.inputs.train_dataset (the same plus anchor matching).
 import argparse
 import logging
 import os
-import platform
 import tempfile
 import time
 
 import tensorflow as tf
 
+from bench import machine
 import tf_convert_data
 from datasets import dataset_factory
 from datasets import make_shapes_dataset
@@ -24,17 +24,6 @@ from deployment import inputs
 from nets import nets_factory
 from preprocessing import np_preprocessing
 from preprocessing import preprocessing_factory
-
-
-def _machine():
-    model = platform.processor() or 'unknown cpu'
-    try:
-        with open('/proc/cpuinfo') as cpuinfo:
-            model = next(line.split(':', 1)[1].strip() for line in cpuinfo if line.startswith('model name'))
-    except (OSError, StopIteration):
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
-    return '%s, %d cores, TensorFlow %s' % (model, cores, tf.__version__)
 
 
 def _make_shapes_records(work_dir, num_images):
@@ -112,7 +101,7 @@ def main():
              'given' if args.dataset_dir else 'synthetic shapes 200-500 px JPEG'))
     print('  read + decode + augment + batch:                  %7.1f images/s' % figures['augment'])
     print('  same + anchor matching (deployment.inputs):       %7.1f images/s' % figures['train'])
-    print('  machine: %s' % _machine())
+    print('  machine: %s' % machine.describe())
 
 
 if __name__ == '__main__':

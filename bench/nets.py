@@ -12,28 +12,17 @@ for one image of 8732 anchors x 21 classes.
 import argparse
 import logging
 import os
-import platform
 import sys
 import time
 
 import numpy as np
 
+from bench import machine
 from nets import anchors as anchors_lib
 from nets import nets_factory
 from nets import np_box_ops
 from nets import np_post_processing
 from nets import ssd_params
-
-
-def _cpu_model():
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or 'unknown'
 
 
 def forward_images_per_second(name, batch_size, iterations, warmup, config):
@@ -158,9 +147,7 @@ def main(argv=None):
     tf.compat.v1.disable_eager_execution()
     config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=args.intra_op_threads,
                                       inter_op_parallelism_threads=args.inter_op_threads)
-    lines = ['machine: %s, %d cores, load average %.1f, TensorFlow %s, Python %s'
-             % (_cpu_model(), os.cpu_count(), os.getloadavg()[0], tf.__version__,
-                platform.python_version()),
+    lines = ['machine: %s' % machine.describe(),
              'threads: intra_op %s, inter_op %s (0 = TF default); TF matmul now %.0f GFLOP/s'
              % (args.intra_op_threads, args.inter_op_threads, matmul_gflops(config))]
     for name in networks:

@@ -11,7 +11,6 @@ latency, request size, the gRPC overhead of (b) over (a), and the machine.
 """
 import argparse
 import os
-import platform
 import socket
 import subprocess
 import sys
@@ -26,6 +25,7 @@ import tensorflow as tf
 import tf_slim as slim
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
+from bench import machine
 from datasets import labels as labels_lib
 from nets import nets_factory
 from preprocessing import np_preprocessing
@@ -34,17 +34,6 @@ from serving import ssd_export, tensor_proto
 from serving.model_server import GRPC_OPTIONS
 
 NUM_CLASSES = 21
-
-
-def _cpu_model():
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or 'unknown'
 
 
 def _export(model_name, work):
@@ -187,8 +176,7 @@ def main(argv=None):
 
     print('Serving benchmark: %s, batch 1, %d requests per client, %dx%d JPEG of %d bytes'
           % (args.model_name, args.iterations, picture.shape[1], picture.shape[0], len(jpeg)))
-    print('machine: %s, %d cores, TensorFlow %s, Python %s' % (_cpu_model(), os.cpu_count(), tf.__version__,
-                                                               platform.python_version()))
+    print('machine: %s' % machine.describe())
     print('%-32s %7s %10s %9s %9s %14s' % ('case', 'clients', 'images/s', 'p50 ms', 'p99 ms', 'request bytes'))
     for (name, concurrency), (rate, p50, p99, size) in results.items():
         print('%-32s %7d %10.1f %9.1f %9.1f %14s' % (name, concurrency, rate, p50, p99, size))

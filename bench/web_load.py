@@ -12,10 +12,8 @@ when any request failed.
 import argparse
 import concurrent.futures
 import http.client
-import importlib.metadata
 import logging
 import os
-import platform
 import socket
 import subprocess
 import sys
@@ -26,21 +24,11 @@ import urllib.parse
 import cv2
 import numpy as np
 
+from bench import machine
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NETWORK = 'ssd_300_mobilenet_v2'
 CLASSES = ['background', 'circle', 'square', 'triangle', 'star', 'cross']
-
-
-def machine():
-    """CPU model, cores and TensorFlow version."""
-    model = platform.processor() or 'unknown cpu'
-    try:
-        with open('/proc/cpuinfo') as cpuinfo:
-            model = next(line.split(':', 1)[1].strip() for line in cpuinfo if line.startswith('model name'))
-    except (OSError, StopIteration):
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
-    return f'{model}, {cores} cores, TensorFlow {importlib.metadata.version("tensorflow")}'
 
 
 def synthetic_jpeg(height=300, width=400):
@@ -254,7 +242,7 @@ def main(argv=None):
         if result['errors']:
             _show_logs(scratch)
     latencies, errors = result['latencies_ms'], result['errors']
-    print(f'machine: {machine()}')
+    print(f'machine: {machine.describe()}')
     print(f'web load: {args.requests} requests, {args.concurrency} concurrent, {len(data)} byte JPEG, '
           f'{"gunicorn " + str(args.workers) + " workers" if not args.url else args.url}')
     print(f'ok {len(latencies)}  errors {sum(errors.values())} {errors or ""}')

@@ -35,7 +35,8 @@ DEMO_SEED ?= 0
 DEMO_NUM_TRAIN ?= 2000
 DEMO_NUM_TEST ?= 300
 DEMO_MODEL ?= ssd_300_mobilenet_v2
-DEMO_TRAIN_SECS ?= 600
+DEMO_TRAIN_STEPS ?= 600
+DEMO_TRAIN_SECS ?= 1200
 GRPC_PORT ?= 8500
 WEB_PORT ?= 5000
 DEMO_VOC := $(DEMO_DIR)/shapes_voc
@@ -58,8 +59,8 @@ $(DEMO_TRAIN)/.done: $(DEMO_RECORDS)/shapes_trainval_summary.json
 	$(BIN)/python train_ssd_network.py --dataset_dir=$(DEMO_RECORDS) --dataset_name=shapes \
 	  --dataset_split_name=trainval --model_name=$(DEMO_MODEL) --train_dir=$(DEMO_TRAIN) \
 	  --batch_size=8 --optimizer=adam --learning_rate=0.0015 --learning_rate_decay_type=cosine \
-	  --learning_rate_decay_steps=1500 --warmup_steps=100 --end_learning_rate=0.00001 \
-	  --weight_decay=0.00004 --max_number_of_steps=1500 --max_train_secs=$(DEMO_TRAIN_SECS) \
+	  --warmup_steps=100 --end_learning_rate=0.00001 --weight_decay=0.00004 \
+	  --max_number_of_steps=$(DEMO_TRAIN_STEPS) --max_train_secs=$(DEMO_TRAIN_SECS) \
 	  --seed=$(DEMO_SEED) --log_every_n_steps=20 --save_interval_secs=120
 	touch $@
 

@@ -76,7 +76,7 @@ $(DEMO_EXPORT)/1/saved_model.pb: $(DEMO_TRAIN)/.done
 # The local model server and the web app in the foreground; Ctrl-C stops both.
 demo-serve: $(STAMP)
 	@trap 'kill $$server $$web 2>/dev/null; wait' EXIT INT TERM; \
-	$(BIN)/python -m serving.model_server --port=$(GRPC_PORT) --model_name=ssd \
+	$(BIN)/python -m serving.model_server --host=127.0.0.1 --port=$(GRPC_PORT) --model_name=ssd \
 	  --model_base_path=$(abspath $(DEMO_EXPORT)) & server=$$!; \
 	SERVING_ADDRESS=127.0.0.1:$(GRPC_PORT) MODEL_NAME=ssd NETWORK=$(DEMO_MODEL) \
 	  WEB_BIND=127.0.0.1:$(WEB_PORT) WEB_WORKERS=2 \

@@ -110,7 +110,7 @@ def main():
     parser.add_argument('--num_test', type=int, default=1000, help='test images')
     parser.add_argument('--speed_steps', type=int, default=10, help='timed steps per network')
     parser.add_argument('--train_secs', type=int, default=1800, help='accuracy run time limit')
-    parser.add_argument('--max_steps', type=int, default=1200,
+    parser.add_argument('--max_steps', type=int, default=1400,
                         help='accuracy run steps (length of the cosine schedule)')
     parser.add_argument('--figure', default=None, help='copy the combined PR curve here')
     parser.add_argument('--speed_models', default=','.join(m for m, _ in SPEED_CASES),

@@ -1,6 +1,6 @@
 """Training benchmark: images/s of the SSD networks and the mAP reached on the shapes set.
 
-    python bench/train.py [--work_dir DIR] [--train_secs 1800] [--skip_speed] [--skip_accuracy]
+    python -m bench.train [--work_dir DIR] [--train_secs 1800] [--skip_speed] [--skip_accuracy]
 
 1. Speed: training images/s (forward + backward + update, the real input pipeline) of
    ssd_300_vgg at batch 8 and ssd_300_mobilenet_v2 at batch 16, after warm-up steps.

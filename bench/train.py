@@ -12,11 +12,12 @@ Prints the machine (CPU, cores, load, TensorFlow version) and the figures.
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
 import time
+
+from bench import machine
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPEED_CASES = (('ssd_300_vgg', 8), ('ssd_300_mobilenet_v2', 16))
@@ -26,23 +27,6 @@ RECIPE = ['--model_name=ssd_300_mobilenet_v2', '--batch_size=8', '--optimizer=ad
           '--end_learning_rate=0.00001', '--weight_decay=0.00004', '--seed=1',
           '--log_every_n_steps=20', '--save_interval_secs=300']
 BATCH_SIZE = 8
-
-
-def machine():
-    """CPU model, core count, load average and library versions."""
-    cpu = platform.processor() or 'unknown CPU'
-    try:
-        with open('/proc/cpuinfo', encoding='utf-8') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    cpu = line.split(':', 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
-    return '%s, %d cores, load average %s, Python %s, TensorFlow %s' % (
-        cpu, os.cpu_count(), ' '.join('%.1f' % x for x in os.getloadavg()),
-        platform.python_version(), tf.__version__)
 
 
 def measure_speed(records_dir, model_name, batch_size, warmup_steps, steps):
@@ -127,7 +111,7 @@ def main():
     if not os.path.isfile(os.path.join(records_dir, 'shapes_test_summary.json')):
         records_dir = shapes_data.make_shapes_records(
             os.path.join(args.work_dir, 'data'), args.num_train, args.num_test, seed=7)
-    print('machine: %s' % machine())
+    print('machine: %s' % machine.describe())
     if not args.skip_speed:
         for model_name, batch_size in SPEED_CASES:
             if model_name not in args.speed_models.split(','):
@@ -151,7 +135,7 @@ def main():
             shutil.copyfile(os.path.join(args.work_dir, 'eval', 'pr_curves', 'pr_curves.png'),
                             args.figure)
             print('PR curves: %s' % args.figure)
-    print('machine at the end: %s' % machine())
+    print('machine at the end: %s' % machine.describe())
 
 
 if __name__ == '__main__':

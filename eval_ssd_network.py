@@ -19,6 +19,7 @@ import tensorflow as tf
 from datasets import dataset_factory
 from deployment import eval_lib
 from deployment import fine_tune
+from deployment import flag_checks
 from deployment import pr_curves
 from nets import nets_factory
 from preprocessing import preprocessing_factory
@@ -52,34 +53,20 @@ flags.DEFINE_boolean('remove_difficult', True, 'Difficult objects are neither mi
                      'false positives (VOC devkit).')
 
 FLAGS = flags.FLAGS
-NETWORKS = ('ssd_300_mobilenet_v2', 'ssd_300_vgg', 'ssd_512_vgg')
-
-
 def validate_flags(f):
     """Checks the flag values before any graph is built.
 
     Raises:
         ValueError: a message naming the flag.
     """
-    for name in ('checkpoint_path', 'dataset_dir', 'eval_dir'):
-        if not getattr(f, name):
-            raise ValueError('--%s is required' % name)
-    if not os.path.isdir(f.dataset_dir):
-        raise ValueError('--dataset_dir %s is not a directory' % f.dataset_dir)
-    if f.model_name not in NETWORKS:
-        raise ValueError('--model_name must be one of %s, got %r' % (', '.join(NETWORKS),
-                                                                       f.model_name))
-    for name in ('batch_size', 'max_num_batches', 'keep_top_k', 'pre_nms_top_k',
-                 'num_preprocessing_threads', 'eval_interval_secs', 'eval_timeout_secs'):
-        value = getattr(f, name)
-        if value is not None and value <= 0:
-            raise ValueError('--%s must be > 0, got %s' % (name, value))
+    flag_checks.required(f, ['checkpoint_path', 'dataset_dir', 'eval_dir'])
+    flag_checks.dataset_and_model(f)
+    flag_checks.positive(f, ['batch_size', 'max_num_batches', 'keep_top_k', 'pre_nms_top_k',
+                             'num_preprocessing_threads', 'eval_interval_secs', 'eval_timeout_secs'])
     for name in ('select_threshold', 'nms_threshold', 'matching_threshold'):
         if not 0.0 <= getattr(f, name) <= 1.0:
             raise ValueError('--%s must be in [0, 1], got %s' % (name, getattr(f, name)))
-    if f.moving_average_decay is not None and not 0.0 < f.moving_average_decay < 1.0:
-        raise ValueError('--moving_average_decay must be in (0, 1), got %s'
-                         % f.moving_average_decay)
+    flag_checks.moving_average_decay(f)
     if f.wait_for_checkpoints and not os.path.isdir(f.checkpoint_path):
         raise ValueError('--wait_for_checkpoints needs --checkpoint_path to be a train_dir, '
                          'got %s' % f.checkpoint_path)

@@ -7,7 +7,6 @@
 Resumes from the newest checkpoint in --train_dir. --batch_size is per clone.
 """
 import logging
-import os
 import sys
 
 from absl import app
@@ -16,6 +15,7 @@ import tensorflow as tf
 
 from datasets import dataset_factory
 from deployment import fine_tune
+from deployment import flag_checks
 from deployment import model_deploy
 from deployment import train_lib
 from nets import nets_factory
@@ -81,14 +81,6 @@ flags.DEFINE_integer('save_summaries_secs', 60, 'Summary period in seconds.')
 flags.DEFINE_integer('max_checkpoints_to_keep', 5, 'Checkpoints kept in train_dir.')
 
 FLAGS = flags.FLAGS
-NETWORKS = ('ssd_300_mobilenet_v2', 'ssd_300_vgg', 'ssd_512_vgg')
-
-
-def _positive(f, names):
-    for name in names:
-        value = getattr(f, name)
-        if value is not None and value <= 0:
-            raise ValueError('--%s must be > 0, got %s' % (name, value))
 
 
 def _piecewise(f):
@@ -112,29 +104,19 @@ def validate_flags(f):
     Raises:
         ValueError: a message naming the flag.
     """
-    for name in ('dataset_dir', 'train_dir'):
-        if not getattr(f, name):
-            raise ValueError('--%s is required' % name)
-    if not os.path.isdir(f.dataset_dir):
-        raise ValueError('--dataset_dir %s is not a directory' % f.dataset_dir)
-    if f.model_name not in NETWORKS:
-        raise ValueError('--model_name must be one of %s, got %r' % (', '.join(NETWORKS),
-                                                                       f.model_name))
-    _positive(f, ['batch_size', 'num_clones', 'learning_rate', 'max_number_of_steps',
+    flag_checks.required(f, ['dataset_dir', 'train_dir'])
+    flag_checks.dataset_and_model(f)
+    flag_checks.positive(f, ['batch_size', 'num_clones', 'learning_rate', 'max_number_of_steps',
                   'max_train_secs',
                   'log_every_n_steps', 'save_interval_secs', 'save_interval_steps',
                   'save_summaries_secs', 'num_readers', 'num_preprocessing_threads',
                   'worker_replicas', 'negative_ratio', 'max_checkpoints_to_keep',
                   'learning_rate_decay_steps', 'opt_epsilon'])
-    for name in ('weight_decay', 'loss_alpha', 'warmup_steps', 'num_ps_tasks',
-                 'end_learning_rate', 'momentum'):
-        if getattr(f, name) < 0:
-            raise ValueError('--%s must be >= 0, got %s' % (name, getattr(f, name)))
+    flag_checks.non_negative(f, ['weight_decay', 'loss_alpha', 'warmup_steps', 'num_ps_tasks',
+                                 'end_learning_rate', 'momentum'])
     if not 0.0 < f.match_threshold <= 1.0:
         raise ValueError('--match_threshold must be in (0, 1], got %s' % f.match_threshold)
-    if f.moving_average_decay is not None and not 0.0 < f.moving_average_decay < 1.0:
-        raise ValueError('--moving_average_decay must be in (0, 1), got %s'
-                         % f.moving_average_decay)
+    flag_checks.moving_average_decay(f)
     for name in ('adam_beta1', 'adam_beta2', 'rmsprop_decay'):
         if not 0.0 <= getattr(f, name) < 1.0:
             raise ValueError('--%s must be in [0, 1), got %s' % (name, getattr(f, name)))

@@ -13,6 +13,7 @@ import sys
 import tensorflow as tf
 
 from datasets import labels as labels_lib
+from deployment import fine_tune
 from nets import nets_factory
 from serving import ssd_export
 
@@ -36,6 +37,10 @@ def _parse_args(argv):
 
     if args.model_name not in nets_factory.NETWORK_NAMES:
         parser.error('--model_name %r: choose one of %s' % (args.model_name, ', '.join(nets_factory.NETWORK_NAMES)))
+    try:
+        fine_tune.resolve_checkpoint(args.checkpoint_path)
+    except ValueError as e:
+        parser.error('--checkpoint_path %s' % e)
     if args.labels_file is None:
         folder = args.checkpoint_path if os.path.isdir(args.checkpoint_path) else os.path.dirname(args.checkpoint_path)
         args.labels_file = os.path.join(folder, labels_lib.LABELS_FILENAME)

@@ -21,19 +21,26 @@ def _in_scopes(name, scopes):
 
 
 def resolve_checkpoint(path):
-    """A checkpoint prefix from a file prefix or a directory (its newest checkpoint).
+    """A checkpoint prefix from a prefix, a V1 checkpoint file (slim's vgg_16.ckpt) or a
+    directory (its newest checkpoint).
 
     Raises:
-        ValueError: no checkpoint there.
+        ValueError: no checkpoint there (the message names the path).
     """
     if tf.io.gfile.isdir(path):
         latest = tf.train.latest_checkpoint(path)
         if latest is None:
-            raise ValueError('No checkpoint found in directory %s' % path)
+            raise ValueError('%s: no checkpoint in this directory' % path)
         return latest
-    if not tf.io.gfile.glob(path + '*'):
-        raise ValueError('Checkpoint %s does not exist' % path)
-    return path
+    if tf.io.gfile.exists(path + '.index'):
+        return path
+    if tf.io.gfile.exists(path):
+        try:
+            tf.train.load_checkpoint(path)
+        except (tf.errors.OpError, ValueError) as e:
+            raise ValueError('%s: not a readable checkpoint (%s)' % (path, e)) from e
+        return path
+    raise ValueError('%s: no such checkpoint (%s.index does not exist)' % (path, path))
 
 
 def variables_to_restore(variables, checkpoint_path, model_scope, checkpoint_model_scope=None,

@@ -18,6 +18,7 @@ import tensorflow as tf
 import tf_slim as slim
 
 from datasets import labels as labels_lib
+from deployment import fine_tune
 from nets import post_processing
 from preprocessing import image_ops
 from serving import saved_model_writer
@@ -66,23 +67,6 @@ def build_signatures(network, class_names, postprocess_kwargs=None):
     }
 
 
-def resolve_checkpoint(checkpoint_path):
-    """Returns the checkpoint prefix for a prefix or a train dir (its latest checkpoint).
-
-    Raises:
-      ValueError: nothing found (the message names the path).
-    """
-    if os.path.isdir(checkpoint_path):
-        latest = tf.train.latest_checkpoint(checkpoint_path)
-        if latest is None:
-            raise ValueError('--checkpoint_path %s: no checkpoint in this directory' % checkpoint_path)
-        return latest
-    if not tf.io.gfile.glob(checkpoint_path + '.index'):
-        raise ValueError('--checkpoint_path %s: no such checkpoint (expected %s.index)'
-                         % (checkpoint_path, checkpoint_path))
-    return checkpoint_path
-
-
 def restore_variables(session, checkpoint):
     """Restores the graph's variables, taking a variable's moving average when the checkpoint has it.
 
@@ -123,7 +107,7 @@ def export(network_name, checkpoint_path, export_base, labels_file, version=None
     from nets import nets_factory  # pylint: disable=import-outside-toplevel
     names_by_id = labels_lib.read_labels(labels_file)
     num_classes = max(names_by_id) + 1
-    checkpoint = resolve_checkpoint(checkpoint_path)
+    checkpoint = fine_tune.resolve_checkpoint(checkpoint_path)
     network = nets_factory.get_network(network_name, num_classes)
     with tf.Graph().as_default() as graph, tempfile.TemporaryDirectory() as scratch:
         signatures = build_signatures(network, class_names_list(names_by_id, num_classes), postprocess_kwargs)

@@ -11,6 +11,7 @@ import tf_slim as slim
 
 import export_model
 from datasets import labels as labels_lib
+from deployment import fine_tune
 from nets import nets_factory, np_post_processing
 from preprocessing import image_ops, np_preprocessing
 from serving import client as client_lib
@@ -172,9 +173,9 @@ def test_existing_version_is_refused(exported, capsys):
 
 def test_bad_checkpoint_messages(tmp_path, exported):
     with pytest.raises(ValueError, match='no checkpoint in this directory'):
-        ssd_export.resolve_checkpoint(str(tmp_path))
+        fine_tune.resolve_checkpoint(str(tmp_path))
     with pytest.raises(ValueError, match='no such checkpoint'):
-        ssd_export.resolve_checkpoint(str(tmp_path / 'model.ckpt-1'))
+        fine_tune.resolve_checkpoint(str(tmp_path / 'model.ckpt-1'))
     with pytest.raises(ValueError, match='does not fit the network'):
         ssd_export.export('ssd_300_mobilenet_v2', str(exported['work'] / 'train'), str(tmp_path / 'out'),
                           _labels_with_classes(tmp_path, 5))

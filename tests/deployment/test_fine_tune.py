@@ -98,3 +98,24 @@ def test_fine_tune_ssd_300_vgg_from_vgg_16(tmp_path):
         np.testing.assert_array_equal(start.get_tensor(name), end.get_tensor(name))
     for name in ('ssd_300_vgg/conv2/conv2_1/weights', 'ssd_300_vgg/conv1/conv1_2/weights'):
         assert not np.array_equal(start.get_tensor(name), end.get_tensor(name))
+
+
+def test_resolve_checkpoint_forms(tmp_path):
+    """A directory, a V2 prefix and a V1 single-file checkpoint (slim's vgg_16.ckpt) resolve."""
+    with tf.Graph().as_default():
+        tf.compat.v1.get_variable('v', initializer=1.0)
+        with tf.compat.v1.Session() as session:
+            session.run(tf.compat.v1.global_variables_initializer())
+            v2 = tf.compat.v1.train.Saver().save(session, str(tmp_path / 'v2' / 'model.ckpt'), global_step=3)
+            v1 = str(tmp_path / 'v1.ckpt')
+            tf.compat.v1.train.Saver(write_version=tf.compat.v1.train.SaverDef.V1).save(
+                session, v1, write_meta_graph=False)
+    assert fine_tune.resolve_checkpoint(str(tmp_path / 'v2')) == v2
+    assert fine_tune.resolve_checkpoint(v2) == v2
+    assert fine_tune.resolve_checkpoint(v1) == v1
+    (tmp_path / 'junk.ckpt').write_bytes(b'not a checkpoint')
+    with pytest.raises(ValueError, match='not a readable checkpoint'):
+        fine_tune.resolve_checkpoint(str(tmp_path / 'junk.ckpt'))
+    (tmp_path / 'empty').mkdir()
+    with pytest.raises(ValueError, match='no checkpoint in this directory'):
+        fine_tune.resolve_checkpoint(str(tmp_path / 'empty'))

@@ -15,24 +15,25 @@ def area(boxes):
             np.maximum(boxes[..., 3] - boxes[..., 1], 0.0))
 
 
-def iou(boxes_a, boxes_b):
+def iou(boxes_a, boxes_b, dtype=np.float32):
     """Pairwise intersection over union.
 
     Args:
-      boxes_a: [N, 4]; boxes_b: [M, 4].
+      boxes_a: [N, 4]; boxes_b: [M, 4] (N or M may be 0).
+      dtype: computation and result type (the VOC evaluation uses float64).
 
     Returns:
       [N, M] IoU, 0 where the union is empty.
     """
-    boxes_a = np.asarray(boxes_a, np.float32)
-    boxes_b = np.asarray(boxes_b, np.float32)
+    boxes_a = np.asarray(boxes_a, dtype).reshape(-1, 4)
+    boxes_b = np.asarray(boxes_b, dtype).reshape(-1, 4)
     ymin = np.maximum(boxes_a[:, None, 0], boxes_b[None, :, 0])
     xmin = np.maximum(boxes_a[:, None, 1], boxes_b[None, :, 1])
     ymax = np.minimum(boxes_a[:, None, 2], boxes_b[None, :, 2])
     xmax = np.minimum(boxes_a[:, None, 3], boxes_b[None, :, 3])
     inter = np.maximum(ymax - ymin, 0.0) * np.maximum(xmax - xmin, 0.0)
     union = area(boxes_a)[:, None] + area(boxes_b)[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0).astype(np.float32)
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0).astype(dtype)
 
 
 def _centers(boxes):

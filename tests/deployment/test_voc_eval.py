@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from deployment import voc_eval
+from nets import np_box_ops
 
 NAMES = {0: 'background', 1: 'circle', 2: 'square', 3: 'star'}
 A = [0.25, 0.25, 0.75, 0.75]
@@ -22,9 +23,11 @@ def _evaluate(images, remove_difficult=True):
     return ev.evaluate()
 
 
-def test_iou_hand_computed():
-    got = voc_eval.iou([[0, 0, 2, 2]], [[1, 1, 3, 3], [0, 0, 2, 2], [5, 5, 6, 6]])
+def test_iou_hand_computed_in_float64():
+    got = np_box_ops.iou([[0, 0, 2, 2]], [[1, 1, 3, 3], [0, 0, 2, 2], [5, 5, 6, 6]], np.float64)
+    assert got.dtype == np.float64
     np.testing.assert_allclose(got, [[1 / 7, 1.0, 0.0]])
+    assert np_box_ops.iou([[0, 0, 2, 2]], [], np.float64).shape == (1, 0)
 
 
 def test_perfect_detector_gives_one():

@@ -12,16 +12,13 @@ import logging
 import os
 import sys
 
-from absl import app
-from absl import flags
 import tensorflow as tf
+from absl import app, flags
 
 from datasets import dataset_factory
-from deployment import eval_lib
-from deployment import fine_tune
 from deployment import flag_checks
-from deployment import pr_curves
-from nets import nets_factory
+from evaluation import eval_lib, pr_curves
+from nets import checkpoints, nets_factory
 from preprocessing import preprocessing_factory
 
 # Checkpoint and output.
@@ -71,13 +68,13 @@ def validate_flags(f):
         raise ValueError('--wait_for_checkpoints needs --checkpoint_path to be a train_dir, '
                          'got %s' % f.checkpoint_path)
     if not f.wait_for_checkpoints:
-        fine_tune.resolve_checkpoint(f.checkpoint_path)
+        checkpoints.resolve_checkpoint(f.checkpoint_path)
 
 
 def _checkpoints(f):
     """The checkpoints to evaluate: one, or each new one of the train_dir."""
     if not f.wait_for_checkpoints:
-        yield fine_tune.resolve_checkpoint(f.checkpoint_path)
+        yield checkpoints.resolve_checkpoint(f.checkpoint_path)
         return
     yield from tf.compat.v1.train.checkpoints_iterator(
         f.checkpoint_path, min_interval_secs=f.eval_interval_secs, timeout=f.eval_timeout_secs)

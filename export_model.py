@@ -4,7 +4,7 @@
         --export_dir=exports/ssd --labels_file=data/shapes/labels.txt
 
 writes `exports/ssd/<N>/` (N = next integer unless --version) with saved_model.pb, variables/
-and assets/labels.txt; signatures `serving_default` and `detect` (see serving/ssd_export.py).
+and assets/labels.txt; signatures `serving_default` and `detect` (see export/ssd_export.py).
 """
 import argparse
 import os
@@ -13,9 +13,8 @@ import sys
 import tensorflow as tf
 
 from datasets import labels as labels_lib
-from deployment import fine_tune
-from nets import nets_factory
-from serving import ssd_export
+from export import ssd_export
+from nets import checkpoints, nets_factory
 
 
 def _parse_args(argv):
@@ -38,7 +37,7 @@ def _parse_args(argv):
     if args.model_name not in nets_factory.NETWORK_NAMES:
         parser.error('--model_name %r: choose one of %s' % (args.model_name, ', '.join(nets_factory.NETWORK_NAMES)))
     try:
-        fine_tune.resolve_checkpoint(args.checkpoint_path)
+        checkpoints.resolve_checkpoint(args.checkpoint_path)
     except ValueError as e:
         parser.error('--checkpoint_path %s' % e)
     if args.labels_file is None:

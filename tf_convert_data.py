@@ -12,12 +12,8 @@ import logging
 import os
 import sys
 
-from datasets import coco
-from datasets import converter
-from datasets import example_spec
+from datasets import coco, converter, pascalvoc, record_schema, specs
 from datasets import labels as labels_lib
-from datasets import pascalvoc
-from datasets import record_schema
 
 DATASETS = ('pascalvoc', 'coco')
 
@@ -101,7 +97,7 @@ def main(argv=None):
             result, labels, args.output_dir, args.output_name, num_shards=args.num_shards,
             samples_per_shard=args.samples_per_shard, num_workers=args.num_workers,
             seed=args.seed, source='%s %s' % (args.dataset_name, source))
-    except (example_spec.DatasetError, labels_lib.LabelsError) as e:
+    except (specs.DatasetError, labels_lib.LabelsError) as e:
         logging.error('conversion failed, nothing written: %s', e)
         return 1
     except OSError as e:

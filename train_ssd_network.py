@@ -9,17 +9,14 @@ Resumes from the newest checkpoint in --train_dir. --batch_size is per clone.
 import logging
 import sys
 
-from absl import app
-from absl import flags
 import tensorflow as tf
+from absl import app, flags
 
 from datasets import dataset_factory
-from deployment import fine_tune
-from deployment import flag_checks
-from deployment import model_deploy
-from deployment import train_lib
-from nets import nets_factory
+from deployment import flag_checks, model_deploy
+from nets import checkpoints, nets_factory
 from preprocessing import preprocessing_factory
+from training import train_lib
 
 # Dataset.
 flags.DEFINE_string('dataset_dir', None, 'Directory of the TFRecords and labels.txt.')
@@ -171,7 +168,7 @@ def main(argv):
     tf.compat.v1.disable_eager_execution()
     try:
         if FLAGS.checkpoint_path:
-            fine_tune.resolve_checkpoint(FLAGS.checkpoint_path)
+            checkpoints.resolve_checkpoint(FLAGS.checkpoint_path)
         dataset_info = dataset_factory.get_dataset(FLAGS.dataset_name, FLAGS.dataset_split_name,
                                                    FLAGS.dataset_dir)
         network = nets_factory.get_network(FLAGS.model_name, dataset_info.num_classes)

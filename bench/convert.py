@@ -16,10 +16,8 @@ import time
 import numpy as np
 
 from bench import machine
-from datasets import converter
+from datasets import converter, make_shapes_dataset, pascalvoc
 from datasets import labels as labels_lib
-from datasets import make_shapes_dataset
-from datasets import pascalvoc
 
 
 def main():

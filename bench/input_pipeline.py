@@ -6,7 +6,7 @@ Without --dataset_dir it writes a temporary synthetic shapes data set (VOC-like
 images of 200-500 px sides, JPEG) and converts it to TFRecords first. Two
 figures: the SSD augmentation alone (preprocessing_factory, parallel map,
 padded batch, prefetch), and the full training input of
-deployment.inputs.train_dataset (the same plus anchor matching).
+preprocessing.inputs.train_dataset (the same plus anchor matching).
 """
 import argparse
 import logging
@@ -16,14 +16,12 @@ import time
 
 import tensorflow as tf
 
-from bench import machine
 import tf_convert_data
-from datasets import dataset_factory
-from datasets import make_shapes_dataset
-from deployment import inputs
+from bench import machine
+from common import np_preprocessing
+from datasets import dataset_factory, make_shapes_dataset
 from nets import nets_factory
-from preprocessing import np_preprocessing
-from preprocessing import preprocessing_factory
+from preprocessing import inputs, preprocessing_factory
 
 
 def _make_shapes_records(work_dir, num_images):

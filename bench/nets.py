@@ -3,7 +3,7 @@
 Prints the machine (CPU model, cores, load, TF version, the float32 matmul GFLOP/s
 reached right now, which shows how much of the CPU other processes leave), then for each network and batch
 size the forward throughput of a session run of the serving graph (network + softmax +
-box decoding, float32, NHWC), then the median time of nets.np_post_processing.postprocess
+box decoding, float32, NHWC), then the median time of common.np_post_processing.postprocess
 for one image of 8732 anchors x 21 classes.
 
     python -m bench.nets [--networks=ssd_300_vgg,...] [--batch_sizes=1,8]
@@ -18,11 +18,9 @@ import time
 import numpy as np
 
 from bench import machine
+from common import np_box_ops, np_post_processing
 from nets import anchors as anchors_lib
-from nets import nets_factory
-from nets import np_box_ops
-from nets import np_post_processing
-from nets import ssd_params
+from nets import nets_factory, ssd_params
 
 
 def forward_images_per_second(name, batch_size, iterations, warmup, config):

@@ -26,11 +26,12 @@ import tf_slim as slim
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from bench import machine
+from common import np_preprocessing
 from datasets import labels as labels_lib
+from export import ssd_export
 from nets import nets_factory
-from preprocessing import np_preprocessing
 from serving import client as client_lib
-from serving import ssd_export, tensor_proto
+from serving import tensor_proto
 from serving.model_server import GRPC_OPTIONS
 
 NUM_CLASSES = 21

@@ -32,11 +32,12 @@ BATCH_SIZE = 8
 def measure_speed(records_dir, model_name, batch_size, warmup_steps, steps):
     """Training images/s of one network (in this process, a fresh graph)."""
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
     from datasets import dataset_factory  # pylint: disable=import-outside-toplevel
     from deployment import model_deploy  # pylint: disable=import-outside-toplevel
-    from deployment import train_lib  # pylint: disable=import-outside-toplevel
     from nets import nets_factory  # pylint: disable=import-outside-toplevel
     from preprocessing import preprocessing_factory  # pylint: disable=import-outside-toplevel
+    from training import train_lib  # pylint: disable=import-outside-toplevel
 
     with tf.Graph().as_default():
         dataset = dataset_factory.get_dataset('shapes', 'trainval', records_dir)
@@ -105,11 +106,11 @@ def main():
     for name in ('num_train', 'num_test', 'speed_steps', 'train_secs', 'max_steps'):
         if getattr(args, name) < 1:
             parser.error('--%s must be >= 1' % name)
-    from deployment import shapes_data  # pylint: disable=import-outside-toplevel
+    from tests import helpers  # pylint: disable=import-outside-toplevel
     os.makedirs(args.work_dir, exist_ok=True)
     records_dir = os.path.join(args.work_dir, 'data', 'records')
     if not os.path.isfile(os.path.join(records_dir, 'shapes_test_summary.json')):
-        records_dir = shapes_data.make_shapes_records(
+        records_dir = helpers.make_shapes_records(
             os.path.join(args.work_dir, 'data'), args.num_train, args.num_test, seed=7)
     print('machine: %s' % machine.describe())
     if not args.skip_speed:

@@ -49,6 +49,7 @@ def export_random_model(root):
     """Exports a randomly initialised network with export_model.py as `<root>/ssd/1`; returns the base path."""
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     import tf_slim  # pylint: disable=import-outside-toplevel
+
     from datasets import labels as labels_lib  # pylint: disable=import-outside-toplevel
     from nets import nets_factory  # pylint: disable=import-outside-toplevel
 

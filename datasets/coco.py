@@ -3,7 +3,7 @@ import json
 import math
 import os
 
-from datasets import example_spec
+from datasets import specs
 
 
 def read_instances(annotations_file, images_dir, ids_by_name=None, skip_unknown_classes=False):
@@ -20,11 +20,11 @@ def read_instances(annotations_file, images_dir, ids_by_name=None, skip_unknown_
       skip_unknown_classes: drop objects of other classes instead of failing.
 
     Returns:
-      (example_spec.ReadResult with images in image-id order, labels dict id -> name).
+      (specs.ReadResult with images in image-id order, labels dict id -> name).
 
     Raises:
-      example_spec.DatasetError: unreadable JSON or missing keys.
-      example_spec.UnknownClassError: unknown category (unless skipped).
+      specs.DatasetError: unreadable JSON or missing keys.
+      specs.UnknownClassError: unknown category (unless skipped).
     """
     try:
         with open(annotations_file, encoding='utf-8') as f:
@@ -35,7 +35,7 @@ def read_instances(annotations_file, images_dir, ids_by_name=None, skip_unknown_
         image_keys = [(int(i['id']), str(i['file_name']), i.get('width'), i.get('height'))
                       for i in images]
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise example_spec.DatasetError(
+        raise specs.DatasetError(
             '%s: not a COCO instances file (%s: %s)'
             % (annotations_file, type(e).__name__, e)) from e
     if ids_by_name is None:
@@ -58,14 +58,14 @@ def read_instances(annotations_file, images_dir, ids_by_name=None, skip_unknown_
             continue
         category = ann.get('category_id')
         name = categories.get(category, 'category_id %r' % category)
-        label = example_spec.resolve_label(name, ids_by_name, where, skip_unknown_classes)
+        label = specs.resolve_label(name, ids_by_name, where, skip_unknown_classes)
         if label is None:
             unknown += 1
             continue
         x, y, w, h = (float(v) for v in box)
-        objects_by_image[ann['image_id']].append(example_spec.ObjectSpec(
+        objects_by_image[ann['image_id']].append(specs.ObjectSpec(
             label, name, (x, y, x + w, y + h), int(bool(ann.get('iscrowd', 0))), 0))
-    examples = [example_spec.ExampleSpec(os.path.basename(name), os.path.join(images_dir, name),
+    examples = [specs.ExampleSpec(os.path.basename(name), os.path.join(images_dir, name),
                                          width, height, objects_by_image[image_id])
                 for image_id, name, width, height in image_keys]
-    return example_spec.ReadResult(examples, skipped, unknown), labels
+    return specs.ReadResult(examples, skipped, unknown), labels

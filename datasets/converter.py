@@ -18,11 +18,10 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from datasets import example_spec
-from datasets import image_bytes
+from common.files import atomic_write
+from datasets import image_bytes, specs
 from datasets import labels as labels_lib
 from datasets import record_schema as rs
-from datasets.file_utils import atomic_write
 
 _LOG_EVERY_SECONDS = 5.0
 
@@ -47,7 +46,7 @@ def encode_example(spec):
     and dropped when empty after clipping (counted as degenerate).
 
     Args:
-      spec: example_spec.ExampleSpec.
+      spec: specs.ExampleSpec.
 
     Returns:
       Encoded(serialized bytes or None when skipped, report dict).
@@ -118,7 +117,7 @@ def convert(read_result, labels, output_dir, output_name, num_shards=None,
     """Writes shards, labels.txt and the summary JSON.
 
     Args:
-      read_result: example_spec.ReadResult of a reader.
+      read_result: specs.ReadResult of a reader.
       labels: dict id -> name (0 = background).
       output_dir: output folder (created).
       output_name: shard prefix, e.g. 'shapes_trainval'.
@@ -132,7 +131,7 @@ def convert(read_result, labels, output_dir, output_name, num_shards=None,
       the summary dict (also written to OUTPUT_DIR/OUTPUT_NAME_summary.json).
 
     Raises:
-      example_spec.DatasetError: labels.txt exists in output_dir with other classes.
+      specs.DatasetError: labels.txt exists in output_dir with other classes.
     """
     examples = read_result.examples
     os.makedirs(output_dir, exist_ok=True)
@@ -194,9 +193,9 @@ def _write_labels(output_dir, labels):
         try:
             existing = labels_lib.read_labels(path)
         except labels_lib.LabelsError as e:
-            raise example_spec.DatasetError(str(e)) from e
+            raise specs.DatasetError(str(e)) from e
         if existing != labels:
-            raise example_spec.DatasetError(
+            raise specs.DatasetError(
                 '%s exists with other classes (%d vs %d); convert into another '
                                '--output_dir' % (path, len(existing) - 1, len(labels) - 1))
         return

@@ -2,7 +2,7 @@
 
 Imports without TensorFlow (the web client uses it).
 """
-from datasets.file_utils import atomic_write
+from common.files import atomic_write
 
 BACKGROUND = 'background'
 LABELS_FILENAME = 'labels.txt'

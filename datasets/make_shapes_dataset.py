@@ -17,10 +17,9 @@ import time
 import cv2
 import numpy as np
 
+from common.files import atomic_write
 from datasets import labels as labels_lib
-from datasets import shapes
-from datasets import voc_xml
-from datasets.file_utils import atomic_write
+from datasets import shapes, voc_xml
 
 CLASS_NAMES = shapes.CLASS_NAMES
 SPLITS = ('trainval', 'test')

@@ -4,8 +4,7 @@ Works for VOC2007, VOC2012 and the synthetic shapes set. Imports without TensorF
 """
 import os
 
-from datasets import example_spec
-from datasets import voc_xml
+from datasets import specs, voc_xml
 
 VOC_CLASSES = ('aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat',
                'chair', 'cow', 'diningtable', 'dog', 'horse', 'motorbike', 'person',
@@ -30,18 +29,18 @@ def read_split(dataset_dir, split_name, ids_by_name, skip_unknown_classes=False)
       skip_unknown_classes: drop objects of other classes instead of failing.
 
     Returns:
-      example_spec.ReadResult; images with a missing or malformed XML are skipped.
+      specs.ReadResult; images with a missing or malformed XML are skipped.
 
     Raises:
-      example_spec.DatasetError: no split file.
-      example_spec.UnknownClassError: unknown class name (unless skipped).
+      specs.DatasetError: no split file.
+      specs.UnknownClassError: unknown class name (unless skipped).
     """
     split_file = os.path.join(dataset_dir, 'ImageSets', 'Main', split_name + '.txt')
     try:
         with open(split_file, encoding='utf-8') as f:
             ids = [line.split()[0] for line in f if line.strip()]
     except OSError as e:
-        raise example_spec.DatasetError('%s: cannot read split file (%s)' % (split_file, e)) from e
+        raise specs.DatasetError('%s: cannot read split file (%s)' % (split_file, e)) from e
     examples, skipped, unknown = [], [], 0
     for image_id in ids:
         xml_path = os.path.join(dataset_dir, 'Annotations', image_id + '.xml')
@@ -56,15 +55,15 @@ def read_split(dataset_dir, split_name, ids_by_name, skip_unknown_classes=False)
         objects = []
         for index, obj in enumerate(annotation.objects):
             where = '%s: object %d' % (xml_path, index)
-            label = example_spec.resolve_label(obj.name, ids_by_name, where, skip_unknown_classes)
+            label = specs.resolve_label(obj.name, ids_by_name, where, skip_unknown_classes)
             if label is None:
                 unknown += 1
                 continue
             box = (obj.xmin - 1.0, obj.ymin - 1.0, float(obj.xmax), float(obj.ymax))
-            objects.append(example_spec.ObjectSpec(label, obj.name, box, int(bool(obj.difficult)),
+            objects.append(specs.ObjectSpec(label, obj.name, box, int(bool(obj.difficult)),
                                                    int(bool(obj.truncated))))
         filename = image_id + '.jpg'
-        examples.append(example_spec.ExampleSpec(
+        examples.append(specs.ExampleSpec(
             filename, os.path.join(dataset_dir, 'JPEGImages', filename),
             annotation.width, annotation.height, objects))
-    return example_spec.ReadResult(examples, skipped, unknown)
+    return specs.ReadResult(examples, skipped, unknown)

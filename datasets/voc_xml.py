@@ -7,7 +7,7 @@ import collections
 import math
 import xml.etree.ElementTree as ET
 
-from datasets.file_utils import atomic_write
+from common.files import atomic_write
 
 VocObject = collections.namedtuple(
     'VocObject', ['name', 'xmin', 'ymin', 'xmax', 'ymax', 'truncated', 'difficult', 'pose'])

@@ -1,10 +1,10 @@
 """TensorFlow SSD box coding (Liu et al., 2016, eq. 2) with prior scaling (variances).
 
-Twins of the numpy functions in nets/np_box_ops.py; boxes are ymin, xmin, ymax, xmax.
+Twins of the numpy functions in common/np_box_ops.py; boxes are ymin, xmin, ymax, xmax.
 """
 import tensorflow as tf
 
-from nets.np_box_ops import MAX_LOG_SCALE
+from common.np_box_ops import MAX_LOG_SCALE
 
 
 def _centers(boxes):

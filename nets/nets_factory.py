@@ -1,9 +1,7 @@
 """One registry of the SSD networks: get_network(name) -> SSDNet."""
 import functools
 
-from nets import ssd_mobilenet_v2
-from nets import ssd_params
-from nets import ssd_vgg
+from nets import ssd_mobilenet_v2, ssd_params, ssd_vgg
 from nets.ssd_net import SSDNet
 
 # name -> (feature_fn, arg_scope_fn, separable heads). Geometry lives in ssd_params.

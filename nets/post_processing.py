@@ -1,6 +1,6 @@
 """TF SSD post-processing: per-class threshold, top-k, NMS, then top-k per image.
 
-Same algorithm and results as nets/np_post_processing.py (the web client's numpy copy):
+Same algorithm and results as common/np_post_processing.py (the web client's numpy copy):
 boxes are clipped to [0, 1]; for each class c >= 1 the anchors with score >
 select_threshold are kept, at most pre_nms_top_k of them by score, then NMS
 (tf.image.non_max_suppression, suppressing IoU > nms_threshold, at most keep_top_k);

@@ -5,7 +5,7 @@ import tf_slim as slim
 from nets import anchors as anchors_lib
 from nets import box_coding
 from nets.batch_norm import batch_norm
-from nets.ssd_common import multibox_head
+from nets.ssd_layers import multibox_head
 
 
 class SSDNet:

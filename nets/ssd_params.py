@@ -16,7 +16,7 @@ SSDParams = collections.namedtuple('SSDParams', [
     'anchor_steps',     # Per layer the cell step in pixels.
     'anchor_offset',    # Cell centre offset in cells (0.5).
     'prior_scaling',    # Box coding variances (y, x, h, w).
-    'normalization',    # Input normalisation name (see preprocessing.np_preprocessing).
+    'normalization',    # Input normalisation name (see common.np_preprocessing).
 ])
 
 PRIOR_SCALING = (0.1, 0.1, 0.2, 0.2)

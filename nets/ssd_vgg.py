@@ -11,7 +11,7 @@ import collections
 import tensorflow as tf
 import tf_slim as slim
 
-from nets.ssd_common import l2_normalization
+from nets.ssd_layers import l2_normalization
 
 # An extra feature block: 1x1 conv to `bottleneck` channels, then a `kernel` conv with
 # `stride` to `depth` channels after `padding` pixels of zero padding on each side (VALID).

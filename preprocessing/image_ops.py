@@ -1,7 +1,7 @@
 """Image resampling and normalisation shared by training and evaluation (TF)."""
 import tensorflow as tf
 
-from preprocessing import np_preprocessing
+from common import np_preprocessing
 
 FULL_WINDOW = (0.0, 0.0, 1.0, 1.0)
 

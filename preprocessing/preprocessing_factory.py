@@ -1,7 +1,7 @@
 """Preprocessing keyed by network name."""
 import functools
 
-from preprocessing import np_preprocessing
+from common import np_preprocessing
 from preprocessing import ssd_preprocessing
 
 

@@ -8,9 +8,7 @@ normalise only, exactly as training does.
 """
 import tensorflow as tf
 
-from preprocessing import box_sampling
-from preprocessing import color_distortion
-from preprocessing import image_ops
+from preprocessing import box_sampling, color_distortion, image_ops
 
 # Per-box fields that follow their boxes when boxes are dropped.
 PER_BOX_KEYS = ('labels', 'difficult', 'truncated')

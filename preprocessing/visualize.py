@@ -14,15 +14,15 @@ import os
 import sys
 
 import matplotlib
+import numpy as np
+import tensorflow as tf
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
-import numpy as np
-import tensorflow as tf
 
+from common import np_preprocessing
+from common.files import atomic_write
 from datasets import dataset_factory
-from datasets.file_utils import atomic_write
-from preprocessing import np_preprocessing
 from preprocessing import preprocessing_factory
 
 MAX_NUM = 64

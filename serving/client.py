@@ -20,11 +20,15 @@ import cv2
 import grpc
 import numpy as np
 from PIL import Image
-from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2, model_service_pb2_grpc,
-                                     predict_pb2, prediction_service_pb2_grpc)
+from tensorflow_serving.apis import (
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
 
-from nets import np_post_processing
-from preprocessing import np_preprocessing
+from common import np_post_processing, np_preprocessing
 from serving import tensor_proto
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024

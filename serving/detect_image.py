@@ -12,7 +12,7 @@ import tempfile
 
 import cv2
 
-from preprocessing import np_preprocessing
+from common import np_preprocessing
 from serving import client as client_lib
 
 _COLORS = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180)]

@@ -1,4 +1,37 @@
-"""Shared pytest setup: quiet TensorFlow, a fresh graph per test."""
+"""Shared pytest setup: quiet TensorFlow; the toy SavedModel and an in-process model server."""
 import os
+import types
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+import pytest  # noqa: E402  (after the log level, before TensorFlow loads)
+
+from serving import model_server
+from serving.model_manager import ModelManager
+from tests import helpers
+
+
+@pytest.fixture
+def toy_base(tmp_path):
+    base = str(tmp_path / 'models' / 'ssd')
+    helpers.export_toy_model(base)
+    return base
+
+
+@pytest.fixture
+def toy_server(toy_base):
+    """In-process server on a free 127.0.0.1 port, polling every 0.1 s. Yields (address, manager)."""
+    manager = ModelManager('ssd', toy_base, poll_seconds=0.1)
+    manager.start()
+    server, port = model_server.create_server(manager, 0, host='127.0.0.1', max_workers=4)
+    server.start()
+    yield '127.0.0.1:%d' % port, manager
+    server.stop(0).wait()
+    manager.stop()
+
+
+@pytest.fixture
+def toy():
+    """The toy model's helpers (test modules cannot import conftest under --import-mode=importlib)."""
+    return types.SimpleNamespace(export=helpers.export_toy_model, outputs=helpers.toy_outputs, classes=helpers.TOY_CLASSES,
+                                 anchors=helpers.TOY_ANCHORS, hw=helpers.TOY_HW)

@@ -1,4 +1,4 @@
-"""Tests for eval_ssd_network.py and deployment/eval_lib.py, pr_curves.py."""
+"""Tests for eval_ssd_network.py and evaluation/eval_lib.py, pr_curves.py."""
 import glob
 import json
 import os
@@ -10,11 +10,9 @@ import pytest
 import tensorflow as tf
 import tf_slim as slim
 
-from deployment import eval_lib
-from deployment import pr_curves
-from deployment import shapes_data
-from deployment import voc_eval
+from evaluation import eval_lib, pr_curves, voc_eval
 from nets import nets_factory
+from tests import helpers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NAMES = {0: 'background', 1: 'circle', 2: 'square'}
@@ -23,7 +21,7 @@ METRIC_KEYS = {'mAP_voc07', 'mAP_voc12', 'per_class', 'checkpoint', 'num_images'
 
 @pytest.fixture(scope='module')
 def records_dir(tmp_path_factory):
-    return shapes_data.make_shapes_records(str(tmp_path_factory.mktemp('shapes')), 0, 4, seed=4,
+    return helpers.make_shapes_records(str(tmp_path_factory.mktemp('shapes')), 0, 4, seed=4,
                                            min_side=100, max_side=160)
 
 

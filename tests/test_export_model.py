@@ -10,12 +10,13 @@ import tensorflow as tf
 import tf_slim as slim
 
 import export_model
+from common import np_post_processing, np_preprocessing
 from datasets import labels as labels_lib
-from deployment import fine_tune
-from nets import nets_factory, np_post_processing
-from preprocessing import image_ops, np_preprocessing
+from export import ssd_export
+from nets import checkpoints, nets_factory
+from preprocessing import image_ops
 from serving import client as client_lib
-from serving import model_server, ssd_export
+from serving import model_server
 from serving.model_manager import ModelManager
 
 NETWORK = 'ssd_300_mobilenet_v2'
@@ -173,9 +174,9 @@ def test_existing_version_is_refused(exported, capsys):
 
 def test_bad_checkpoint_messages(tmp_path, exported):
     with pytest.raises(ValueError, match='no checkpoint in this directory'):
-        fine_tune.resolve_checkpoint(str(tmp_path))
+        checkpoints.resolve_checkpoint(str(tmp_path))
     with pytest.raises(ValueError, match='no such checkpoint'):
-        fine_tune.resolve_checkpoint(str(tmp_path / 'model.ckpt-1'))
+        checkpoints.resolve_checkpoint(str(tmp_path / 'model.ckpt-1'))
     with pytest.raises(ValueError, match='does not fit the network'):
         ssd_export.export('ssd_300_mobilenet_v2', str(exported['work'] / 'train'), str(tmp_path / 'out'),
                           _labels_with_classes(tmp_path, 5))

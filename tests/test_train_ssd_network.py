@@ -8,14 +8,14 @@ import pytest
 import tensorflow as tf
 
 import train_ssd_network
-from deployment import shapes_data
+from tests import helpers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope='module')
 def records_dir(tmp_path_factory):
-    return shapes_data.make_shapes_records(str(tmp_path_factory.mktemp('shapes')), 8, 4, seed=3,
+    return helpers.make_shapes_records(str(tmp_path_factory.mktemp('shapes')), 8, 4, seed=3,
                                            min_side=100, max_side=160)
 
 

@@ -2,8 +2,7 @@ import json
 
 import pytest
 
-from datasets import coco
-from datasets import example_spec
+from datasets import coco, specs
 
 
 def write_json(path, data):
@@ -29,14 +28,14 @@ def test_categories_become_contiguous_in_id_order_and_boxes_xyxy(tmp_path):
     assert labels == {0: 'background', 1: 'square', 2: 'circle', 3: 'star'}
     a, b = result.examples
     assert (a.filename, a.image_path, a.width, a.height) == ('a.jpg', 'imgs/a.jpg', 20, 10)
-    assert a.objects == [example_spec.ObjectSpec(1, 'square', (4.0, 5.0, 10.0, 10.0), 0, 0)]
-    assert b.objects == [example_spec.ObjectSpec(2, 'circle', (1.5, 2.0, 11.5, 22.0), 0, 0),
-                         example_spec.ObjectSpec(3, 'star', (0.0, 0.0, 40.0, 30.0), 1, 0)]
+    assert a.objects == [specs.ObjectSpec(1, 'square', (4.0, 5.0, 10.0, 10.0), 0, 0)]
+    assert b.objects == [specs.ObjectSpec(2, 'circle', (1.5, 2.0, 11.5, 22.0), 0, 0),
+                         specs.ObjectSpec(3, 'star', (0.0, 0.0, 40.0, 30.0), 1, 0)]
 
 
 def test_custom_class_list_maps_category_names(tmp_path):
     path = write_json(tmp_path / 'i.json', INSTANCES)
-    with pytest.raises(example_spec.UnknownClassError, match="annotation 2: unknown class 'star'"):
+    with pytest.raises(specs.UnknownClassError, match="annotation 2: unknown class 'star'"):
         coco.read_instances(path, 'imgs', {'circle': 1, 'square': 2})
     result, labels = coco.read_instances(path, 'imgs', {'circle': 1, 'square': 2},
                                          skip_unknown_classes=True)
@@ -58,7 +57,7 @@ def test_bad_annotations_are_skipped_with_reasons(tmp_path):
 def test_unknown_category_id_is_an_error(tmp_path):
     data = dict(INSTANCES, annotations=[{'id': 5, 'image_id': 2, 'category_id': 4,
                                          'bbox': [0, 0, 1, 1]}])
-    with pytest.raises(example_spec.UnknownClassError, match='category_id 4'):
+    with pytest.raises(specs.UnknownClassError, match='category_id 4'):
         coco.read_instances(write_json(tmp_path / 'i.json', data), 'imgs')
 
 
@@ -66,5 +65,5 @@ def test_unknown_category_id_is_an_error(tmp_path):
 def test_not_an_instances_file_is_a_dataset_error(tmp_path, text):
     path = tmp_path / 'i.json'
     path.write_text(text)
-    with pytest.raises(example_spec.DatasetError, match='not a COCO instances file'):
+    with pytest.raises(specs.DatasetError, match='not a COCO instances file'):
         coco.read_instances(str(path), 'imgs')

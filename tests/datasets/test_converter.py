@@ -6,9 +6,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from datasets import converter
-from datasets import dataset_factory
-from datasets import example_spec
+from datasets import converter, dataset_factory, specs
 from datasets import record_schema as rs
 
 LABELS = {0: 'background', 1: 'circle', 2: 'star'}
@@ -22,11 +20,11 @@ def save(path, mode='RGB', size=(40, 30), fmt='JPEG', color=None):
 
 
 def spec(path, objects=(), size=(None, None)):
-    return example_spec.ExampleSpec(path.rsplit('/', 1)[-1], path, size[0], size[1], list(objects))
+    return specs.ExampleSpec(path.rsplit('/', 1)[-1], path, size[0], size[1], list(objects))
 
 
 def star(box, difficult=0, truncated=0):
-    return example_spec.ObjectSpec(2, 'star', box, difficult, truncated)
+    return specs.ObjectSpec(2, 'star', box, difficult, truncated)
 
 
 def test_shard_assignment_is_a_seeded_partition():
@@ -72,7 +70,7 @@ def test_bad_inputs_have_defined_outcomes_and_everything_written_decodes(tmp_pat
     images = tmp_path / 'images'
     images.mkdir()
     (images / 'garbage.jpg').write_bytes(b'this is not a jpeg')
-    specs = [
+    examples = [
         spec(save(images / 'rgb.jpg'), [star((1.0, 1.0, 9.0, 9.0))]),
         spec(save(images / 'gray.jpg', mode='L', color=90), [star((1.0, 1.0, 9.0, 9.0))]),
         spec(save(images / 'png.jpg', fmt='PNG', color=(0, 0, 255)), [star((1.0, 1.0, 9.0, 9.0))]),
@@ -84,7 +82,7 @@ def test_bad_inputs_have_defined_outcomes_and_everything_written_decodes(tmp_pat
     ]
     reader_skips = [{'item': 'x.xml', 'reason': 'missing annotation file'}]
     out = tmp_path / 'out'
-    summary = converter.convert(example_spec.ReadResult(specs, reader_skips, 2), LABELS,
+    summary = converter.convert(specs.ReadResult(examples, reader_skips, 2), LABELS,
                                 str(out), 'toy_train', num_shards=2, seed=0)
     assert summary['num_images'] == 5 and summary['num_objects'] == 4
     assert summary['objects_per_class'] == {'circle': 0, 'star': 4}
@@ -127,14 +125,14 @@ def test_stale_shards_replaced_and_no_temporary_files_left(tmp_path):
     out = tmp_path / 'out'
     out.mkdir()
     (out / rs.shard_name('toy_train', 3, 9)).write_bytes(b'old')
-    specs = [spec(save(tmp_path / 'a.jpg'))]
-    converter.convert(example_spec.ReadResult(specs, [], 0), LABELS, str(out), 'toy_train')
+    examples = [spec(save(tmp_path / 'a.jpg'))]
+    converter.convert(specs.ReadResult(examples, [], 0), LABELS, str(out), 'toy_train')
     assert sorted(p.name for p in out.iterdir()) == [
         'labels.txt', 'toy_train_00000-of-00001.tfrecord', 'toy_train_summary.json']
 
 
 def test_interrupted_run_leaves_no_shards(tmp_path, monkeypatch):
-    specs = [spec(save(tmp_path / ('%d.jpg' % i))) for i in range(4)]
+    examples = [spec(save(tmp_path / ('%d.jpg' % i))) for i in range(4)]
     calls = []
 
     def failing(example):
@@ -146,12 +144,12 @@ def test_interrupted_run_leaves_no_shards(tmp_path, monkeypatch):
     monkeypatch.setattr(converter, 'encode_example', failing)
     out = tmp_path / 'out'
     with pytest.raises(KeyboardInterrupt):
-        converter.convert(example_spec.ReadResult(specs, [], 0), LABELS, str(out), 'toy_train',
+        converter.convert(specs.ReadResult(examples, [], 0), LABELS, str(out), 'toy_train',
                           num_shards=4)
     assert sorted(p.name for p in out.iterdir()) == ['labels.txt']
 
 
 def test_labels_of_another_conversion_are_not_overwritten(tmp_path):
     (tmp_path / 'labels.txt').write_text('0:background\n1:dog\n')
-    with pytest.raises(example_spec.DatasetError, match='exists with other classes'):
-        converter.convert(example_spec.ReadResult([], [], 0), LABELS, str(tmp_path), 'toy_train')
+    with pytest.raises(specs.DatasetError, match='exists with other classes'):
+        converter.convert(specs.ReadResult([], [], 0), LABELS, str(tmp_path), 'toy_train')

@@ -7,9 +7,8 @@ import tensorflow as tf
 from PIL import Image
 
 import tf_convert_data
-from datasets import dataset_factory
+from datasets import dataset_factory, voc_xml
 from datasets import labels as labels_lib
-from datasets import voc_xml
 
 
 @pytest.fixture(scope='module')

@@ -1,8 +1,6 @@
 import pytest
 
-from datasets import example_spec
-from datasets import pascalvoc
-from datasets import voc_xml
+from datasets import pascalvoc, specs, voc_xml
 
 SHAPES = {'circle': 1, 'star': 2}
 
@@ -37,8 +35,8 @@ def test_boxes_become_continuous_pixels_and_flags_are_kept(tmp_path):
     assert example.filename == 'a.jpg' and (example.width, example.height) == (40, 30)
     assert example.image_path == str(tmp_path / 'JPEGImages' / 'a.jpg')
     assert example.objects == [
-        example_spec.ObjectSpec(2, 'star', (0.0, 1.0, 40.0, 30.0), 1, 1),
-        example_spec.ObjectSpec(1, 'circle', (4.0, 5.0, 5.0, 8.0), 0, 0)]
+        specs.ObjectSpec(2, 'star', (0.0, 1.0, 40.0, 30.0), 1, 1),
+        specs.ObjectSpec(1, 'circle', (4.0, 5.0, 5.0, 8.0), 0, 0)]
     assert result.skipped == [] and result.unknown_class_objects == 0
 
 
@@ -55,7 +53,7 @@ def test_missing_and_malformed_annotations_are_skipped_with_reasons(tmp_path):
 def test_unknown_class_is_an_error_naming_file_and_class_or_skipped(tmp_path):
     make_voc(tmp_path, {'a': '<annotation>' + obj('star', (1, 1, 2, 2))
                         + obj('dog', (1, 1, 2, 2)) + '</annotation>'})
-    with pytest.raises(example_spec.UnknownClassError,
+    with pytest.raises(specs.UnknownClassError,
                        match="a.xml: object 1: unknown class 'dog'"):
         pascalvoc.read_split(str(tmp_path), 'trainval', SHAPES)
     result = pascalvoc.read_split(str(tmp_path), 'trainval', SHAPES, skip_unknown_classes=True)
@@ -64,7 +62,7 @@ def test_unknown_class_is_an_error_naming_file_and_class_or_skipped(tmp_path):
 
 
 def test_missing_split_file_is_a_dataset_error(tmp_path):
-    with pytest.raises(example_spec.DatasetError, match='test.txt: cannot read split file'):
+    with pytest.raises(specs.DatasetError, match='test.txt: cannot read split file'):
         pascalvoc.read_split(str(tmp_path), 'test', SHAPES)
 
 

@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 
 import tf_convert_data
-from datasets import dataset_factory
-from datasets import voc_xml
+from datasets import dataset_factory, voc_xml
 
 # Non-contiguous COCO category ids; contiguous ids follow category-id order.
 CATEGORY_IDS = {'circle': 11, 'square': 4, 'triangle': 30, 'star': 7, 'cross': 25}

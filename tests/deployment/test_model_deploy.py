@@ -5,7 +5,6 @@ import tensorflow as tf
 
 from deployment import model_deploy
 
-
 RNG = np.random.RandomState(0)
 X = RNG.randn(8, 3).astype(np.float32)
 Y = RNG.randn(8, 2).astype(np.float32)

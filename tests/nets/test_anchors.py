@@ -2,8 +2,7 @@
 import numpy as np
 import pytest
 
-from nets import anchors
-from nets import ssd_params
+from nets import anchors, ssd_params
 
 
 @pytest.mark.parametrize('name, total', [('ssd_300_vgg', 8732), ('ssd_512_vgg', 24564),

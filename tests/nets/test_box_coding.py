@@ -2,10 +2,9 @@
 import numpy as np
 import tensorflow as tf
 
+from common import np_box_ops
 from nets import anchors as anchors_lib
-from nets import box_coding
-from nets import np_box_ops
-from nets import ssd_params
+from nets import box_coding, ssd_params
 
 SCALING = (0.1, 0.1, 0.2, 0.2)
 

@@ -3,10 +3,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from common import np_box_ops
 from nets import anchors as anchors_lib
-from nets import matching
-from nets import np_box_ops
-from nets import ssd_params
+from nets import matching, ssd_params
 
 SCALING = (0.1, 0.1, 0.2, 0.2)
 # Four quadrant anchors and one shifted copy of the top-left one.

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from nets import np_post_processing
+from common import np_post_processing
 from nets import post_processing
 
 

@@ -5,10 +5,7 @@ import numpy as np
 import tensorflow as tf
 import tf_slim as slim
 
-from nets import losses
-from nets import matching
-from nets import nets_factory
-from nets import ssd_mobilenet_v2
+from nets import losses, matching, nets_factory, ssd_mobilenet_v2
 from nets.batch_norm import batch_norm
 from nets.ssd_net import SSDNet
 

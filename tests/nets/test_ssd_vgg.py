@@ -7,8 +7,7 @@ import tensorflow as tf
 import tf_slim as slim
 from tf_slim.nets import vgg
 
-from nets import nets_factory
-from nets import ssd_vgg
+from nets import nets_factory, ssd_vgg
 
 FIXTURES = pathlib.Path(__file__).parent / 'fixtures'
 

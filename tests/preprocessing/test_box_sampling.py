@@ -3,8 +3,7 @@ import numpy as np
 import tensorflow as tf
 
 from nets import box_coding
-from preprocessing import box_sampling
-from preprocessing import image_ops
+from preprocessing import box_sampling, image_ops
 
 NUM_SEEDS = 200
 

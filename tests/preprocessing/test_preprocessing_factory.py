@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from common import np_preprocessing
 from nets import nets_factory
-from preprocessing import np_preprocessing
 from preprocessing import preprocessing_factory
 
 

@@ -3,9 +3,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from preprocessing import image_ops
-from preprocessing import np_preprocessing
-from preprocessing import ssd_preprocessing
+from common import np_preprocessing
+from preprocessing import image_ops, ssd_preprocessing
 
 OUT_HW = (64, 64)
 NUM_SEEDS = 150

@@ -8,8 +8,7 @@ import tensorflow as tf
 
 import tf_convert_data
 from datasets import make_shapes_dataset
-from preprocessing import ssd_preprocessing
-from preprocessing import visualize
+from preprocessing import ssd_preprocessing, visualize
 
 
 def _sample(index):

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nets import np_post_processing
-from preprocessing import np_preprocessing
+from common import np_post_processing, np_preprocessing
 from serving import client as client_lib
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import PIL.Image
 import pytest
 
-from serving.client import Detection, DetectionResult, SSDClient, ServingUnavailable
+from serving.client import Detection, DetectionResult, ServingUnavailable, SSDClient
 from web import config as web_config
 from web import create_app
 
@@ -114,9 +114,10 @@ def _export_random_ssd(root):
     """
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     import tf_slim  # pylint: disable=import-outside-toplevel
+
     from datasets import labels as labels_lib  # pylint: disable=import-outside-toplevel
+    from export import ssd_export  # pylint: disable=import-outside-toplevel
     from nets import nets_factory  # pylint: disable=import-outside-toplevel
-    from serving import ssd_export  # pylint: disable=import-outside-toplevel
 
     train_dir = os.path.join(root, 'train')
     os.makedirs(train_dir)

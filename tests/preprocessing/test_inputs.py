@@ -1,20 +1,19 @@
-"""Tests for deployment/inputs.py: fixed-shape training batches, padded evaluation batches."""
+"""Tests for preprocessing/inputs.py: fixed-shape training batches, padded evaluation batches."""
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from datasets import dataset_factory
-from deployment import inputs
-from deployment import shapes_data
 from nets import nets_factory
-from preprocessing import preprocessing_factory
+from preprocessing import inputs, preprocessing_factory
+from tests import helpers
 
 NET = 'ssd_300_mobilenet_v2'
 
 
 @pytest.fixture(scope='module')
 def records_dir(tmp_path_factory):
-    return shapes_data.make_shapes_records(str(tmp_path_factory.mktemp('shapes')), 3, 3, seed=6,
+    return helpers.make_shapes_records(str(tmp_path_factory.mktemp('shapes')), 3, 3, seed=6,
                                            min_side=80, max_side=120)
 
 

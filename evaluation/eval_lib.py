@@ -10,9 +10,9 @@ import numpy as np
 import tensorflow as tf
 import tf_slim as slim
 
-from deployment import inputs
-from deployment import voc_eval
+from evaluation import voc_eval
 from nets import post_processing
+from preprocessing import inputs
 
 EvalGraph = collections.namedtuple('EvalGraph', [
     'init_op',      # (re)starts the pass over the split.

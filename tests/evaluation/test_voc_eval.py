@@ -1,9 +1,9 @@
-"""Tests for deployment/voc_eval.py against hand-worked VOC AP values."""
+"""Tests for evaluation/voc_eval.py against hand-worked VOC AP values."""
 import numpy as np
 import pytest
 
-from deployment import voc_eval
-from nets import np_box_ops
+from common import np_box_ops
+from evaluation import voc_eval
 
 NAMES = {0: 'background', 1: 'circle', 2: 'square', 3: 'star'}
 A = [0.25, 0.25, 0.75, 0.75]

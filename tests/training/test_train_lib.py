@@ -1,12 +1,10 @@
-"""Tests for deployment/train_lib.py, optimization.py and train_hooks.py."""
+"""Tests for training/train_lib.py, optimization.py and train_hooks.py."""
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from deployment import model_deploy
-from deployment import optimization
-from deployment import train_hooks
-from deployment import train_lib
+from training import optimization, train_hooks, train_lib
 
 
 def _toy_train_graph(lr=0.1):

@@ -1,9 +1,9 @@
-"""Tests of nets/np_post_processing.py: NMS against tf.image.non_max_suppression."""
+"""Tests of common/np_post_processing.py: NMS against tf.image.non_max_suppression."""
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from nets import np_post_processing
+from common import np_post_processing
 
 
 def _random_boxes(rng, n, flip=False):

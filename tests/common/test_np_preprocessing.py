@@ -1,4 +1,4 @@
-"""Tests for preprocessing/np_preprocessing.py and its TF twin."""
+"""Tests for common/np_preprocessing.py and its TF twin."""
 import subprocess
 import sys
 
@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from common import np_preprocessing
 from preprocessing import image_ops
-from preprocessing import np_preprocessing
 
 
 def test_imports_without_tensorflow():
-    code = ('import sys; import preprocessing.np_preprocessing; '
+    code = ('import sys; import common.np_preprocessing; '
             'assert "tensorflow" not in sys.modules, "tensorflow imported"')
     subprocess.run([sys.executable, '-c', code], check=True)
 

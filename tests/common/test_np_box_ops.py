@@ -1,10 +1,10 @@
-"""Tests of nets/np_box_ops.py (numpy box coding and IoU)."""
+"""Tests of common/np_box_ops.py (numpy box coding and IoU)."""
 import subprocess
 import sys
 
 import numpy as np
 
-from nets import np_box_ops
+from common import np_box_ops
 
 SCALING = (0.1, 0.1, 0.2, 0.2)
 
@@ -47,6 +47,6 @@ def test_empty_box_encodes_finite_and_decode_is_capped():
 
 
 def test_numpy_modules_import_without_tensorflow():
-    code = ('import sys; import nets.np_box_ops, nets.np_post_processing, nets.anchors, '
+    code = ('import sys; import common.np_box_ops, common.np_post_processing, nets.anchors, '
             'nets.ssd_params; assert "tensorflow" not in sys.modules')
     subprocess.run([sys.executable, '-c', code], check=True)

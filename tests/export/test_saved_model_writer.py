@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from serving import saved_model_writer
+from export import saved_model_writer
 from serving.model_manager import list_versions
 
 

@@ -1,15 +1,14 @@
-"""Tests for deployment/fine_tune.py: restoring a slim vgg_16 checkpoint into ssd_300_vgg."""
+"""Tests for nets/checkpoints.py: restoring a slim vgg_16 checkpoint into ssd_300_vgg."""
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from datasets import dataset_factory
-from deployment import fine_tune
 from deployment import model_deploy
-from deployment import shapes_data
-from deployment import train_lib
-from nets import nets_factory
+from nets import checkpoints, nets_factory
 from preprocessing import preprocessing_factory
+from tests import helpers
+from training import train_lib
 
 # vgg_16 variables the test writes (slim names); the fc8 one is not in the SSD model.
 VGG_SHAPES = {
@@ -45,28 +44,28 @@ def test_variables_to_restore_remaps_excludes_and_checks(tmp_path):
             b = tf.compat.v1.get_variable('conv1/conv1_2/weights', [3, 3, 64, 64])
             c = tf.compat.v1.get_variable('conv3/conv3_1/weights', [3, 3, 128, 256])
             d = tf.compat.v1.get_variable('conv2/conv2_1/biases', [7])
-        restore = fine_tune.variables_to_restore(
+        restore = checkpoints.variables_to_restore(
             [a, b], path, 'ssd_300_vgg', 'vgg_16', exclude_scopes='ssd_300_vgg/conv1/conv1_2')
         assert restore == {'vgg_16/conv1/conv1_1/weights': a}
         with pytest.raises(ValueError, match='conv3_1/weights.*not in the checkpoint'):
-            fine_tune.variables_to_restore([a, c], path, 'ssd_300_vgg', 'vgg_16')
+            checkpoints.variables_to_restore([a, c], path, 'ssd_300_vgg', 'vgg_16')
         with pytest.raises(ValueError, match='shape'):
-            fine_tune.variables_to_restore([d], path, 'ssd_300_vgg', 'vgg_16')
-        restore = fine_tune.variables_to_restore([a, c, d], path, 'ssd_300_vgg', 'vgg_16',
+            checkpoints.variables_to_restore([d], path, 'ssd_300_vgg', 'vgg_16')
+        restore = checkpoints.variables_to_restore([a, c, d], path, 'ssd_300_vgg', 'vgg_16',
                                                  ignore_missing_vars=True)
         assert list(restore) == ['vgg_16/conv1/conv1_1/weights']
         with pytest.raises(ValueError, match='No variable'):
-            fine_tune.variables_to_restore([c], path, 'ssd_300_vgg', 'vgg_16',
+            checkpoints.variables_to_restore([c], path, 'ssd_300_vgg', 'vgg_16',
                                            ignore_missing_vars=True)
     with pytest.raises(ValueError, match='does not exist'):
-        fine_tune.resolve_checkpoint(str(tmp_path / 'missing.ckpt'))
+        checkpoints.resolve_checkpoint(str(tmp_path / 'missing.ckpt'))
 
 
 @pytest.mark.slow
 def test_fine_tune_ssd_300_vgg_from_vgg_16(tmp_path):
     ckpt = str(tmp_path / 'vgg_16.ckpt')
     values = _write_vgg_checkpoint(ckpt)
-    records = shapes_data.make_shapes_records(str(tmp_path / 'data'), 2, 0, seed=5,
+    records = helpers.make_shapes_records(str(tmp_path / 'data'), 2, 0, seed=5,
                                               min_side=80, max_side=120)
     train_dir = str(tmp_path / 'train')
     with tf.Graph().as_default():
@@ -110,12 +109,12 @@ def test_resolve_checkpoint_forms(tmp_path):
             v1 = str(tmp_path / 'v1.ckpt')
             tf.compat.v1.train.Saver(write_version=tf.compat.v1.train.SaverDef.V1).save(
                 session, v1, write_meta_graph=False)
-    assert fine_tune.resolve_checkpoint(str(tmp_path / 'v2')) == v2
-    assert fine_tune.resolve_checkpoint(v2) == v2
-    assert fine_tune.resolve_checkpoint(v1) == v1
+    assert checkpoints.resolve_checkpoint(str(tmp_path / 'v2')) == v2
+    assert checkpoints.resolve_checkpoint(v2) == v2
+    assert checkpoints.resolve_checkpoint(v1) == v1
     (tmp_path / 'junk.ckpt').write_bytes(b'not a checkpoint')
     with pytest.raises(ValueError, match='not a readable checkpoint'):
-        fine_tune.resolve_checkpoint(str(tmp_path / 'junk.ckpt'))
+        checkpoints.resolve_checkpoint(str(tmp_path / 'junk.ckpt'))
     (tmp_path / 'empty').mkdir()
     with pytest.raises(ValueError, match='no checkpoint in this directory'):
-        fine_tune.resolve_checkpoint(str(tmp_path / 'empty'))
+        checkpoints.resolve_checkpoint(str(tmp_path / 'empty'))

@@ -1,13 +1,42 @@
-"""Fixtures: a toy SavedModel with the export's signature names, and an in-process model server."""
+"""Helpers shared by the tests and benchmarks: the shapes data set as TFRecords, a toy SavedModel."""
 import os
-import types
 
 import numpy as np
-import pytest
 import tensorflow as tf
 
-from serving import model_server, saved_model_writer
-from serving.model_manager import ModelManager
+from datasets import converter, make_shapes_dataset, pascalvoc
+from datasets import labels as labels_lib
+from export import saved_model_writer
+
+DATASET_NAME = 'shapes'
+
+
+def make_shapes_records(work_dir, num_train, num_test, seed=0, min_side=200, max_side=500,
+                        num_workers=1):
+    """Draws the shapes images (VOC layout) and converts both splits to TFRecords.
+
+    Args:
+        work_dir: folder; gets `voc/` (images, XML) and `records/` (TFRecords, labels.txt).
+        num_train, num_test: images of the trainval and test splits.
+        seed: data seed (the images depend only on it and their index).
+        min_side, max_side: image side range in pixels.
+        num_workers: parallel processes.
+
+    Returns:
+        the records folder: `shapes_trainval_*.tfrecord`, `shapes_test_*.tfrecord`, labels.txt.
+    """
+    voc_dir = os.path.join(work_dir, 'voc')
+    records_dir = os.path.join(work_dir, 'records')
+    make_shapes_dataset.make_dataset(voc_dir, num_train, num_test, seed, num_workers,
+                                     (min_side, max_side))
+    labels = labels_lib.read_labels(os.path.join(voc_dir, labels_lib.LABELS_FILENAME))
+    for split in make_shapes_dataset.SPLITS:
+        result = pascalvoc.read_split(voc_dir, split, labels_lib.ids_by_name(labels))
+        converter.convert(result, labels, records_dir, '%s_%s' % (DATASET_NAME, split),
+                          num_workers=num_workers, seed=seed,
+                          source='synthetic shapes %s' % split)
+    return records_dir
+
 
 TOY_HW = (4, 4)
 TOY_CLASSES = ['background', 'circle', 'square']
@@ -61,29 +90,3 @@ def toy_outputs(images, box_scale=1.0):
     logits = (images.reshape(-1, 48) @ weights).reshape(-1, 2, 3)
     exp = np.exp(logits - logits.max(-1, keepdims=True))
     return exp / exp.sum(-1, keepdims=True), np.tile(TOY_ANCHORS[None], [len(images), 1, 1]) * box_scale
-
-
-@pytest.fixture
-def toy_base(tmp_path):
-    base = str(tmp_path / 'models' / 'ssd')
-    export_toy_model(base)
-    return base
-
-
-@pytest.fixture
-def toy_server(toy_base):
-    """In-process server on a free 127.0.0.1 port, polling every 0.1 s. Yields (address, manager)."""
-    manager = ModelManager('ssd', toy_base, poll_seconds=0.1)
-    manager.start()
-    server, port = model_server.create_server(manager, 0, host='127.0.0.1', max_workers=4)
-    server.start()
-    yield '127.0.0.1:%d' % port, manager
-    server.stop(0).wait()
-    manager.stop()
-
-
-@pytest.fixture
-def toy():
-    """The toy model's helpers (test modules cannot import conftest under --import-mode=importlib)."""
-    return types.SimpleNamespace(export=export_toy_model, outputs=toy_outputs, classes=TOY_CLASSES,
-                                 anchors=TOY_ANCHORS, hw=TOY_HW)

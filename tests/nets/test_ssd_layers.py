@@ -1,15 +1,15 @@
-"""Tests of nets/ssd_common.py: L2 normalisation and multibox head shapes."""
+"""Tests of nets/ssd_layers.py: L2 normalisation and multibox head shapes."""
 import numpy as np
 import tensorflow as tf
 import tf_slim as slim
 
-from nets import ssd_common
+from nets import ssd_layers
 
 
 def test_l2_normalization_scale_init_20():
     x = np.array([[[[3.0, 4.0]]]], np.float32)
     with tf.Graph().as_default():
-        y = ssd_common.l2_normalization(tf.constant(x), 20.0, scope='norm')
+        y = ssd_layers.l2_normalization(tf.constant(x), 20.0, scope='norm')
         (scale,) = tf.compat.v1.global_variables()
         assert scale.op.name == 'norm/scale'
         assert scale.shape.as_list() == [2]
@@ -23,7 +23,7 @@ def test_multibox_head_order_matches_cells_then_boxes():
     # order.
     with tf.Graph().as_default():
         feature = tf.zeros([1, 2, 3, 5])
-        logits, locs = ssd_common.multibox_head(feature, 4, 3, scope='head')
+        logits, locs = ssd_layers.multibox_head(feature, 4, 3, scope='head')
         assert logits.shape.as_list() == [1, 2 * 3 * 4, 3]
         assert locs.shape.as_list() == [1, 2 * 3 * 4, 4]
         bias = [v for v in tf.compat.v1.global_variables() if v.op.name == 'head/cls/biases'][0]
@@ -38,7 +38,7 @@ def test_multibox_head_order_matches_cells_then_boxes():
 def test_separable_head_variables():
     with tf.Graph().as_default():
         with slim.arg_scope([slim.separable_conv2d], activation_fn=None):
-            ssd_common.multibox_head(tf.zeros([1, 3, 3, 8]), 6, 2, separable=True, scope='h')
+            ssd_layers.multibox_head(tf.zeros([1, 3, 3, 8]), 6, 2, separable=True, scope='h')
         shapes = {v.op.name: v.shape.as_list() for v in tf.compat.v1.global_variables()}
     assert shapes['h/loc/depthwise/depthwise_weights'] == [3, 3, 8, 1]
     assert shapes['h/loc/pointwise/weights'] == [1, 1, 8, 24]

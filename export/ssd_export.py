@@ -18,10 +18,9 @@ import tensorflow as tf
 import tf_slim as slim
 
 from datasets import labels as labels_lib
-from deployment import fine_tune
-from nets import post_processing
+from export import saved_model_writer
+from nets import checkpoints, post_processing
 from preprocessing import image_ops
-from serving import saved_model_writer
 
 
 def class_names_list(names_by_id, num_classes):
@@ -107,7 +106,7 @@ def export(network_name, checkpoint_path, export_base, labels_file, version=None
     from nets import nets_factory  # pylint: disable=import-outside-toplevel
     names_by_id = labels_lib.read_labels(labels_file)
     num_classes = max(names_by_id) + 1
-    checkpoint = fine_tune.resolve_checkpoint(checkpoint_path)
+    checkpoint = checkpoints.resolve_checkpoint(checkpoint_path)
     network = nets_factory.get_network(network_name, num_classes)
     with tf.Graph().as_default() as graph, tempfile.TemporaryDirectory() as scratch:
         signatures = build_signatures(network, class_names_list(names_by_id, num_classes), postprocess_kwargs)

@@ -15,7 +15,7 @@ is no +1 pixel convention).
 """
 import numpy as np
 
-from nets import np_box_ops
+from common import np_box_ops
 
 
 def match_image(det_boxes, det_scores, gt_boxes, gt_difficult, iou_threshold=0.5):

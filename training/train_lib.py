@@ -6,13 +6,12 @@ import numpy as np
 import tensorflow as tf
 import tf_slim as slim
 
-from deployment import fine_tune
-from deployment import inputs
+from common import np_preprocessing
 from deployment import model_deploy
-from deployment import optimization
-from deployment import train_hooks
+from nets import checkpoints
 from nets import losses as losses_lib
-from preprocessing import np_preprocessing
+from preprocessing import inputs
+from training import optimization, train_hooks
 
 TrainGraph = collections.namedtuple('TrainGraph', [
     'train_op',        # runs one step; its value is the total loss.
@@ -60,7 +59,7 @@ def build_train_graph(network, dataset_info, preprocess_fn, deploy_config, batch
         weight_decay: L2 weight decay of the network's arg scope.
         match_threshold, negative_ratio, loss_alpha: matching and loss settings.
         moving_average_decay: keep exponential moving averages of the model variables.
-        fine_tune_kwargs: arguments of fine_tune.variables_to_restore besides the
+        fine_tune_kwargs: arguments of checkpoints.variables_to_restore besides the
             variables and model scope (checkpoint_path, checkpoint_model_scope,
             exclude_scopes, ignore_missing_vars), or None to start from scratch.
         trainable_scopes: train only these scopes (default all).
@@ -96,7 +95,7 @@ def build_train_graph(network, dataset_info, preprocess_fn, deploy_config, batch
     with tf.compat.v1.device(deploy_config.optimizer_device()):
         learning_rate = optimization.learning_rate_schedule(global_step, **learning_rate_kwargs)
         optimizer = optimization.make_optimizer(learning_rate=learning_rate, **optimizer_kwargs)
-    var_list = fine_tune.trainable_variables(trainable_scopes)
+    var_list = checkpoints.trainable_variables(trainable_scopes)
     total_loss, grads_and_vars = model_deploy.optimize_clones(clones, optimizer,
                                                               var_list=var_list)
     grad_norm = tf.debugging.check_numerics(
@@ -119,10 +118,10 @@ def build_train_graph(network, dataset_info, preprocess_fn, deploy_config, batch
     init_fn = None
     if fine_tune_kwargs and fine_tune_kwargs.get('checkpoint_path'):
         kwargs = dict(fine_tune_kwargs)
-        path = fine_tune.resolve_checkpoint(kwargs.pop('checkpoint_path'))
-        restore_map = fine_tune.variables_to_restore(model_variables, path, network.name,
+        path = checkpoints.resolve_checkpoint(kwargs.pop('checkpoint_path'))
+        restore_map = checkpoints.variables_to_restore(model_variables, path, network.name,
                                                      **kwargs)
-        init_fn = fine_tune.make_init_fn(restore_map, path)
+        init_fn = checkpoints.make_init_fn(restore_map, path)
     return TrainGraph(train_op, global_step, log_tensors, init_fn,
                       batch_size * deploy_config.num_clones)
 

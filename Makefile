@@ -1,19 +1,20 @@
 # The two commands a newcomer needs: `make demo` and `make test`.
+SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CHROMIUM := /usr/lib/chromium/chromium
 
-.PHONY: test demo demo-serve venv browser bench clean
+.PHONY: test lint demo demo-ports demo-serve venv browser bench tensorboard clean clean-demo
 
 venv: $(STAMP)
 
 # (Re)build the environment whenever a requirements file or setup.py changes.
-$(STAMP): requirements.txt requirements-test.txt setup.py
+$(STAMP): requirements.txt requirements-test.txt requirements-dev.txt setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements.txt -r requirements-test.txt
+	$(BIN)/pip install --quiet -r requirements.txt -r requirements-dev.txt
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
@@ -24,8 +25,11 @@ browser:
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
-test: $(STAMP) browser
+test: lint browser
 	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
 
 # ---- make demo: synthetic data -> train -> evaluate -> export -> serve -> web page ----
 # Every stage is a file target, so running it again reuses what exists (an interrupted
@@ -44,9 +48,25 @@ DEMO_RECORDS := $(DEMO_DIR)/records
 DEMO_TRAIN := $(DEMO_DIR)/train
 DEMO_EXPORT := $(DEMO_DIR)/exports/ssd
 
-demo: $(STAMP) $(DEMO_DIR)/eval/metrics.json $(DEMO_EXPORT)/1/saved_model.pb demo-serve
+# Each stage also depends on a file holding the knobs it reads, rewritten only when a value
+# changes: new data knobs redo everything, a new model or seed retrains from scratch, more
+# steps or seconds resume the training; evaluation and export follow the training.
+KNOBS := $(DEMO_DIR)/.knobs
+knob = $(shell mkdir -p $(KNOBS) && { echo '$(2)' | cmp -s - $(KNOBS)/$(1) || echo '$(2)' > $(KNOBS)/$(1); })$(KNOBS)/$(1)
+ifneq ($(filter demo,$(MAKECMDGOALS)),)
+KNOB_DATA := $(call knob,data,$(DEMO_NUM_TRAIN) $(DEMO_NUM_TEST) $(DEMO_SEED))
+KNOB_MODEL := $(call knob,model,$(DEMO_MODEL) $(DEMO_SEED) $(DEMO_NUM_TRAIN) $(DEMO_NUM_TEST))
+KNOB_STEPS := $(call knob,steps,$(DEMO_TRAIN_STEPS) $(DEMO_TRAIN_SECS))
+endif
 
-$(DEMO_VOC)/ImageSets/Main/test.txt: | $(STAMP)
+demo: demo-ports $(STAMP) $(DEMO_DIR)/eval/metrics.json $(DEMO_EXPORT)/1/saved_model.pb demo-serve
+
+# Fail before any work when a port the demo listens on is taken.
+demo-ports:
+	@$(PYTHON) -m common.ports GRPC_PORT=127.0.0.1:$(GRPC_PORT) WEB_PORT=127.0.0.1:$(WEB_PORT)
+
+$(DEMO_VOC)/ImageSets/Main/test.txt: $(KNOB_DATA) | $(STAMP)
+	rm -rf $(DEMO_VOC)
 	$(BIN)/python datasets/make_shapes_dataset.py --output_dir $(DEMO_VOC) \
 	  --num_train $(DEMO_NUM_TRAIN) --num_test $(DEMO_NUM_TEST) --seed $(DEMO_SEED) --num_workers 2
 
@@ -55,13 +75,15 @@ $(DEMO_RECORDS)/shapes_%_summary.json: $(DEMO_VOC)/ImageSets/Main/test.txt
 	  --split_name=$* --labels_file=$(DEMO_VOC)/labels.txt --output_dir=$(DEMO_RECORDS) \
 	  --output_name=shapes_$* --num_workers=2 --seed=$(DEMO_SEED)
 
-$(DEMO_TRAIN)/.done: $(DEMO_RECORDS)/shapes_trainval_summary.json
+$(DEMO_TRAIN)/.done: $(DEMO_RECORDS)/shapes_trainval_summary.json $(KNOB_MODEL) $(KNOB_STEPS)
+	cmp -s $(KNOBS)/model $(DEMO_TRAIN)/.knobs || rm -rf $(DEMO_TRAIN)
 	$(BIN)/python train_ssd_network.py --dataset_dir=$(DEMO_RECORDS) --dataset_name=shapes \
 	  --dataset_split_name=trainval --model_name=$(DEMO_MODEL) --train_dir=$(DEMO_TRAIN) \
 	  --batch_size=8 --optimizer=adam --learning_rate=0.0015 --learning_rate_decay_type=cosine \
 	  --warmup_steps=100 --end_learning_rate=0.00001 --weight_decay=0.00004 \
 	  --max_number_of_steps=$(DEMO_TRAIN_STEPS) --max_train_secs=$(DEMO_TRAIN_SECS) \
 	  --seed=$(DEMO_SEED) --log_every_n_steps=20 --save_interval_secs=120
+	cp $(KNOBS)/model $(DEMO_TRAIN)/.knobs
 	touch $@
 
 $(DEMO_DIR)/eval/metrics.json: $(DEMO_TRAIN)/.done $(DEMO_RECORDS)/shapes_test_summary.json
@@ -70,23 +92,39 @@ $(DEMO_DIR)/eval/metrics.json: $(DEMO_TRAIN)/.done $(DEMO_RECORDS)/shapes_test_s
 	  --eval_dir=$(DEMO_DIR)/eval
 
 $(DEMO_EXPORT)/1/saved_model.pb: $(DEMO_TRAIN)/.done
+	rm -rf $(DEMO_EXPORT)
 	$(BIN)/python export_model.py --checkpoint_path=$(DEMO_TRAIN) --model_name=$(DEMO_MODEL) \
 	  --export_dir=$(DEMO_EXPORT) --version=1 --labels_file=$(DEMO_RECORDS)/labels.txt
 
-# The local model server and the web app in the foreground; Ctrl-C stops both.
-demo-serve: $(STAMP)
-	@trap 'kill $$server $$web 2>/dev/null; wait' EXIT INT TERM; \
+# The local model server and the web app in the foreground. Ctrl-C (or SIGTERM) stops both:
+# SIGTERM to each, SIGKILL to what is left after 10 s; if either dies, the other is stopped.
+demo-serve: demo-ports $(STAMP)
+	@stop() { kill $$server $$web 2>/dev/null; \
+	  for i in $$(seq 100); do kill -0 $$server 2>/dev/null || kill -0 $$web 2>/dev/null || break; sleep 0.1; done; \
+	  kill -9 $$server $$web 2>/dev/null; wait; }; \
+	trap 'stop; exit 0' INT TERM; \
 	$(BIN)/python -m serving.model_server --host=127.0.0.1 --port=$(GRPC_PORT) --model_name=ssd \
 	  --model_base_path=$(abspath $(DEMO_EXPORT)) & server=$$!; \
 	SERVING_ADDRESS=127.0.0.1:$(GRPC_PORT) MODEL_NAME=ssd NETWORK=$(DEMO_MODEL) \
+	  MODEL_HINT='The demo model knows only synthetic shapes; try its test images, $(abspath $(DEMO_VOC))/JPEGImages/test_*.jpg.' \
 	  WEB_BIND=127.0.0.1:$(WEB_PORT) WEB_WORKERS=2 \
 	  $(BIN)/gunicorn -c web/gunicorn.conf.py 'web:create_app()' & web=$$!; \
-	$(BIN)/python -m web.wait_ready --url=http://127.0.0.1:$(WEB_PORT)/healthz --timeout=180 && \
-	echo && echo "  Open http://127.0.0.1:$(WEB_PORT)/  (Ctrl-C stops the model server and the web app)" && echo; \
-	wait
+	if $(BIN)/python -m web.wait_ready --url=http://127.0.0.1:$(WEB_PORT)/healthz --timeout=180; then \
+	  echo; echo "  Open http://127.0.0.1:$(WEB_PORT)/  (Ctrl-C stops the model server and the web app)"; echo; \
+	  wait -n; fi; \
+	stop; exit 1
+
+# Training curves of the demo (or TRAIN_DIR=...) on http://127.0.0.1:6006/.
+TRAIN_DIR ?= $(DEMO_TRAIN)
+tensorboard: $(STAMP)
+	$(BIN)/tensorboard --logdir=$(TRAIN_DIR) --host=127.0.0.1 --port=6006
 
 bench: $(STAMP)
 	for b in convert input_pipeline nets train serving web_load; do $(BIN)/python -m bench.$$b || exit 1; done
 
-clean:
-	rm -rf $(VENV) demo_work build *.egg-info
+# clean-demo removes the demo's outputs only; clean also removes .venv.
+clean-demo:
+	rm -rf $(DEMO_DIR)
+
+clean: clean-demo
+	rm -rf $(VENV) build *.egg-info

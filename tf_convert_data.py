@@ -7,19 +7,20 @@
 
 Writes OUT/NAME_00000-of-000NN.tfrecord, OUT/labels.txt and OUT/NAME_summary.json.
 """
-import argparse
 import logging
 import os
 import sys
 
+from common import cli
 from datasets import coco, converter, pascalvoc, record_schema, specs
 from datasets import labels as labels_lib
 
 DATASETS = ('pascalvoc', 'coco')
 
 
-def _parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+def build_parser():
+    """The script's flags, in topic groups."""
+    parser = cli.make_parser(__doc__)
     source = parser.add_argument_group('input')
     source.add_argument('--dataset_name', required=True, choices=DATASETS,
                         help='input layout: pascalvoc (VOC2007/2012, synthetic shapes) or coco')
@@ -31,8 +32,8 @@ def _parse_args(argv):
     source.add_argument('--images_dir', help='coco: folder of the images')
     source.add_argument('--labels_file', help='class list (id:name lines or one name a line); '
                         'default: the 20 VOC classes / the COCO categories')
-    source.add_argument('--skip_unknown_classes', action='store_true',
-                        help='drop objects whose class is not in the class list instead of failing')
+    cli.add_bool(source, 'skip_unknown_classes', False,
+                 'drop objects whose class is not in the class list instead of failing')
     output = parser.add_argument_group('output')
     output.add_argument('--output_dir', required=True, help='folder of the TFRecords')
     output.add_argument('--output_name', help='shard prefix; default <dataset_name>_<split_name>')
@@ -42,34 +43,37 @@ def _parse_args(argv):
     run = parser.add_argument_group('run')
     run.add_argument('--num_workers', type=int, default=1, help='parallel image readers')
     run.add_argument('--seed', type=int, default=0, help='shuffle seed of the example order')
-    args = parser.parse_args(argv)
-    _validate(parser, args)
-    return args
+    return parser
 
 
-def _validate(parser, args):
+def validate_flags(args):
+    """Checks the flags; fills in the default --output_name.
+
+    Raises:
+        ValueError: a message naming the flag.
+    """
     if args.dataset_name == 'pascalvoc':
         if not args.dataset_dir or not os.path.isdir(args.dataset_dir):
-            parser.error('--dataset_dir: not a folder: %r' % args.dataset_dir)
+            raise ValueError('--dataset_dir: not a folder: %r' % args.dataset_dir)
     else:
         if not args.annotations_file or not os.path.isfile(args.annotations_file):
-            parser.error('--annotations_file: not a file: %r' % args.annotations_file)
+            raise ValueError('--annotations_file: not a file: %r' % args.annotations_file)
         if not args.images_dir or not os.path.isdir(args.images_dir):
-            parser.error('--images_dir: not a folder: %r' % args.images_dir)
+            raise ValueError('--images_dir: not a folder: %r' % args.images_dir)
     if args.labels_file and not os.path.isfile(args.labels_file):
-        parser.error('--labels_file: not a file: %r' % args.labels_file)
+        raise ValueError('--labels_file: not a file: %r' % args.labels_file)
     if args.output_name is None:
         args.output_name = '%s_%s' % (args.dataset_name, args.split_name)
     if not args.output_name or os.sep in args.output_name:
-        parser.error('--output_name must be a plain file name prefix, got %r' % args.output_name)
-    if args.num_shards is not None and args.num_shards < 1:
-        parser.error('--num_shards must be >= 1')
-    if args.samples_per_shard < 1:
-        parser.error('--samples_per_shard must be >= 1')
-    if args.num_workers < 1:
-        parser.error('--num_workers must be >= 1')
-    if args.seed < 0:
-        parser.error('--seed must be >= 0')
+        raise ValueError('--output_name must be a plain file name prefix, got %r'
+                         % args.output_name)
+    cli.positive(args, ['num_shards', 'samples_per_shard', 'num_workers'])
+    cli.non_negative(args, ['seed'])
+
+
+def parse_args(argv=None):
+    """Parsed and validated flags (argv without the program name); exits on bad flags."""
+    return cli.parse(build_parser(), argv, validate_flags)
 
 
 def read_input(args):
@@ -86,8 +90,8 @@ def read_input(args):
 
 
 def main(argv=None):
-    args = _parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(message)s')
+    args = parse_args(argv)
+    cli.setup_logging()
     source = args.dataset_dir if args.dataset_name == 'pascalvoc' else args.annotations_file
     try:
         result, labels = read_input(args)

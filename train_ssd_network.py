@@ -10,123 +10,131 @@ import logging
 import sys
 
 import tensorflow as tf
-from absl import app, flags
 
+from common import cli
 from datasets import dataset_factory
-from deployment import flag_checks, model_deploy
+from deployment import model_deploy
 from nets import checkpoints, nets_factory
 from preprocessing import preprocessing_factory
-from training import train_lib
+from training import optimization, train_hooks, train_lib
 
-# Dataset.
-flags.DEFINE_string('dataset_dir', None, 'Directory of the TFRecords and labels.txt.')
-flags.DEFINE_string('dataset_name', 'shapes', 'Data set name (record prefix).')
-flags.DEFINE_string('dataset_split_name', 'trainval', 'Split to train on.')
-flags.DEFINE_integer('num_readers', 2, 'Parallel TFRecord readers.')
-flags.DEFINE_integer('num_preprocessing_threads', 2, 'Parallel preprocessing calls.')
-flags.DEFINE_integer('seed', None, 'Random seed of initialisation, shuffling and augmentation.')
-# Model.
-flags.DEFINE_string('model_name', 'ssd_300_vgg', 'Network: ssd_300_vgg, ssd_512_vgg, '
-                    'ssd_300_mobilenet_v2.')
-flags.DEFINE_float('weight_decay', 0.0005, 'L2 weight decay.')
-# Deployment.
-flags.DEFINE_integer('num_clones', 1, 'Model clones (one per GPU, or per CPU device).')
-flags.DEFINE_boolean('clone_on_cpu', False, 'Place the clones on CPU devices.')
-flags.DEFINE_integer('worker_replicas', 1, 'Number of worker replicas.')
-flags.DEFINE_integer('num_ps_tasks', 0, 'Parameter-server tasks (0: variables on this worker).')
-flags.DEFINE_integer('task', 0, 'Task id of this worker replica.')
-flags.DEFINE_string('master', '', 'Session target of a distributed run.')
-# Optimisation.
-flags.DEFINE_enum('optimizer', 'momentum', ['sgd', 'momentum', 'adam', 'rmsprop'], 'Optimizer.')
-flags.DEFINE_float('momentum', 0.9, 'Momentum (momentum and rmsprop).')
-flags.DEFINE_float('adam_beta1', 0.9, 'Adam beta1.')
-flags.DEFINE_float('adam_beta2', 0.999, 'Adam beta2.')
-flags.DEFINE_float('rmsprop_decay', 0.9, 'RMSProp decay.')
-flags.DEFINE_float('opt_epsilon', 1e-8, 'Adam / RMSProp epsilon.')
-flags.DEFINE_float('learning_rate', 0.001, 'Initial learning rate.')
-flags.DEFINE_enum('learning_rate_decay_type', 'fixed',
-                  ['fixed', 'exponential', 'polynomial', 'piecewise', 'cosine'],
-                  'Learning rate schedule.')
-flags.DEFINE_integer('learning_rate_decay_steps', None, 'Steps per decay (exponential) or of '
-                     'the whole decay (polynomial, cosine; default: max_number_of_steps '
-                     'minus warmup).')
-flags.DEFINE_float('learning_rate_decay_factor', 0.1, 'Exponential decay factor.')
-flags.DEFINE_float('end_learning_rate', 0.0, 'Final rate of polynomial and cosine decay.')
-flags.DEFINE_list('learning_rate_boundaries', [], 'Piecewise: steps where the rate changes.')
-flags.DEFINE_list('learning_rate_values', [], 'Piecewise: len(boundaries) + 1 rates.')
-flags.DEFINE_integer('warmup_steps', 0, 'Linear warmup steps.')
-flags.DEFINE_float('moving_average_decay', None, 'Keep moving averages of the weights.')
-# Loss.
-flags.DEFINE_float('match_threshold', 0.5, 'IoU for an anchor to match a ground truth.')
-flags.DEFINE_float('negative_ratio', 3.0, 'Hard negatives per positive.')
-flags.DEFINE_float('loss_alpha', 1.0, 'Weight of the localisation loss.')
-# Fine-tuning.
-flags.DEFINE_string('checkpoint_path', None, 'Checkpoint (file or directory) to start from.')
-flags.DEFINE_string('checkpoint_model_scope', None, 'Model scope in the checkpoint, e.g. vgg_16.')
-flags.DEFINE_list('checkpoint_exclude_scopes', [], 'Scopes not restored from the checkpoint.')
-flags.DEFINE_list('trainable_scopes', [], 'Scopes to train (default: all).')
-flags.DEFINE_boolean('ignore_missing_vars', False, 'Skip variables missing from the checkpoint.')
-# Run length and logging.
-flags.DEFINE_string('train_dir', None, 'Directory of checkpoints and summaries.')
-flags.DEFINE_integer('batch_size', 32, 'Images per clone and step.')
-flags.DEFINE_integer('max_number_of_steps', None, 'Last global step (default: no limit).')
-flags.DEFINE_integer('max_train_secs', None, 'Stop after this many seconds of training.')
-flags.DEFINE_integer('log_every_n_steps', 10, 'Progress log period in steps.')
-flags.DEFINE_integer('save_interval_secs', 600, 'Checkpoint period in seconds.')
-flags.DEFINE_integer('save_interval_steps', None, 'Checkpoint period in steps (overrides secs).')
-flags.DEFINE_integer('save_summaries_secs', 60, 'Summary period in seconds.')
-flags.DEFINE_integer('max_checkpoints_to_keep', 5, 'Checkpoints kept in train_dir.')
-
-FLAGS = flags.FLAGS
+# DeploymentConfig argument -> flag (the config checks them; errors name the flags).
+DEPLOYMENT_FLAGS = {'num_clones': 'num_clones', 'clone_on_cpu': 'clone_on_cpu',
+                    'replica_id': 'task', 'num_replicas': 'worker_replicas',
+                    'num_ps_tasks': 'num_ps_tasks'}
 
 
-def _piecewise(f):
+def build_parser():
+    """The script's flags, in topic groups."""
+    parser = cli.make_parser(__doc__)
+    data = cli.add_dataset_flags(parser, 'trainval')
+    data.add_argument('--num_readers', type=int, default=2, help='parallel TFRecord readers')
+    data.add_argument('--seed', type=int, default=None,
+                      help='random seed of initialisation, shuffling and augmentation')
+    model = parser.add_argument_group('model')
+    model.add_argument('--model_name', default='ssd_300_vgg', choices=nets_factory.NETWORK_NAMES,
+                       help='network (default %(default)s)')
+    model.add_argument('--weight_decay', type=float, default=0.0005, help='L2 weight decay')
+    deploy = parser.add_argument_group('deployment')
+    deploy.add_argument('--num_clones', type=int, default=1,
+                        help='model clones (one per GPU, or per CPU device)')
+    cli.add_bool(deploy, 'clone_on_cpu', False, 'place the clones on CPU devices')
+    deploy.add_argument('--worker_replicas', type=int, default=1, help='number of worker replicas')
+    deploy.add_argument('--num_ps_tasks', type=int, default=0,
+                        help='parameter-server tasks (0: variables on this worker)')
+    deploy.add_argument('--task', type=int, default=0, help='task id of this worker replica')
+    deploy.add_argument('--master', default='', help='session target of a distributed run')
+    opt = parser.add_argument_group('optimisation')
+    opt.add_argument('--optimizer', default='momentum', choices=optimization.OPTIMIZERS,
+                     help='optimizer (default %(default)s)')
+    opt.add_argument('--momentum', type=float, default=0.9, help='momentum (momentum, rmsprop)')
+    opt.add_argument('--adam_beta1', type=float, default=0.9, help='Adam beta1')
+    opt.add_argument('--adam_beta2', type=float, default=0.999, help='Adam beta2')
+    opt.add_argument('--rmsprop_decay', type=float, default=0.9, help='RMSProp decay')
+    opt.add_argument('--opt_epsilon', type=float, default=1e-8, help='Adam / RMSProp epsilon')
+    opt.add_argument('--learning_rate', type=float, default=0.001, help='initial learning rate')
+    opt.add_argument('--learning_rate_decay_type', default='fixed',
+                     choices=optimization.DECAY_TYPES, help='schedule (default %(default)s)')
+    opt.add_argument('--learning_rate_decay_steps', type=int, default=None,
+                     help='steps per decay (exponential) or of the whole decay (polynomial, '
+                     'cosine; default: max_number_of_steps minus warmup)')
+    opt.add_argument('--learning_rate_decay_factor', type=float, default=0.1,
+                     help='exponential decay factor')
+    opt.add_argument('--end_learning_rate', type=float, default=0.0,
+                     help='final rate of polynomial and cosine decay')
+    opt.add_argument('--learning_rate_boundaries', type=cli.comma_list, default=(),
+                     help='piecewise: steps where the rate changes (comma separated)')
+    opt.add_argument('--learning_rate_values', type=cli.comma_list, default=(),
+                     help='piecewise: len(boundaries) + 1 rates (comma separated)')
+    opt.add_argument('--warmup_steps', type=int, default=0, help='linear warmup steps')
+    opt.add_argument('--moving_average_decay', type=float, default=None,
+                     help='keep moving averages of the weights with this decay')
+    loss = parser.add_argument_group('loss')
+    loss.add_argument('--match_threshold', type=float, default=0.5,
+                      help='IoU for an anchor to match a ground truth')
+    loss.add_argument('--negative_ratio', type=float, default=3.0,
+                      help='hard negatives per positive')
+    loss.add_argument('--loss_alpha', type=float, default=1.0,
+                      help='weight of the localisation loss')
+    tune = parser.add_argument_group('fine-tuning')
+    tune.add_argument('--checkpoint_path', default=None,
+                      help='checkpoint (file or directory) to start from')
+    tune.add_argument('--checkpoint_model_scope', default=None,
+                      help='model scope in the checkpoint, e.g. vgg_16')
+    tune.add_argument('--checkpoint_exclude_scopes', type=cli.comma_list, default=(),
+                      help='scopes not restored from the checkpoint (comma separated)')
+    tune.add_argument('--trainable_scopes', type=cli.comma_list, default=(),
+                      help='scopes to train (default: all; comma separated)')
+    cli.add_bool(tune, 'ignore_missing_vars', False, 'skip variables missing from the checkpoint')
+    run = parser.add_argument_group('run')
+    run.add_argument('--train_dir', required=True, help='directory of checkpoints and summaries')
+    run.add_argument('--batch_size', type=int, default=32, help='images per clone and step')
+    run.add_argument('--max_number_of_steps', type=int, default=None,
+                     help='last global step (default: no limit)')
+    run.add_argument('--max_train_secs', type=int, default=None,
+                     help='stop after this many seconds of training')
+    run.add_argument('--log_every_n_steps', type=int, default=10, help='progress log period')
+    run.add_argument('--save_interval_secs', type=int, default=600,
+                     help='checkpoint period in seconds')
+    run.add_argument('--save_interval_steps', type=int, default=None,
+                     help='checkpoint period in steps (overrides secs)')
+    run.add_argument('--save_summaries_steps', type=int, default=None,
+                     help='scalar summary period in steps (default: %d points over '
+                     '--max_number_of_steps, or every %d steps without it)'
+                     % (train_hooks.SUMMARY_POINTS, train_hooks.SUMMARY_POINTS))
+    run.add_argument('--save_summaries_secs', type=int, default=60,
+                     help='image summary period in seconds')
+    run.add_argument('--max_checkpoints_to_keep', type=int, default=5,
+                     help='checkpoints kept in train_dir')
+    return parser
+
+
+def _piecewise(args):
     """Parsed (boundaries, values) of the piecewise schedule."""
     try:
-        boundaries = [int(b) for b in f.learning_rate_boundaries]
+        boundaries = [int(b) for b in args.learning_rate_boundaries]
     except ValueError:
         raise ValueError('--learning_rate_boundaries must be integers, got %s'
-                         % ','.join(f.learning_rate_boundaries)) from None
+                         % ','.join(args.learning_rate_boundaries)) from None
     try:
-        values = [float(v) for v in f.learning_rate_values]
+        values = [float(v) for v in args.learning_rate_values]
     except ValueError:
         raise ValueError('--learning_rate_values must be numbers, got %s'
-                         % ','.join(f.learning_rate_values)) from None
+                         % ','.join(args.learning_rate_values)) from None
     return boundaries, values
 
 
-def validate_flags(f):
-    """Checks the flag values before any graph is built.
-
-    Raises:
-        ValueError: a message naming the flag.
-    """
-    flag_checks.required(f, ['dataset_dir', 'train_dir'])
-    flag_checks.dataset_and_model(f)
-    flag_checks.positive(f, ['batch_size', 'num_clones', 'learning_rate', 'max_number_of_steps',
-                  'max_train_secs',
-                  'log_every_n_steps', 'save_interval_secs', 'save_interval_steps',
-                  'save_summaries_secs', 'num_readers', 'num_preprocessing_threads',
-                  'worker_replicas', 'negative_ratio', 'max_checkpoints_to_keep',
-                  'learning_rate_decay_steps', 'opt_epsilon'])
-    flag_checks.non_negative(f, ['weight_decay', 'loss_alpha', 'warmup_steps', 'num_ps_tasks',
-                                 'end_learning_rate', 'momentum'])
-    if not 0.0 < f.match_threshold <= 1.0:
-        raise ValueError('--match_threshold must be in (0, 1], got %s' % f.match_threshold)
-    flag_checks.moving_average_decay(f)
-    for name in ('adam_beta1', 'adam_beta2', 'rmsprop_decay'):
-        if not 0.0 <= getattr(f, name) < 1.0:
-            raise ValueError('--%s must be in [0, 1), got %s' % (name, getattr(f, name)))
-    decay = f.learning_rate_decay_type
-    if decay == 'exponential' and not f.learning_rate_decay_steps:
+def _check_schedule(args):
+    decay = args.learning_rate_decay_type
+    if decay == 'exponential' and not args.learning_rate_decay_steps:
         raise ValueError('--learning_rate_decay_type=exponential needs --learning_rate_decay_steps')
     if decay in ('polynomial', 'cosine'):
-        if not (f.learning_rate_decay_steps or f.max_number_of_steps):
+        if not (args.learning_rate_decay_steps or args.max_number_of_steps):
             raise ValueError('--learning_rate_decay_type=%s needs --learning_rate_decay_steps '
                              'or --max_number_of_steps' % decay)
-        if (not f.learning_rate_decay_steps and f.max_number_of_steps <= f.warmup_steps):
+        if not args.learning_rate_decay_steps and args.max_number_of_steps <= args.warmup_steps:
             raise ValueError('--warmup_steps must be < --max_number_of_steps')
-    boundaries, values = _piecewise(f)
+    boundaries, values = _piecewise(args)
     if decay == 'piecewise':
         if len(values) != len(boundaries) + 1:
             raise ValueError('--learning_rate_values needs len(--learning_rate_boundaries) + 1 '
@@ -136,80 +144,105 @@ def validate_flags(f):
     elif boundaries or values:
         raise ValueError('--learning_rate_boundaries/--learning_rate_values need '
                          '--learning_rate_decay_type=piecewise')
-    if not f.checkpoint_path:
+
+
+def validate_flags(args):
+    """Checks the flag values before any graph is built.
+
+    Raises:
+        ValueError: a message naming the flag.
+    """
+    cli.check_dataset_flags(args)
+    cli.positive(args, ['batch_size', 'learning_rate', 'max_number_of_steps', 'max_train_secs',
+                        'log_every_n_steps', 'save_interval_secs', 'save_interval_steps',
+                        'save_summaries_steps', 'save_summaries_secs', 'num_readers',
+                        'negative_ratio', 'max_checkpoints_to_keep', 'learning_rate_decay_steps',
+                        'opt_epsilon'])
+    cli.non_negative(args, ['weight_decay', 'loss_alpha', 'warmup_steps', 'end_learning_rate',
+                            'momentum'])
+    cli.in_range(args, ['match_threshold'], 0.0, 1.0, low_open=True)
+    cli.in_range(args, ['moving_average_decay'], 0.0, 1.0, low_open=True, high_open=True)
+    cli.in_range(args, ['adam_beta1', 'adam_beta2', 'rmsprop_decay'], 0.0, 1.0, high_open=True)
+    _check_schedule(args)
+    if not args.checkpoint_path:
         for name in ('checkpoint_model_scope', 'checkpoint_exclude_scopes', 'ignore_missing_vars'):
-            if getattr(f, name):
+            if getattr(args, name):
                 raise ValueError('--%s needs --checkpoint_path' % name)
-    if f.worker_replicas > 1 and f.num_ps_tasks < 1:
-        raise ValueError('--worker_replicas > 1 needs --num_ps_tasks >= 1')
-    if not 0 <= f.task < f.worker_replicas:
-        raise ValueError('--task must be in [0, --worker_replicas), got %d' % f.task)
+    deployment_config(args)
 
 
-def _learning_rate_kwargs(f):
-    boundaries, values = _piecewise(f)
-    decay_steps = f.learning_rate_decay_steps
-    if not decay_steps and f.max_number_of_steps:
-        decay_steps = max(f.max_number_of_steps - f.warmup_steps, 1)
-    return dict(decay_type=f.learning_rate_decay_type, learning_rate=f.learning_rate,
-                decay_steps=decay_steps, decay_factor=f.learning_rate_decay_factor,
-                end_learning_rate=f.end_learning_rate, boundaries=boundaries, values=values,
-                warmup_steps=f.warmup_steps)
+def deployment_config(args):
+    """The model_deploy.DeploymentConfig of the deployment flags."""
+    return cli.call_with_flags(model_deploy.DeploymentConfig, args, DEPLOYMENT_FLAGS)
 
 
-def main(argv):
-    if len(argv) > 1:
-        sys.exit('train_ssd_network.py: error: unexpected arguments %s' % ' '.join(argv[1:]))
-    try:
-        validate_flags(FLAGS)
-    except ValueError as error:
-        sys.exit('train_ssd_network.py: error: %s' % error)
-    logging.getLogger().setLevel(logging.INFO)
+def parse_args(argv=None):
+    """Parsed and validated flags (argv without the program name); exits on bad flags."""
+    return cli.parse(build_parser(), argv, validate_flags)
+
+
+def _learning_rate_kwargs(args):
+    boundaries, values = _piecewise(args)
+    decay_steps = args.learning_rate_decay_steps
+    if not decay_steps and args.max_number_of_steps:
+        decay_steps = max(args.max_number_of_steps - args.warmup_steps, 1)
+    return dict(decay_type=args.learning_rate_decay_type, learning_rate=args.learning_rate,
+                decay_steps=decay_steps, decay_factor=args.learning_rate_decay_factor,
+                end_learning_rate=args.end_learning_rate, boundaries=boundaries, values=values,
+                warmup_steps=args.warmup_steps)
+
+
+def _build_graph(args):
+    """The training graph of the flags (in the default graph)."""
+    if args.checkpoint_path:
+        checkpoints.resolve_checkpoint(args.checkpoint_path)
+    dataset_info = dataset_factory.get_dataset(args.dataset_name, args.dataset_split_name,
+                                               args.dataset_dir)
+    network = nets_factory.get_network(args.model_name, dataset_info.num_classes)
+    return train_lib.build_train_graph(
+        network, dataset_info,
+        preprocessing_factory.get_preprocessing(args.model_name, is_training=True),
+        deployment_config(args), args.batch_size, _learning_rate_kwargs(args),
+        dict(name=args.optimizer, momentum=args.momentum, adam_beta1=args.adam_beta1,
+             adam_beta2=args.adam_beta2, rmsprop_decay=args.rmsprop_decay,
+             epsilon=args.opt_epsilon),
+        weight_decay=args.weight_decay, match_threshold=args.match_threshold,
+        negative_ratio=args.negative_ratio, loss_alpha=args.loss_alpha,
+        moving_average_decay=args.moving_average_decay,
+        fine_tune_kwargs=dict(checkpoint_path=args.checkpoint_path,
+                              checkpoint_model_scope=args.checkpoint_model_scope,
+                              exclude_scopes=args.checkpoint_exclude_scopes,
+                              ignore_missing_vars=args.ignore_missing_vars),
+        trainable_scopes=args.trainable_scopes, num_readers=args.num_readers,
+        num_preprocessing_threads=args.num_preprocessing_threads, seed=args.seed)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cli.setup_logging()
     tf.compat.v1.disable_eager_execution()
     try:
-        if FLAGS.checkpoint_path:
-            checkpoints.resolve_checkpoint(FLAGS.checkpoint_path)
-        dataset_info = dataset_factory.get_dataset(FLAGS.dataset_name, FLAGS.dataset_split_name,
-                                                   FLAGS.dataset_dir)
-        network = nets_factory.get_network(FLAGS.model_name, dataset_info.num_classes)
-        deploy_config = model_deploy.DeploymentConfig(
-            num_clones=FLAGS.num_clones, clone_on_cpu=FLAGS.clone_on_cpu,
-            replica_id=FLAGS.task, num_replicas=FLAGS.worker_replicas,
-            num_ps_tasks=FLAGS.num_ps_tasks)
-        graph = train_lib.build_train_graph(
-            network, dataset_info,
-            preprocessing_factory.get_preprocessing(FLAGS.model_name, is_training=True),
-            deploy_config, FLAGS.batch_size, _learning_rate_kwargs(FLAGS),
-            dict(name=FLAGS.optimizer, momentum=FLAGS.momentum, adam_beta1=FLAGS.adam_beta1,
-                 adam_beta2=FLAGS.adam_beta2, rmsprop_decay=FLAGS.rmsprop_decay,
-                 epsilon=FLAGS.opt_epsilon),
-            weight_decay=FLAGS.weight_decay, match_threshold=FLAGS.match_threshold,
-            negative_ratio=FLAGS.negative_ratio, loss_alpha=FLAGS.loss_alpha,
-            moving_average_decay=FLAGS.moving_average_decay,
-            fine_tune_kwargs=dict(checkpoint_path=FLAGS.checkpoint_path,
-                                  checkpoint_model_scope=FLAGS.checkpoint_model_scope,
-                                  exclude_scopes=FLAGS.checkpoint_exclude_scopes,
-                                  ignore_missing_vars=FLAGS.ignore_missing_vars),
-            trainable_scopes=FLAGS.trainable_scopes, num_readers=FLAGS.num_readers,
-            num_preprocessing_threads=FLAGS.num_preprocessing_threads, seed=FLAGS.seed)
+        graph = _build_graph(args)
     except ValueError as error:
         sys.exit('train_ssd_network.py: error: %s' % error)
     session_config = tf.compat.v1.ConfigProto(allow_soft_placement=True)
-    if FLAGS.clone_on_cpu:
-        session_config.device_count['CPU'] = FLAGS.num_clones
+    if args.clone_on_cpu:
+        session_config.device_count['CPU'] = args.num_clones
     try:
-        train_lib.train(graph, FLAGS.train_dir, max_number_of_steps=FLAGS.max_number_of_steps,
-                        log_every_n_steps=FLAGS.log_every_n_steps,
-                        save_interval_secs=FLAGS.save_interval_secs,
-                        save_interval_steps=FLAGS.save_interval_steps,
-                        save_summaries_secs=FLAGS.save_summaries_secs,
-                        max_checkpoints_to_keep=FLAGS.max_checkpoints_to_keep,
-                        session_config=session_config, master=FLAGS.master,
-                        max_train_secs=FLAGS.max_train_secs)
+        train_lib.train(graph, args.train_dir, max_number_of_steps=args.max_number_of_steps,
+                        log_every_n_steps=args.log_every_n_steps,
+                        save_interval_secs=args.save_interval_secs,
+                        save_interval_steps=args.save_interval_steps,
+                        save_summaries_steps=args.save_summaries_steps,
+                        save_summaries_secs=args.save_summaries_secs,
+                        max_checkpoints_to_keep=args.max_checkpoints_to_keep,
+                        session_config=session_config, master=args.master,
+                        max_train_secs=args.max_train_secs)
     except train_lib.TrainingDivergedError as error:
         logging.error('%s', error)
-        sys.exit(1)
+        return 1
+    return 0
 
 
 if __name__ == '__main__':
-    app.run(main)
+    sys.exit(main())

@@ -1,10 +1,10 @@
 """Benchmark of the SSD networks: forward images/s and numpy post-processing time.
 
 Prints the machine (CPU model, cores, load, TF version, the float32 matmul GFLOP/s
-reached right now, which shows how much of the CPU other processes leave), then for each network and batch
-size the forward throughput of a session run of the serving graph (network + softmax +
-box decoding, float32, NHWC), then the median time of common.np_post_processing.postprocess
-for one image of 8732 anchors x 21 classes.
+reached right now, which shows how much of the CPU other processes leave), then for each
+network and batch size the forward throughput of a session run of the serving graph
+(network + softmax + box decoding, float32, NHWC), then the median time of
+common.np_post_processing.postprocess for one image of 8732 anchors x 21 classes.
 
     python -m bench.nets [--networks=ssd_300_vgg,...] [--batch_sizes=1,8]
         [--intra_op_threads=2] [--inter_op_threads=1] [--iterations=10]

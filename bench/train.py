@@ -1,17 +1,28 @@
 """Training benchmark: images/s of the SSD networks and the mAP reached on the shapes set.
 
     python -m bench.train [--work_dir DIR] [--train_secs 1800] [--skip_speed] [--skip_accuracy]
+    python -m bench.train --skip_speed --skip_accuracy --vgg [--vgg_secs 2100]
 
 1. Speed: training images/s (forward + backward + update, the real input pipeline) of
    ssd_300_vgg at batch 8 and ssd_300_mobilenet_v2 at batch 16, after warm-up steps.
 2. Accuracy: ssd_300_mobilenet_v2 trained from scratch on the synthetic shapes set
    (train_ssd_network.py, fixed seed) for at most --train_secs seconds, then evaluated
    on the test split (eval_ssd_network.py, difficult objects excluded): VOC07/VOC12 mAP.
+3. VGG (--vgg): does the VGG path learn? A stand-in for slim's ImageNet vgg_16.ckpt is made
+   here (bench/vgg_classifier.py: tf_slim's vgg_16 trained for --vgg_classifier_secs on
+   shape crops, saved as the model zoo's); then, started together so they share the same
+   machine load, each with one intra-op and one inter-op thread (TF_NUM_INTRAOP_THREADS,
+   TF_NUM_INTEROP_THREADS), for the same --vgg_secs: ssd_300_vgg fine-tuned from it with
+   the documented flags, ssd_300_vgg from scratch with the same SGD recipe, and the
+   from-scratch fix (ssd_300_vgg_bn, Adam); plain ssd_300_vgg with Adam runs the first
+   --vgg_short_secs beside them. Each is evaluated on the first --vgg_eval_batches
+   batches of 8 test images. Prints steps, speed, last losses and mAP per run.
 Prints the machine (CPU, cores, load, TensorFlow version) and the figures.
 """
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -27,6 +38,22 @@ RECIPE = ['--model_name=ssd_300_mobilenet_v2', '--batch_size=8', '--optimizer=ad
           '--end_learning_rate=0.00001', '--weight_decay=0.00004', '--seed=1',
           '--log_every_n_steps=20', '--save_interval_secs=300']
 BATCH_SIZE = 8
+# The VGG comparison (part 3): the paper's SGD setting (Liu et al. 2016, sec. 3: momentum
+# 0.9, learning rate 1e-3, weight decay 5e-4; batch 8 and a 20-step warm-up here), the
+# same for fine-tuning and from scratch; the from-scratch fix is batch norm + Adam.
+VGG_SGD = ['--optimizer=momentum', '--momentum=0.9', '--learning_rate=0.001',
+           '--warmup_steps=20', '--weight_decay=0.0005']
+VGG_RUNS = (  # name, network, flags, runs the short time only
+    ('fine-tuned', 'ssd_300_vgg', VGG_SGD + ['--checkpoint_path={checkpoint}',
+                                             '--checkpoint_model_scope=vgg_16',
+                                             '--ignore_missing_vars'], False),
+    ('scratch', 'ssd_300_vgg', VGG_SGD, False),
+    ('scratch-bn-adam', 'ssd_300_vgg_bn', ['--optimizer=adam', '--learning_rate=0.001',
+                                           '--warmup_steps=20', '--weight_decay=0.0005'], False),
+    ('scratch-adam', 'ssd_300_vgg', ['--optimizer=adam', '--learning_rate=0.0001',
+                                     '--warmup_steps=20', '--weight_decay=0.0005'], True),
+)
+_PROGRESS = re.compile(r'step (\d+)(?:/\d+)?: loss ([\d.]+) \(([^)]*)\)')
 
 
 def measure_speed(records_dir, model_name, batch_size, warmup_steps, steps):
@@ -66,6 +93,91 @@ def _run(script, args, log_path):
         sys.exit('%s failed (exit %d); see %s' % (script, code, log_path))
 
 
+def _one_thread_env():
+    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', TF_NUM_INTRAOP_THREADS='1',
+                TF_NUM_INTEROP_THREADS='1')
+
+
+def last_progress(log_path):
+    """(step, total loss, {part: value}) of the last progress line of a training log."""
+    found = None
+    with open(log_path, encoding='utf-8', errors='replace') as log:
+        for line in log:
+            match = _PROGRESS.search(line)
+            if match:
+                found = match
+    if found is None:
+        return None
+    parts = {k: float(v) for k, v in re.findall(r'(\w+) ([\d.]+)', found.group(3))}
+    return int(found.group(1)), float(found.group(2)), parts
+
+
+def vgg_comparison(records_dir, work_dir, checkpoint, train_secs, short_secs, eval_batches):
+    """Runs VGG_RUNS side by side, then evaluates each; returns {name: result dict}."""
+    processes = {}
+    for name, model, flags, short in VGG_RUNS:
+        run_dir = os.path.join(work_dir, 'vgg', name)
+        shutil.rmtree(run_dir, ignore_errors=True)
+        os.makedirs(run_dir)
+        args = ['--dataset_dir=%s' % records_dir, '--train_dir=%s' % os.path.join(run_dir, 'train'),
+                '--model_name=%s' % model, '--batch_size=%d' % BATCH_SIZE, '--seed=1',
+                '--max_train_secs=%d' % (short_secs if short else train_secs),
+                '--log_every_n_steps=5', '--save_interval_secs=100000']
+        args += [flag.format(checkpoint=checkpoint) for flag in flags]
+        log = open(os.path.join(run_dir, 'train.log'), 'w', encoding='utf-8')
+        processes[name] = (subprocess.Popen(
+            [sys.executable, os.path.join(ROOT, 'train_ssd_network.py')] + args, stdout=log,
+            stderr=subprocess.STDOUT, cwd=ROOT, env=_one_thread_env()), log, time.time())
+    results = {}
+    for name, (process, log, start) in processes.items():
+        code = process.wait()
+        log.close()
+        results[name] = {'exit': code, 'seconds': time.time() - start,
+                         'progress': last_progress(log.name)}
+    evals = {}
+    for name, model, _, _ in VGG_RUNS:
+        run_dir = os.path.join(work_dir, 'vgg', name)
+        if results[name]['exit']:
+            continue
+        log = open(os.path.join(run_dir, 'eval.log'), 'w', encoding='utf-8')
+        evals[name] = (subprocess.Popen(
+            [sys.executable, os.path.join(ROOT, 'eval_ssd_network.py'),
+             '--checkpoint_path=%s' % os.path.join(run_dir, 'train'),
+             '--eval_dir=%s' % os.path.join(run_dir, 'eval'), '--dataset_dir=%s' % records_dir,
+             '--dataset_split_name=test', '--model_name=%s' % model, '--batch_size=8',
+             '--max_num_batches=%d' % eval_batches], stdout=log, stderr=subprocess.STDOUT,
+            cwd=ROOT, env=_one_thread_env()), log)
+    for name, (process, log) in evals.items():
+        process.wait()
+        log.close()
+        path = os.path.join(work_dir, 'vgg', name, 'eval', 'metrics.json')
+        if os.path.isfile(path):
+            with open(path, encoding='utf-8') as f:
+                results[name]['metrics'] = json.load(f)
+    return results
+
+
+def print_vgg_results(results):
+    """One line per VGG run: steps, images/s, last losses, mAP."""
+    for name, result in results.items():
+        progress = result['progress']
+        line = '%-16s exit %d, %5.0f s' % (name, result['exit'], result['seconds'])
+        if progress:
+            step, total, parts = progress
+            line += ', %d steps (%.2f images/s), last loss %.2f (cls_pos %.2f cls_neg %.2f ' \
+                    'loc %.2f)' % (step, step * BATCH_SIZE / result['seconds'], total,
+                                   parts.get('cls_pos', -1), parts.get('cls_neg', -1),
+                                   parts.get('loc', -1))
+        metrics = result.get('metrics')
+        if metrics:
+            line += ', %d test images: mAP VOC07 %.4f VOC12 %.4f' % (
+                metrics['num_images'], metrics['mAP_voc07'], metrics['mAP_voc12'])
+            if metrics.get('coco'):
+                line += ', COCO AP %.4f AP50 %.4f' % (metrics['coco']['AP'] or 0.0,
+                                                       metrics['coco']['AP50'] or 0.0)
+        print(line)
+
+
 def accuracy_run(records_dir, work_dir, train_secs, max_steps):
     """Trains from scratch for at most train_secs, evaluates; returns (metrics, secs, steps)."""
     train_dir = os.path.join(work_dir, 'train')
@@ -102,14 +214,32 @@ def main():
                         help='networks of the speed part (comma separated)')
     parser.add_argument('--skip_speed', action='store_true')
     parser.add_argument('--skip_accuracy', action='store_true')
+    parser.add_argument('--vgg', action='store_true', help='run the VGG comparison (part 3)')
+    parser.add_argument('--vgg_num_train', type=int, default=2000,
+                        help='trainval images of the VGG comparison\'s data')
+    parser.add_argument('--vgg_num_test', type=int, default=300,
+                        help='test images of the VGG comparison\'s data')
+    parser.add_argument('--vgg_classifier_secs', type=int, default=720,
+                        help='training time of the vgg_16 stand-in')
+    parser.add_argument('--vgg_checkpoint', default=None,
+                        help='use this vgg_16.ckpt instead of training the stand-in')
+    parser.add_argument('--vgg_secs', type=int, default=2100,
+                        help='training time of each VGG run')
+    parser.add_argument('--vgg_short_secs', type=int, default=900,
+                        help='training time of the short VGG run')
+    parser.add_argument('--vgg_eval_batches', type=int, default=13,
+                        help='test batches of 8 images evaluated per VGG run')
     args = parser.parse_args()
-    for name in ('num_train', 'num_test', 'speed_steps', 'train_secs', 'max_steps'):
+    for name in ('num_train', 'num_test', 'speed_steps', 'train_secs', 'max_steps',
+                 'vgg_num_train', 'vgg_num_test', 'vgg_classifier_secs', 'vgg_secs',
+                 'vgg_short_secs', 'vgg_eval_batches'):
         if getattr(args, name) < 1:
             parser.error('--%s must be >= 1' % name)
     from tests import helpers  # pylint: disable=import-outside-toplevel
     os.makedirs(args.work_dir, exist_ok=True)
     records_dir = os.path.join(args.work_dir, 'data', 'records')
-    if not os.path.isfile(os.path.join(records_dir, 'shapes_test_summary.json')):
+    needed = not (args.skip_speed and args.skip_accuracy)
+    if needed and not os.path.isfile(os.path.join(records_dir, 'shapes_test_summary.json')):
         records_dir = helpers.make_shapes_records(
             os.path.join(args.work_dir, 'data'), args.num_train, args.num_test, seed=7)
     print('machine: %s' % machine.describe())
@@ -136,7 +266,35 @@ def main():
             shutil.copyfile(os.path.join(args.work_dir, 'eval', 'pr_curves', 'pr_curves.png'),
                             args.figure)
             print('PR curves: %s' % args.figure)
+    if args.vgg:
+        run_vgg(args, helpers)
     print('machine at the end: %s' % machine.describe())
+
+
+def run_vgg(args, helpers):
+    """Part 3: the vgg_16 stand-in, then the side-by-side VGG runs."""
+    vgg_dir = os.path.join(args.work_dir, 'vgg_data')
+    records_dir = os.path.join(vgg_dir, 'records')
+    if not os.path.isfile(os.path.join(records_dir, 'shapes_test_summary.json')):
+        records_dir = helpers.make_shapes_records(vgg_dir, args.vgg_num_train, args.vgg_num_test,
+                                                  seed=7)
+    checkpoint = args.vgg_checkpoint
+    if checkpoint is None:
+        import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+        from bench import vgg_classifier  # pylint: disable=import-outside-toplevel
+        with tf.Graph().as_default():
+            result = vgg_classifier.train_classifier(
+                os.path.join(args.work_dir, 'vgg_16'), args.vgg_classifier_secs)
+        checkpoint = result['checkpoint']
+        print('vgg_16 stand-in: %d steps, %d crops of %d px in %.0f s, held-out accuracy %.3f'
+              % (result['steps'], result['crops_seen'], result['crop_size'], result['seconds'],
+                 result['held_out_accuracy']))
+    print('VGG runs side by side (one intra-op thread each), %d s (short run %d s); machine: %s'
+          % (args.vgg_secs, args.vgg_short_secs, machine.describe()))
+    results = vgg_comparison(records_dir, args.work_dir, checkpoint, args.vgg_secs,
+                             args.vgg_short_secs, args.vgg_eval_batches)
+    print_vgg_results(results)
 
 
 if __name__ == '__main__':

@@ -1,6 +1,9 @@
 """Numpy box operations (no TensorFlow): IoU, SSD box coding, clipping.
 
-Twins of nets/box_coding.py for the web client; boxes are ymin, xmin, ymax, xmax.
+Boxes are ymin, xmin, ymax, xmax. iou, encode_boxes and decode_boxes have TensorFlow
+twins in nets/box_coding.py with the same formulas line for line: the graph needs the
+TF ones, the TensorFlow-free client and the VOC evaluation these.
+tests/nets/test_box_coding.py checks that each pair agrees.
 """
 import numpy as np
 
@@ -36,13 +39,15 @@ def iou(boxes_a, boxes_b, dtype=np.float32):
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0).astype(dtype)
 
 
-def _centers(boxes):
-    """[..., 4] yxyx -> (cy, cx, h, w)."""
+def centers(boxes):
+    """[..., 4] yxyx -> (cy, cx, h, w); numpy arrays or (in nets/box_coding.py) tensors."""
     h = boxes[..., 2] - boxes[..., 0]
     w = boxes[..., 3] - boxes[..., 1]
     return boxes[..., 0] + 0.5 * h, boxes[..., 1] + 0.5 * w, h, w
 
 
+# encode_boxes and decode_boxes repeat nets/box_coding.py's formulas in numpy on purpose:
+# the TensorFlow-free client needs them without TensorFlow (see the module docstring).
 def encode_boxes(boxes, anchors, prior_scaling):
     """Encodes boxes [..., A, 4] relative to anchors [A, 4] -> offsets [..., A, 4].
 
@@ -51,8 +56,8 @@ def encode_boxes(boxes, anchors, prior_scaling):
     """
     boxes = np.asarray(boxes, np.float32)
     anchors = np.asarray(anchors, np.float32)
-    acy, acx, ah, aw = _centers(anchors)
-    cy, cx, h, w = _centers(boxes)
+    acy, acx, ah, aw = centers(anchors)
+    cy, cx, h, w = centers(boxes)
     h = np.maximum(h, 1e-8)
     w = np.maximum(w, 1e-8)
     return np.stack([(cy - acy) / ah / prior_scaling[0],
@@ -64,7 +69,7 @@ def encode_boxes(boxes, anchors, prior_scaling):
 def decode_boxes(locs, anchors, prior_scaling):
     """Decodes offsets [..., A, 4] relative to anchors [A, 4] -> boxes [..., A, 4] yxyx."""
     locs = np.asarray(locs, np.float32)
-    acy, acx, ah, aw = _centers(np.asarray(anchors, np.float32))
+    acy, acx, ah, aw = centers(np.asarray(anchors, np.float32))
     cy = locs[..., 0] * prior_scaling[0] * ah + acy
     cx = locs[..., 1] * prior_scaling[1] * aw + acx
     h = np.exp(np.minimum(locs[..., 2] * prior_scaling[2], MAX_LOG_SCALE)) * ah

@@ -11,7 +11,20 @@ score order and stops once keep_top_k are kept: a candidate's fate only depends 
 higher-scored candidates of its class, so the result is identical and the work is
 bounded by the detections kept rather than by the candidates of every class.
 """
+import types
+
 import numpy as np
+
+# Evaluation settings of SSD (Liu et al., 2016, and the original Caffe release): score
+# threshold 0.01, NMS IoU 0.45, 400 candidates per class, 200 detections per image. The
+# defaults of both post-processing implementations, the evaluator, the export and the client.
+SELECT_THRESHOLD = 0.01
+NMS_THRESHOLD = 0.45
+PRE_NMS_TOP_K = 400
+KEEP_TOP_K = 200
+DEFAULTS = types.MappingProxyType({
+    'select_threshold': SELECT_THRESHOLD, 'nms_threshold': NMS_THRESHOLD,
+    'pre_nms_top_k': PRE_NMS_TOP_K, 'keep_top_k': KEEP_TOP_K})
 
 
 def _sorted_candidates(scores, threshold, top_k):
@@ -98,8 +111,8 @@ def nms(boxes, scores, iou_threshold, max_output, score_threshold=-np.inf):
     return order[np.asarray(keep, np.int64)]
 
 
-def postprocess(scores, boxes, select_threshold=0.01, nms_threshold=0.45, pre_nms_top_k=400,
-                keep_top_k=200):
+def postprocess(scores, boxes, select_threshold=SELECT_THRESHOLD, nms_threshold=NMS_THRESHOLD,
+                pre_nms_top_k=PRE_NMS_TOP_K, keep_top_k=KEEP_TOP_K):
     """Detections of one image.
 
     Args:

@@ -11,15 +11,21 @@ import numpy as np
 # Per-channel ImageNet mean in RGB order (the SSD/VGG Caffe models).
 MEAN_RGB = (123.0, 117.0, 104.0)
 
-# How each network expects its input: 'vgg_mean' subtracts MEAN_RGB from
-# [0, 255] pixels; 'minus_one_to_one' maps [0, 255] to [-1, 1].
-NORMALIZATION = {
-    'ssd_300_vgg': 'vgg_mean',
-    'ssd_512_vgg': 'vgg_mean',
-    'ssd_300_mobilenet_v2': 'minus_one_to_one',
-}
+# Input normalisations: VGG_MEAN subtracts MEAN_RGB from [0, 255] pixels (the Caffe VGG
+# models); MINUS_ONE_TO_ONE maps [0, 255] to [-1, 1] (MobileNet).
+VGG_MEAN = 'vgg_mean'
+MINUS_ONE_TO_ONE = 'minus_one_to_one'
+NORMALIZATION_KINDS = (VGG_MEAN, MINUS_ONE_TO_ONE)
 
-NORMALIZATION_KINDS = ('vgg_mean', 'minus_one_to_one')
+# The one table of how each network expects its input. It lives here, not in nets/, so
+# the TensorFlow-free client can read it; nets.ssd_params takes each network's
+# `normalization` from it.
+NORMALIZATION = {
+    'ssd_300_vgg': VGG_MEAN,
+    'ssd_300_vgg_bn': VGG_MEAN,
+    'ssd_512_vgg': VGG_MEAN,
+    'ssd_300_mobilenet_v2': MINUS_ONE_TO_ONE,
+}
 
 
 def check_normalization(normalization):
@@ -40,7 +46,7 @@ def normalize(image, normalization):
     """
     check_normalization(normalization)
     image = np.asarray(image, np.float32)
-    if normalization == 'vgg_mean':
+    if normalization == VGG_MEAN:
         return image - np.asarray(MEAN_RGB, np.float32)
     return image / np.float32(127.5) - np.float32(1.0)
 
@@ -49,7 +55,7 @@ def denormalize(image, normalization):
     """Inverse of `normalize`: float [..., 3] -> float32 RGB in [0, 255]."""
     check_normalization(normalization)
     image = np.asarray(image, np.float32)
-    if normalization == 'vgg_mean':
+    if normalization == VGG_MEAN:
         return image + np.asarray(MEAN_RGB, np.float32)
     return (image + np.float32(1.0)) * np.float32(127.5)
 

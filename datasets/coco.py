@@ -11,7 +11,9 @@ def read_instances(annotations_file, images_dir, ids_by_name=None, skip_unknown_
 
     Categories become contiguous ids from 1 in category-id order (unless
     `ids_by_name` maps the category names); `iscrowd` is kept as difficult;
-    bbox [x, y, w, h] (continuous pixels) becomes (x, y, x + w, y + h).
+    bbox [x, y, w, h] (continuous pixels) becomes (x, y, x + w, y + h). The COCO image
+    id of each image (ExampleSpec.source_id) and the COCO category id of each class id
+    (ReadResult.category_ids) are kept, so evaluation can write COCO results back.
 
     Args:
       annotations_file: instances JSON.
@@ -20,7 +22,8 @@ def read_instances(annotations_file, images_dir, ids_by_name=None, skip_unknown_
       skip_unknown_classes: drop objects of other classes instead of failing.
 
     Returns:
-      (specs.ReadResult with images in image-id order, labels dict id -> name).
+      (specs.ReadResult with images in image-id order, labels dict id -> name); images
+      whose real path is outside `images_dir` (specs.outside_folder) are skipped.
 
     Raises:
       specs.DatasetError: unreadable JSON or missing keys.
@@ -65,7 +68,16 @@ def read_instances(annotations_file, images_dir, ids_by_name=None, skip_unknown_
         x, y, w, h = (float(v) for v in box)
         objects_by_image[ann['image_id']].append(specs.ObjectSpec(
             label, name, (x, y, x + w, y + h), int(bool(ann.get('iscrowd', 0))), 0))
-    examples = [specs.ExampleSpec(os.path.basename(name), os.path.join(images_dir, name),
-                                         width, height, objects_by_image[image_id])
-                for image_id, name, width, height in image_keys]
-    return specs.ReadResult(examples, skipped, unknown), labels
+    examples = []
+    for image_id, name, width, height in image_keys:
+        path = os.path.join(images_dir, name)
+        outside = specs.outside_folder(images_dir, [path])
+        if outside:
+            skipped.append(outside)
+            continue
+        examples.append(specs.ExampleSpec(os.path.basename(name), path, width, height,
+                                          objects_by_image[image_id], str(image_id)))
+    category_of_name = {name: cid for cid, name in sorted(categories.items(), reverse=True)}
+    category_ids = {i: category_of_name[name] for i, name in labels.items()
+                    if i and name in category_of_name}
+    return specs.ReadResult(examples, skipped, unknown, category_ids), labels

@@ -9,15 +9,14 @@ under temporary names and renames them all only when every shard is complete.
 import collections
 import glob
 import json
-import logging
 import math
 import multiprocessing
 import os
-import time
 
 import numpy as np
 import tensorflow as tf
 
+from common import progress
 from common.files import atomic_write
 from datasets import image_bytes, specs
 from datasets import labels as labels_lib
@@ -78,11 +77,13 @@ def encode_example(spec):
                       clipped[3] / info.height, clipped[2] / info.width))
         kept.append(obj)
     report['objects'] = [(obj.label_text, obj.difficult, obj.truncated) for obj in kept]
-    example = _make_example(spec.filename, info, boxes, kept)
+    source_id = spec.source_id if spec.source_id is not None else os.path.splitext(
+        spec.filename)[0]
+    example = _make_example(spec.filename, source_id, info, boxes, kept)
     return Encoded(example.SerializeToString(deterministic=True), report)
 
 
-def _make_example(filename, info, boxes, objects):
+def _make_example(filename, source_id, info, boxes, objects):
     def ints(values):
         return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
 
@@ -97,6 +98,7 @@ def _make_example(filename, info, boxes, objects):
         rs.ENCODED: strings([info.encoded]),
         rs.FORMAT: strings([info.format.encode()]),
         rs.FILENAME: strings([filename.encode('utf-8')]),
+        rs.SOURCE_ID: strings([source_id.encode('utf-8')]),
         rs.HEIGHT: ints([info.height]),
         rs.WIDTH: ints([info.width]),
         rs.CHANNELS: ints([info.channels]),
@@ -128,7 +130,8 @@ def convert(read_result, labels, output_dir, output_name, num_shards=None,
       source: description of the input for the summary.
 
     Returns:
-      the summary dict (also written to OUTPUT_DIR/OUTPUT_NAME_summary.json).
+      the summary dict (also written to OUTPUT_DIR/OUTPUT_NAME_summary.json); it has
+      `category_ids` ({"class id": COCO category id}) when the reader gave them.
 
     Raises:
       specs.DatasetError: labels.txt exists in output_dir with other classes.
@@ -143,7 +146,7 @@ def convert(read_result, labels, output_dir, output_name, num_shards=None,
     names = [rs.shard_name(output_name, k, num_shards) for k in range(num_shards)]
     temps = [os.path.join(output_dir, '.%s.tmp-%d' % (name, os.getpid())) for name in names]
     stats = _Stats(labels)
-    progress = _Progress(len(ordered))
+    log = progress.ProgressLog('converted', len(ordered), every_seconds=_LOG_EVERY_SECONDS)
     try:
         with _Results(ordered, num_workers) as results:
             for k, shard in enumerate(shards):
@@ -153,7 +156,7 @@ def convert(read_result, labels, output_dir, output_name, num_shards=None,
                         if encoded.serialized is not None:
                             writer.write(encoded.serialized)
                         stats.add(encoded.report, k)
-                        progress.update(stats.done)
+                        log.update(stats.done)
         for stale in glob.glob(os.path.join(output_dir, rs.shard_glob(output_name))):
             os.remove(stale)
         for temp, name in zip(temps, names):
@@ -162,8 +165,11 @@ def convert(read_result, labels, output_dir, output_name, num_shards=None,
         for temp in temps:
             if os.path.exists(temp):
                 os.remove(temp)
-    seconds = time.time() - progress.start
+    seconds = log.elapsed
     summary = stats.summary(read_result, names, source, output_name, seed, num_workers, seconds)
+    if read_result.category_ids:
+        summary['category_ids'] = {str(k): int(v)
+                                   for k, v in sorted(read_result.category_ids.items())}
     atomic_write(os.path.join(output_dir, rs.summary_name(output_name)),
                  json.dumps(summary, indent=2, sort_keys=True) + '\n')
     return summary
@@ -200,22 +206,6 @@ def _write_labels(output_dir, labels):
                                '--output_dir' % (path, len(existing) - 1, len(labels) - 1))
         return
     labels_lib.write_labels(path, labels)
-
-
-class _Progress:
-    """Logs images done, images/s and ETA every few seconds."""
-
-    def __init__(self, total):
-        self.total, self.start, self.last = total, time.time(), 0.0
-
-    def update(self, done):
-        now = time.time()
-        if done != self.total and now - self.last < _LOG_EVERY_SECONDS:
-            return
-        self.last = now
-        rate = done / max(now - self.start, 1e-6)
-        logging.info('converted %d/%d images, %.0f images/s, ETA %.0fs',
-                     done, self.total, rate, (self.total - done) / max(rate, 1e-6))
 
 
 class _Stats:

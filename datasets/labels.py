@@ -15,7 +15,7 @@ class LabelsError(ValueError):
 def read_labels(path):
     """Reads a labels file.
 
-    Accepts `id:name` lines (DESIGN format) or plain class names one a line
+    Accepts `id:name` lines (the format write_labels writes) or plain class names one a line
     (ids 1, 2, ... in file order). Blank lines are ignored.
 
     Args:

@@ -12,11 +12,11 @@ import logging
 import multiprocessing
 import os
 import sys
-import time
 
 import cv2
 import numpy as np
 
+from common import progress
 from common.files import atomic_write
 from datasets import labels as labels_lib
 from datasets import shapes, voc_xml
@@ -64,12 +64,11 @@ def make_dataset(output_dir, num_train, num_test, seed, num_workers=1, side_rang
     counts = {'trainval': num_train, 'test': num_test}
     jobs = [(split, i) for split in SPLITS for i in range(counts[split])]
     work = functools.partial(_write_job, output_dir=output_dir, seed=seed, side_range=side_range)
-    start = time.time()
     if num_workers > 1:
         with multiprocessing.get_context('fork').Pool(num_workers) as pool:
-            _log_progress(pool.imap(work, jobs, chunksize=16), len(jobs), start)
+            _log_progress(pool.imap(work, jobs, chunksize=16), len(jobs))
     else:
-        _log_progress(map(work, jobs), len(jobs), start)
+        _log_progress(map(work, jobs), len(jobs))
     for split in SPLITS:
         ids = ''.join(image_id(split, i) + '\n' for i in range(counts[split]))
         atomic_write(os.path.join(output_dir, 'ImageSets', 'Main', split + '.txt'), ids)
@@ -81,12 +80,11 @@ def _write_job(job, output_dir, seed, side_range):
     return write_example(output_dir, split, index, seed, side_range)
 
 
-def _log_progress(results, total, start):
+def _log_progress(results, total):
+    """Consumes the results of the image jobs, logging the progress."""
+    log = progress.ProgressLog('shapes: wrote', total)
     for done, _ in enumerate(results, 1):
-        if done % 200 == 0 or done == total:
-            rate = done / max(time.time() - start, 1e-6)
-            logging.info('shapes: %d/%d images, %.0f images/s, ETA %.0fs',
-                         done, total, rate, (total - done) / rate)
+        log.update(done)
 
 
 def main(argv=None):

@@ -29,7 +29,8 @@ def read_split(dataset_dir, split_name, ids_by_name, skip_unknown_classes=False)
       skip_unknown_classes: drop objects of other classes instead of failing.
 
     Returns:
-      specs.ReadResult; images with a missing or malformed XML are skipped.
+      specs.ReadResult; images with a missing or malformed XML, and annotations or
+      images whose real path is outside `dataset_dir` (specs.outside_folder), are skipped.
 
     Raises:
       specs.DatasetError: no split file.
@@ -44,6 +45,12 @@ def read_split(dataset_dir, split_name, ids_by_name, skip_unknown_classes=False)
     examples, skipped, unknown = [], [], 0
     for image_id in ids:
         xml_path = os.path.join(dataset_dir, 'Annotations', image_id + '.xml')
+        filename = image_id + '.jpg'
+        image_path = os.path.join(dataset_dir, 'JPEGImages', filename)
+        outside = specs.outside_folder(dataset_dir, (xml_path, image_path))
+        if outside:
+            skipped.append(outside)
+            continue
         if not os.path.exists(xml_path):
             skipped.append({'item': xml_path, 'reason': 'missing annotation file'})
             continue
@@ -62,8 +69,6 @@ def read_split(dataset_dir, split_name, ids_by_name, skip_unknown_classes=False)
             box = (obj.xmin - 1.0, obj.ymin - 1.0, float(obj.xmax), float(obj.ymax))
             objects.append(specs.ObjectSpec(label, obj.name, box, int(bool(obj.difficult)),
                                                    int(bool(obj.truncated))))
-        filename = image_id + '.jpg'
-        examples.append(specs.ExampleSpec(
-            filename, os.path.join(dataset_dir, 'JPEGImages', filename),
-            annotation.width, annotation.height, objects))
+        examples.append(specs.ExampleSpec(filename, image_path, annotation.width,
+                                          annotation.height, objects, image_id))
     return specs.ReadResult(examples, skipped, unknown)

@@ -1,12 +1,20 @@
-"""TFRecord feature keys of one annotated image (the contract of DESIGN.md).
+"""TFRecord feature keys of one annotated image, and the names of the converter's files.
 
-Compatible with the records of earlier TF-slim SSD code. Boxes are normalised
-to [0, 1]; labels are contiguous class ids with 0 = background.
+The one definition of the record format the converter writes and dataset_factory reads,
+compatible with the records of earlier TF-slim SSD code. Boxes are normalised to [0, 1];
+labels are contiguous class ids with 0 = background. Keys of the decoded sample dicts
+are in common/fields.py.
+
+SOURCE_ID (the image's id in its source data set: the COCO image id, the VOC image name)
+was added later; records without it still read (as an empty id). The original COCO
+category id of each class is in the conversion summary (`category_ids`), beside the
+records, not in them.
 """
 
 ENCODED = 'image/encoded'
 FORMAT = 'image/format'
 FILENAME = 'image/filename'
+SOURCE_ID = 'image/source_id'
 HEIGHT = 'image/height'
 WIDTH = 'image/width'
 CHANNELS = 'image/channels'

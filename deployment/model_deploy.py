@@ -11,18 +11,19 @@ A `DeploymentConfig` says where things live:
 computes each clone's loss and gradients on the clone's device and sums the
 gradients of all clones; each clone's loss is divided by the number of clones so the
 sum equals the gradient of the mean loss over the whole batch, and regularisation
-losses are added once. `deploy` does both and returns one `apply_gradients` op.
+losses are added once. `build_train_op` applies the summed gradients in one op.
 
-Typical use::
+Typical use (training/train_lib.py)::
 
     config = DeploymentConfig(num_clones=2)
     with tf.compat.v1.device(config.variables_device()):
         global_step = tf.compat.v1.train.get_or_create_global_step()
     with tf.compat.v1.device(config.inputs_device()):
         batch = ...
+    clones = create_clones(config, model_fn, [batch])
     with tf.compat.v1.device(config.optimizer_device()):
         optimizer = tf.compat.v1.train.MomentumOptimizer(0.01, 0.9)
-    model = deploy(config, model_fn, [batch], optimizer=optimizer)
+    step = build_train_op(config, clones, optimizer, global_step)
 """
 import collections
 import contextlib
@@ -32,8 +33,12 @@ import tensorflow as tf
 Clone = collections.namedtuple('Clone', ['outputs', 'scope', 'device'])
 """One copy of the model: `outputs` of model_fn, its name `scope` and `device`."""
 
-DeployedModel = collections.namedtuple('DeployedModel',
-                                       ['train_op', 'total_loss', 'grads_and_vars', 'clones'])
+TrainStep = collections.namedtuple('TrainStep',
+                                   ['train_op', 'total_loss', 'grads_and_vars', 'gradient_norm'])
+"""The ops of one step of all clones (`build_train_op`)."""
+
+NAN_MESSAGE = 'NaN or Inf'
+"""In the InvalidArgumentError of a non-finite loss or gradient (with check_numerics)."""
 
 _VARIABLE_OPS = frozenset(['Variable', 'VariableV2', 'VarHandleOp', 'AutoReloadVariable'])
 
@@ -211,7 +216,7 @@ def optimize_clones(clones, optimizer, regularization_losses=None, var_list=None
                 continue
             if check_numerics:
                 loss = tf.debugging.check_numerics(
-                    loss, 'Loss of clone %d is NaN or Inf' % i)
+                    loss, 'Loss of clone %d is %s' % (i, NAN_MESSAGE))
             clone_losses.append(loss)
             clone_grads.append(optimizer.compute_gradients(loss, var_list=var_list))
     if not clone_losses:
@@ -249,39 +254,36 @@ def sum_clone_gradients(clone_grads):
     return summed
 
 
-def deploy(config, model_fn, args=None, kwargs=None, optimizer=None, global_step=None,
-           var_list=None, update_ops=None):
-    """Creates the clones, sums their gradients and builds one train op.
+def build_train_op(config, clones, optimizer, global_step, var_list=None, update_ops=None,
+                   check_numerics=True):
+    """One training step of all clones: their summed gradients applied once.
 
     Args:
         config: `DeploymentConfig`.
-        model_fn: builds one clone; adds its losses to the LOSSES collection.
-        args, kwargs: arguments of model_fn.
-        optimizer: tf.compat.v1 optimizer; None builds the clones and the total loss only.
-        global_step: incremented by the train op (default: the graph's global step).
+        clones: list of `Clone` from `create_clones`.
+        optimizer: tf.compat.v1 optimizer (built on `config.optimizer_device()`).
+        global_step: incremented by the step.
         var_list: variables to train (default: all trainable).
         update_ops: ops to run with every step (default: the first clone's UPDATE_OPS,
             e.g. batch-norm moving averages).
+        check_numerics: fail (InvalidArgumentError 'NaN or Inf') before any update when a
+            clone's loss or the gradient norm is not finite.
 
     Returns:
-        `DeployedModel(train_op, total_loss, grads_and_vars, clones)`; train_op is None
-        when no optimizer is given.
+        `TrainStep`; its train_op's value is the total loss.
     """
-    clones = create_clones(config, model_fn, args, kwargs)
+    total_loss, grads_and_vars = optimize_clones(clones, optimizer, var_list=var_list,
+                                                 check_numerics=check_numerics)
+    gradient_norm = tf.linalg.global_norm([g for g, _ in grads_and_vars])
+    if check_numerics:
+        gradient_norm = tf.debugging.check_numerics(gradient_norm,
+                                                    'Gradient norm is ' + NAN_MESSAGE)
     if update_ops is None:
         update_ops = tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS,
                                                  clones[0].scope or None)
-    if optimizer is None:
-        losses = [_clone_loss(c, len(clones), None) for c in clones]
-        losses = [loss for loss in losses if loss is not None]
-        total_loss = tf.add_n(losses, name='total_loss') if losses else None
-        return DeployedModel(None, total_loss, [], clones)
-    if global_step is None:
-        with tf.compat.v1.device(config.variables_device()):
-            global_step = tf.compat.v1.train.get_or_create_global_step()
-    total_loss, grads_and_vars = optimize_clones(clones, optimizer, var_list=var_list)
     with tf.compat.v1.device(config.optimizer_device()):
-        apply_op = optimizer.apply_gradients(grads_and_vars, global_step=global_step)
+        with tf.control_dependencies([gradient_norm]):
+            apply_op = optimizer.apply_gradients(grads_and_vars, global_step=global_step)
         with tf.control_dependencies([apply_op] + list(update_ops)):
             train_op = tf.identity(total_loss, name='train_op')
-    return DeployedModel(train_op, total_loss, grads_and_vars, clones)
+    return TrainStep(train_op, total_loss, grads_and_vars, gradient_norm)

@@ -3,13 +3,13 @@ import collections
 import json
 import logging
 import os
-import tempfile
-import time
 
 import numpy as np
 import tensorflow as tf
 import tf_slim as slim
 
+from common import fields, progress
+from common.files import atomic_write
 from evaluation import voc_eval
 from nets import post_processing
 from preprocessing import inputs
@@ -19,13 +19,47 @@ EvalGraph = collections.namedtuple('EvalGraph', [
     'fetches',      # dict of batch tensors: detections and ground truth.
     'saver',        # restores the model variables (moving averages when asked).
     'global_step',
+    'num_samples',  # images of the split.
+    'batch_size',
+    'originals',    # _Originals of the first images, for the pictures, or None.
+])
+
+# The first `count` images of the split as read (not preprocessed), in evaluation order:
+# `init_op` restarts them, `sample` holds one image's `fields.IMAGE` and `fields.FILENAME`.
+_Originals = collections.namedtuple('_Originals', ['init_op', 'sample', 'count'])
+
+Evaluation = collections.namedtuple('Evaluation', [
+    'results',      # VOCEvaluator.evaluate() dict.
+    'num_images',
+    'step',         # global step of the checkpoint.
+    'examples',     # dicts of the first images for visualization.side_by_side.
 ])
 
 
-def build_eval_graph(network, dataset_info, preprocess_fn, batch_size, select_threshold=0.01,
-                     nms_threshold=0.45, pre_nms_top_k=400, keep_top_k=200,
-                     moving_average_decay=None, num_preprocessing_threads=2):
+def _originals(dataset_info, count):
+    """The first `count` images of the split, read in the order of inputs.eval_dataset."""
+    dataset = dataset_info.read(shuffle=False, num_epochs=1, num_readers=1).take(count)
+    dataset = dataset.map(lambda s: {fields.IMAGE: s[fields.IMAGE],
+                                     fields.FILENAME: s[fields.FILENAME]})
+    iterator = tf.compat.v1.data.make_initializable_iterator(dataset)
+    return _Originals(iterator.initializer, iterator.get_next(), count)
+
+
+def build_eval_graph(network, dataset_info, preprocess_fn, batch_size, postprocess_kwargs=None,
+                     moving_average_decay=None, num_preprocessing_threads=2,
+                     num_visualizations=0):
     """Builds detection + ground-truth fetches in the default graph.
+
+    Args:
+        network: nets_factory SSDNet.
+        dataset_info: dataset_factory DatasetInfo of the split.
+        preprocess_fn: evaluation preprocessing of one sample.
+        batch_size: images per batch.
+        postprocess_kwargs: arguments of nets.post_processing.postprocess (default: its
+            defaults, common.np_post_processing.DEFAULTS).
+        moving_average_decay: restore the moving averages of the weights.
+        num_preprocessing_threads: parallel preprocessing calls.
+        num_visualizations: also read the first images as they are, for pictures.
 
     Returns:
         EvalGraph; fetches hold `detection_boxes` [B, K, 4], `detection_scores` [B, K],
@@ -38,12 +72,10 @@ def build_eval_graph(network, dataset_info, preprocess_fn, batch_size, select_th
     iterator = tf.compat.v1.data.make_initializable_iterator(dataset)
     batch = iterator.get_next()
     with slim.arg_scope(network.arg_scope(weight_decay=0.0)):
-        logits, locs, _ = network.net(batch['image'], is_training=False)
+        logits, locs, _ = network.net(batch[fields.IMAGE], is_training=False)
     scores, boxes = network.decode_outputs(logits, locs)
-    fetches = post_processing.postprocess(scores, boxes, select_threshold=select_threshold,
-                                          nms_threshold=nms_threshold,
-                                          pre_nms_top_k=pre_nms_top_k, keep_top_k=keep_top_k)
-    for key in ('boxes', 'labels', 'difficult', 'num_boxes', 'filename'):
+    fetches = post_processing.postprocess(scores, boxes, **(postprocess_kwargs or {}))
+    for key in (fields.BOXES, fields.LABELS, fields.DIFFICULT, fields.NUM_BOXES, fields.FILENAME):
         fetches[key] = batch[key]
     if moving_average_decay:
         ema = tf.compat.v1.train.ExponentialMovingAverage(moving_average_decay, global_step)
@@ -51,8 +83,9 @@ def build_eval_graph(network, dataset_info, preprocess_fn, batch_size, select_th
         restore[global_step.op.name] = global_step
     else:
         restore = slim.get_model_variables(network.name) + [global_step]
+    originals = _originals(dataset_info, num_visualizations) if num_visualizations else None
     return EvalGraph(iterator.initializer, fetches, tf.compat.v1.train.Saver(restore),
-                     global_step)
+                     global_step, dataset_info.num_samples, batch_size, originals)
 
 
 def run_evaluation(eval_graph, checkpoint_path, class_names, matching_threshold=0.5,
@@ -60,11 +93,17 @@ def run_evaluation(eval_graph, checkpoint_path, class_names, matching_threshold=
     """Restores `checkpoint_path` and accumulates VOC metrics over the split.
 
     Returns:
-        (VOCEvaluator.evaluate() dict, number of images, global step of the checkpoint).
+        Evaluation; its `examples` are the first images (as many as the graph's
+        num_visualizations) with their ground truth and detections.
     """
     evaluator = voc_eval.VOCEvaluator(class_names, iou_threshold=matching_threshold,
                                       remove_difficult=remove_difficult)
-    start = time.time()
+    total = eval_graph.num_samples
+    if max_num_batches is not None:
+        total = min(total, max_num_batches * eval_graph.batch_size)
+    log = progress.ProgressLog('evaluated', total)
+    wanted = eval_graph.originals.count if eval_graph.originals else 0
+    examples = []
     with tf.compat.v1.Session(config=session_config) as session:
         eval_graph.saver.restore(session, checkpoint_path)
         session.run(eval_graph.init_op)
@@ -75,25 +114,57 @@ def run_evaluation(eval_graph, checkpoint_path, class_names, matching_threshold=
                 values = session.run(eval_graph.fetches)
             except tf.errors.OutOfRangeError:
                 break
-            _add_batch(evaluator, values)
+            for image in _add_batch(evaluator, values):
+                if len(examples) < wanted:
+                    examples.append(image)
             num_batches += 1
-            if num_batches % 10 == 0:
-                logging.info('Evaluated %d images, %.1f images/s', evaluator.num_images,
-                             evaluator.num_images / (time.time() - start))
+            log.update(evaluator.num_images)
+        if examples:
+            examples = _with_originals(session, eval_graph.originals, examples)
     logging.info('Evaluated %d images of %s in %.1f s', evaluator.num_images, checkpoint_path,
-                 time.time() - start)
-    return evaluator.evaluate(), evaluator.num_images, step
+                 log.elapsed)
+    return Evaluation(evaluator.evaluate(), evaluator.num_images, step, examples)
+
+
+def _with_originals(session, originals, examples):
+    """The examples with their original image (read in the order of the evaluation pass).
+
+    Stops at the first image whose file name differs from its example's (logged), so a
+    picture never shows one image's detections on another.
+    """
+    session.run(originals.init_op)
+    complete = []
+    for example in examples:
+        sample = session.run(originals.sample)
+        if sample[fields.FILENAME] != example[fields.FILENAME]:
+            logging.warning('Pictures stop at image %d: %r read where the evaluation had %r',
+                            len(complete), sample[fields.FILENAME], example[fields.FILENAME])
+            break
+        complete.append(dict(example, **{fields.IMAGE: sample[fields.IMAGE]}))
+    return complete
 
 
 def _add_batch(evaluator, values):
-    for i in range(len(values['num_detections'])):
-        n_det = int(values['num_detections'][i])
-        n_gt = int(values['num_boxes'][i])
-        evaluator.add_image(values['boxes'][i, :n_gt], values['labels'][i, :n_gt],
-                            values['difficult'][i, :n_gt],
-                            values['detection_boxes'][i, :n_det],
-                            values['detection_scores'][i, :n_det],
-                            values['detection_classes'][i, :n_det].astype(np.int64))
+    """Adds each image of a batch of fetched values to the evaluator.
+
+    Returns:
+        list of per-image dicts: ground truth and detections without the padding.
+    """
+    images = []
+    for i in range(len(values[fields.NUM_DETECTIONS])):
+        n_det = int(values[fields.NUM_DETECTIONS][i])
+        n_gt = int(values[fields.NUM_BOXES][i])
+        image = {fields.FILENAME: values[fields.FILENAME][i]}
+        for key in (fields.BOXES, fields.LABELS, fields.DIFFICULT):
+            image[key] = values[key][i, :n_gt]
+        for key in (fields.DETECTION_BOXES, fields.DETECTION_SCORES, fields.DETECTION_CLASSES):
+            image[key] = values[key][i, :n_det]
+        image[fields.DETECTION_CLASSES] = image[fields.DETECTION_CLASSES].astype(np.int64)
+        evaluator.add_image(image[fields.BOXES], image[fields.LABELS], image[fields.DIFFICULT],
+                            image[fields.DETECTION_BOXES], image[fields.DETECTION_SCORES],
+                            image[fields.DETECTION_CLASSES])
+        images.append(image)
+    return images
 
 
 def metrics_dict(results, checkpoint_path, num_images):
@@ -109,29 +180,23 @@ def metrics_dict(results, checkpoint_path, num_images):
     }
 
 
-def atomic_write_text(path, text):
-    """Writes `text` to `path` through a temporary file in the same folder."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(path) + '.')
-    try:
-        with os.fdopen(fd, 'w', encoding='utf-8') as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def write_metrics(eval_dir, metrics):
     """Writes eval_dir/metrics.json atomically; returns its path."""
     path = os.path.join(eval_dir, 'metrics.json')
-    atomic_write_text(path, json.dumps(metrics, indent=2, sort_keys=True) + '\n')
+    atomic_write(path, json.dumps(metrics, indent=2, sort_keys=True) + '\n')
     return path
 
 
-def write_summaries(eval_dir, results, step):
-    """mAP and per-class AP as TensorBoard scalars at `step`."""
+def write_summaries(eval_dir, results, step, pictures=()):
+    """mAP and per-class AP as TensorBoard scalars at `step`, and pictures as images.
+
+    Args:
+        eval_dir: folder of the event files.
+        results: VOCEvaluator.evaluate() dict.
+        step: global step of the evaluated checkpoint.
+        pictures: (name, uint8 [H, W, 3] picture, its PNG bytes) triples, shown under
+            the tags `visualizations/<name>`.
+    """
     values = []
     for key in ('mAP_voc07', 'mAP_voc12'):
         if results[key] is not None:
@@ -142,6 +207,10 @@ def write_summaries(eval_dir, results, step):
             if r[key] is not None:
                 values.append(tf.compat.v1.Summary.Value(tag='eval_%s/%s' % (key, name),
                                                          simple_value=r[key]))
+    for name, picture, png in pictures:
+        image = tf.compat.v1.Summary.Image(height=picture.shape[0], width=picture.shape[1],
+                                           colorspace=3, encoded_image_string=png)
+        values.append(tf.compat.v1.Summary.Value(tag='visualizations/' + name, image=image))
     writer = tf.compat.v1.summary.FileWriterCache.get(eval_dir)
     writer.add_summary(tf.compat.v1.Summary(value=values), step)
     writer.flush()

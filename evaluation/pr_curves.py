@@ -1,12 +1,11 @@
-"""Precision-recall curve pictures (matplotlib, Agg backend), written atomically."""
+"""Precision-recall curve pictures (matplotlib figures without pyplot), written atomically."""
+import io
 import os
 import re
-import tempfile
 
-import matplotlib
+from matplotlib.figure import Figure
 
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402  pylint: disable=wrong-import-position
+from common.files import atomic_write
 
 
 def _safe_name(name):
@@ -14,16 +13,10 @@ def _safe_name(name):
 
 
 def _save(figure, path):
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.tmp_', suffix='.png')
-    os.close(fd)
-    try:
-        figure.savefig(tmp, dpi=100, format='png')
-        os.replace(tmp, path)
-    finally:
-        plt.close(figure)
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    """Writes `figure` as a PNG at `path` (atomically)."""
+    data = io.BytesIO()
+    figure.savefig(data, dpi=100, format='png')
+    atomic_write(path, data.getvalue())
 
 
 def _plot(axes, result, label):
@@ -55,7 +48,8 @@ def write_pr_curves(output_dir, per_class, title_suffix=''):
     """
     os.makedirs(output_dir, exist_ok=True)
     classes = [(name, r) for name, r in per_class.items() if r['num_gt'] > 0]
-    figure, axes = plt.subplots(figsize=(7, 6))
+    figure = Figure(figsize=(7, 6))
+    axes = figure.subplots()
     for name, r in classes:
         _plot(axes, r, '%s (AP07 %.3f, AP12 %.3f)' % (name, r['ap_voc07'], r['ap_voc12']))
     _style(axes, 'Precision-recall, all classes' + title_suffix)
@@ -63,7 +57,8 @@ def write_pr_curves(output_dir, per_class, title_suffix=''):
     paths = [os.path.join(output_dir, 'pr_curves.png')]
     _save(figure, paths[0])
     for name, r in classes:
-        figure, axes = plt.subplots(figsize=(6, 5))
+        figure = Figure(figsize=(6, 5))
+        axes = figure.subplots()
         _plot(axes, r, name)
         _style(axes, '%s: AP VOC07 %.3f, VOC12 %.3f%s' % (name, r['ap_voc07'], r['ap_voc12'],
                                                           title_suffix))

@@ -1,14 +1,15 @@
 """Builds the SSD inference graph with its two serving signatures and exports a checkpoint.
 
-Signatures (DESIGN.md):
+Signatures (the serving contract, see "Export" in the README):
 - `serving_default`: `images` float32 [None, H, W, 3] (eval-preprocessed) -> `scores` float32
   [None, A, C] (softmax), `boxes` float32 [None, A, 4] (decoded, normalised yxyx).
-- `detect`: `encoded_images` string [None] (JPEG/PNG/GIF/BMP bytes) -> `detection_boxes` [None, K, 4],
-  `detection_scores` [None, K], `detection_classes` [None, K], `num_detections` [None] (decode,
-  eval preprocessing, network and NMS in the graph), plus `class_names` string [None, C] (per image
-  the same constant list, index = class id; clients fetch it with one empty string as input and
-  output_filter=['class_names'], which runs no decoding - this works with real TF Serving too,
-  and REST row-format answers stay valid because every output is batched).
+- `detect`: `encoded_images` string [None] (JPEG/PNG/GIF/BMP bytes) -> `detection_boxes`
+  [None, K, 4], `detection_scores` [None, K], `detection_classes` [None, K], `num_detections`
+  [None] (decode, eval preprocessing, network and NMS in the graph), plus `class_names` string
+  [None, C] (per image the same constant list, index = class id; clients fetch it with one
+  empty string as input and output_filter=['class_names'], which runs no decoding - this works
+  with real TF Serving too, and REST row-format answers stay valid because every output is
+  batched).
 """
 import logging
 import os
@@ -49,11 +50,13 @@ def build_signatures(network, class_names, postprocess_kwargs=None):
         image.set_shape([None, None, 3])
         return image_ops.eval_preprocess_image(image, (height, width), normalization)
 
-    decoded = tf.map_fn(decode_one, encoded, fn_output_signature=tf.TensorSpec([height, width, 3], tf.float32),
+    decoded = tf.map_fn(decode_one, encoded,
+                        fn_output_signature=tf.TensorSpec([height, width, 3], tf.float32),
                         name='decode_images')
     with slim.arg_scope(network.arg_scope()):
         logits, locs, _ = network.net(images, is_training=False)
-        detect_logits, detect_locs, _ = network.net(decoded, is_training=False, scope=network.name, reuse=True)
+        detect_logits, detect_locs, _ = network.net(decoded, is_training=False,
+                                                    scope=network.name, reuse=True)
     scores, boxes = network.decode_outputs(logits, locs)
     detections = post_processing.postprocess(*network.decode_outputs(detect_logits, detect_locs),
                                              **(postprocess_kwargs or {}))
@@ -61,13 +64,15 @@ def build_signatures(network, class_names, postprocess_kwargs=None):
     detections['class_names'] = tf.tile(names[None], [tf.shape(encoded)[0], 1], name='class_names')
     return {
         'serving_default': saved_model_writer.predict_signature(
-            {'images': images}, {'scores': tf.identity(scores, 'scores'), 'boxes': tf.identity(boxes, 'boxes')}),
+            {'images': images},
+            {'scores': tf.identity(scores, 'scores'), 'boxes': tf.identity(boxes, 'boxes')}),
         'detect': saved_model_writer.predict_signature({'encoded_images': encoded}, detections),
     }
 
 
 def restore_variables(session, checkpoint):
-    """Restores the graph's variables, taking a variable's moving average when the checkpoint has it.
+    """Restores the graph's variables, taking a variable's moving average when the checkpoint
+    has it.
 
     Returns:
       number of variables restored from their ExponentialMovingAverage shadow.
@@ -91,13 +96,15 @@ def restore_variables(session, checkpoint):
                             % (key, shapes[key], variable.shape.as_list()))
         mapping[key] = variable
     if problems:
-        raise ValueError('checkpoint %s does not fit the network (wrong --model_name or --labels_file?): %s%s'
-                         % (checkpoint, '; '.join(problems[:5]), ' ...' if len(problems) > 5 else ''))
+        raise ValueError('checkpoint %s does not fit the network (wrong --model_name or '
+                         '--labels_file?): %s%s' % (checkpoint, '; '.join(problems[:5]),
+                                                    ' ...' if len(problems) > 5 else ''))
     tf.compat.v1.train.Saver(mapping).restore(session, checkpoint)
     return averaged
 
 
-def export(network_name, checkpoint_path, export_base, labels_file, version=None, postprocess_kwargs=None):
+def export(network_name, checkpoint_path, export_base, labels_file, version=None,
+           postprocess_kwargs=None):
     """Exports a checkpoint as `<export_base>/<version>/` (assets/labels.txt included).
 
     Returns:
@@ -109,13 +116,15 @@ def export(network_name, checkpoint_path, export_base, labels_file, version=None
     checkpoint = checkpoints.resolve_checkpoint(checkpoint_path)
     network = nets_factory.get_network(network_name, num_classes)
     with tf.Graph().as_default() as graph, tempfile.TemporaryDirectory() as scratch:
-        signatures = build_signatures(network, class_names_list(names_by_id, num_classes), postprocess_kwargs)
+        signatures = build_signatures(network, class_names_list(names_by_id, num_classes),
+                                      postprocess_kwargs)
         labels_copy = os.path.join(scratch, labels_lib.LABELS_FILENAME)
         labels_lib.write_labels(labels_copy, names_by_id)
         saved_model_writer.add_asset(labels_copy)
         with tf.compat.v1.Session(graph=graph) as session:
             averaged = restore_variables(session, checkpoint)
-            logging.info('Restored %s (%d variables from their moving averages)', checkpoint, averaged)
+            logging.info('Restored %s (%d variables from their moving averages)', checkpoint,
+                         averaged)
             path = saved_model_writer.write_saved_model(session, export_base, signatures, version)
     logging.info('Exported %s with %d classes to %s', network_name, num_classes, path)
     return path

@@ -1,19 +1,17 @@
 """TensorFlow SSD box coding (Liu et al., 2016, eq. 2) with prior scaling (variances).
 
-Twins of the numpy functions in common/np_box_ops.py; boxes are ymin, xmin, ymax, xmax.
+Boxes are ymin, xmin, ymax, xmax. encode_boxes, decode_boxes and iou are the graph twins
+of the numpy functions in common/np_box_ops.py, with the same formulas line for line (the
+TensorFlow-free client cannot use these, the graph cannot use those);
+tests/nets/test_box_coding.py checks that each pair agrees.
 """
 import tensorflow as tf
 
-from common.np_box_ops import MAX_LOG_SCALE
+from common.np_box_ops import MAX_LOG_SCALE, centers
 
 
-def _centers(boxes):
-    """[..., 4] yxyx -> (cy, cx, h, w)."""
-    h = boxes[..., 2] - boxes[..., 0]
-    w = boxes[..., 3] - boxes[..., 1]
-    return boxes[..., 0] + 0.5 * h, boxes[..., 1] + 0.5 * w, h, w
-
-
+# encode_boxes, decode_boxes and iou repeat common/np_box_ops.py's formulas in TensorFlow on
+# purpose: the graph needs tensors, the TensorFlow-free client numpy (see the module docstring).
 def encode_boxes(boxes, anchors, prior_scaling):
     """Encodes boxes relative to anchors.
 
@@ -26,8 +24,8 @@ def encode_boxes(boxes, anchors, prior_scaling):
       float32 [..., A, 4] offsets (dy, dx, dh, dw); box sizes are floored at 1e-8.
     """
     boxes = tf.convert_to_tensor(boxes, tf.float32)
-    acy, acx, ah, aw = _centers(tf.convert_to_tensor(anchors, tf.float32))
-    cy, cx, h, w = _centers(boxes)
+    acy, acx, ah, aw = centers(tf.convert_to_tensor(anchors, tf.float32))
+    cy, cx, h, w = centers(boxes)
     h = tf.maximum(h, 1e-8)
     w = tf.maximum(w, 1e-8)
     return tf.stack([(cy - acy) / ah / prior_scaling[0],
@@ -42,7 +40,7 @@ def decode_boxes(locs, anchors, prior_scaling):
     Scaled log-size offsets are capped at log(1000 / 16) so exp() cannot overflow.
     """
     locs = tf.convert_to_tensor(locs, tf.float32)
-    acy, acx, ah, aw = _centers(tf.convert_to_tensor(anchors, tf.float32))
+    acy, acx, ah, aw = centers(tf.convert_to_tensor(anchors, tf.float32))
     cy = locs[..., 0] * prior_scaling[0] * ah + acy
     cx = locs[..., 1] * prior_scaling[1] * aw + acx
     h = tf.exp(tf.minimum(locs[..., 2] * prior_scaling[2], MAX_LOG_SCALE)) * ah

@@ -9,6 +9,8 @@ the first keep_top_k kept.
 """
 import tensorflow as tf
 
+from common import fields, np_post_processing
+
 
 def _postprocess_image(scores, boxes, select_threshold, nms_threshold, pre_nms_top_k,
                        keep_top_k):
@@ -38,8 +40,10 @@ def _postprocess_image(scores, boxes, select_threshold, nms_threshold, pre_nms_t
             tf.pad(det_classes, [[0, pad]]), tf.cast(count, tf.float32))
 
 
-def postprocess(scores, boxes, select_threshold=0.01, nms_threshold=0.45, pre_nms_top_k=400,
-                keep_top_k=200):
+def postprocess(scores, boxes, select_threshold=np_post_processing.SELECT_THRESHOLD,
+                nms_threshold=np_post_processing.NMS_THRESHOLD,
+                pre_nms_top_k=np_post_processing.PRE_NMS_TOP_K,
+                keep_top_k=np_post_processing.KEEP_TOP_K):
     """Detections of a batch.
 
     Args:
@@ -68,5 +72,4 @@ def postprocess(scores, boxes, select_threshold=0.01, nms_threshold=0.45, pre_nm
                                  tf.TensorSpec([keep_top_k], tf.float32),
                                  tf.TensorSpec([keep_top_k], tf.float32),
                                  tf.TensorSpec([], tf.float32)))
-        return {'detection_boxes': det_boxes, 'detection_scores': det_scores,
-                'detection_classes': det_classes, 'num_detections': num}
+        return dict(zip(fields.DETECTION_FIELDS, (det_boxes, det_scores, det_classes, num)))

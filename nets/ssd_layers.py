@@ -1,4 +1,8 @@
-"""Layers shared by the SSD networks: L2 normalisation, multibox heads, flattening."""
+"""Layers shared by the SSD networks: L2 normalisation and the multibox prediction heads.
+
+`multibox_head` returns its class logits and box offsets already flattened to one row
+per anchor, in the order of nets.anchors, so the network concatenates the layers.
+"""
 import tensorflow as tf
 import tf_slim as slim
 
@@ -25,7 +29,7 @@ def l2_normalization(inputs, scale_init=20.0, scope='L2Normalization'):
 
 
 def _predictor(feature, num_outputs, separable, scope):
-    """3x3 conv (or depthwise 3x3 + 1x1 for SSDLite) without activation -> [B, H, W, num_outputs]."""
+    """3x3 conv (SSDLite: depthwise 3x3 + 1x1), no activation -> [B, H, W, num_outputs]."""
     if not separable:
         return slim.conv2d(feature, num_outputs, [3, 3], activation_fn=None,
                            normalizer_fn=None, scope=scope)

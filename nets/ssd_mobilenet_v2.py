@@ -32,12 +32,11 @@ def make_divisible(value, divisor=8, min_value=8):
 def mobilenet_arg_scope(weight_decay=0.00004, batch_norm_decay=0.9, batch_norm_epsilon=0.001):
     """Arg scope of the MobileNetV2 SSDLite: batch norm + ReLU6, L2 weight decay, SAME pads.
 
-    Small initial weights (stddev 0.03, as the TF OD API) train fastest from scratch, but
-    many pre-normalisation activations then have a variance of ~0.003 while the moving
-    variances start at 1; with a decay of 0.99 they kept 0.99^steps of that start (5-10x
-    too large after 400 steps), so evaluation lagged far behind training. A decay of 0.9
-    (PyTorch's default momentum 0.1) forgets the start within ~100 steps and follows the
-    fast-changing weights of a short CPU training.
+    Weights start small (truncated normal, stddev 0.03, as in the TF OD API), which trains
+    fastest from scratch; the activations before batch norm then have variances far below
+    the moving variances' initial 1. The batch norm decay is 0.9 (PyTorch's momentum 0.1)
+    rather than 0.99 so that the moving statistics forget that start within ~100 steps and
+    evaluation, which uses them, follows the quickly changing weights of a short training.
     """
     with slim.arg_scope([slim.conv2d, slim.separable_conv2d],
                         activation_fn=tf.nn.relu6, normalizer_fn=batch_norm,

@@ -1,4 +1,8 @@
 """The SSDNet object: params, anchors, graph construction and output decoding."""
+import dataclasses
+import functools
+from typing import Callable
+
 import tensorflow as tf
 import tf_slim as slim
 
@@ -6,42 +10,41 @@ from nets import anchors as anchors_lib
 from nets import box_coding
 from nets.batch_norm import batch_norm
 from nets.ssd_layers import multibox_head
+from nets.ssd_params import SSDParams
 
 
+@functools.lru_cache(maxsize=None)
+def _cached_anchors(params):
+    """Anchors of an SSDParams (hashable), computed once per distinct params."""
+    return anchors_lib.ssd_anchors(params)
+
+
+@dataclasses.dataclass(frozen=True)
 class SSDNet:
     """An SSD network: a feature extractor plus one multibox head per feature layer.
+
+    A description only: no graph is built until `net` is called.
 
     Attributes:
       name: network name, also the default variable scope.
       params: SSDParams.
+      feature_fn: fn(inputs, is_training) -> (features dict, end_points dict).
+      arg_scope_fn: fn(weight_decay) -> slim arg scope.
+      separable_heads: SSDLite heads (depthwise + 1x1) instead of 3x3 convs.
     """
-
-    def __init__(self, name, params, feature_fn, arg_scope_fn, separable_heads):
-        """Creates the network description (no graph is built).
-
-        Args:
-          name: network name.
-          params: SSDParams.
-          feature_fn: fn(inputs, is_training) -> (features dict, end_points dict).
-          arg_scope_fn: fn(weight_decay) -> slim arg scope.
-          separable_heads: SSDLite heads (depthwise + 1x1) instead of 3x3 convs.
-        """
-        self.name = name
-        self.params = params
-        self._feature_fn = feature_fn
-        self._arg_scope_fn = arg_scope_fn
-        self._separable_heads = separable_heads
-        self._anchors = None
+    name: str
+    params: SSDParams
+    feature_fn: Callable
+    arg_scope_fn: Callable
+    separable_heads: bool = False
 
     def anchors(self):
-        """float32 numpy [num_anchors, 4] ymin, xmin, ymax, xmax in output order."""
-        if self._anchors is None:
-            self._anchors = anchors_lib.ssd_anchors(self.params)
-        return self._anchors.copy()
+        """float32 numpy [num_anchors, 4] ymin, xmin, ymax, xmax in output order (a copy)."""
+        return _cached_anchors(self.params).copy()
 
     def arg_scope(self, weight_decay=0.0005):
         """The slim arg scope to build the network in (layers defaults, weight decay)."""
-        return self._arg_scope_fn(weight_decay=weight_decay)
+        return self.arg_scope_fn(weight_decay=weight_decay)
 
     def net(self, inputs, is_training=False, scope=None, reuse=None):
         """Builds the network (call it inside `with slim.arg_scope(net.arg_scope()):`).
@@ -67,7 +70,7 @@ class SSDNet:
                              % (self.name, params.img_shape[0], params.img_shape[1], inputs.shape))
         with tf.compat.v1.variable_scope(scope or self.name, values=[inputs], reuse=reuse):
             with slim.arg_scope([batch_norm], is_training=is_training):
-                features, end_points = self._feature_fn(inputs, is_training=is_training)
+                features, end_points = self.feature_fn(inputs, is_training=is_training)
                 all_logits, all_locs = [], []
                 for layer, shape, ratios in zip(params.feat_layers, params.feat_shapes,
                                                 params.anchor_ratios):
@@ -77,7 +80,7 @@ class SSDNet:
                                          % (self.name, layer, feature.shape[1:3], shape))
                     logits, locs = multibox_head(
                         feature, anchors_lib.num_boxes_per_cell(ratios), params.num_classes,
-                        separable=self._separable_heads, scope=layer + '_box')
+                        separable=self.separable_heads, scope=layer + '_box')
                     all_logits.append(logits)
                     all_locs.append(locs)
         end_points.update(('feature/' + k, v) for k, v in features.items())

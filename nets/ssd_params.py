@@ -6,6 +6,8 @@ geometry on its own feature maps.
 """
 import collections
 
+from common.np_preprocessing import NORMALIZATION
+
 SSDParams = collections.namedtuple('SSDParams', [
     'img_shape',        # (height, width) of the network input.
     'num_classes',      # Including background (class 0).
@@ -16,7 +18,7 @@ SSDParams = collections.namedtuple('SSDParams', [
     'anchor_steps',     # Per layer the cell step in pixels.
     'anchor_offset',    # Cell centre offset in cells (0.5).
     'prior_scaling',    # Box coding variances (y, x, h, w).
-    'normalization',    # Input normalisation name (see common.np_preprocessing).
+    'normalization',    # Input normalisation, from common.np_preprocessing.NORMALIZATION.
 ])
 
 PRIOR_SCALING = (0.1, 0.1, 0.2, 0.2)
@@ -34,7 +36,7 @@ SSD_300_VGG = SSDParams(
     anchor_steps=(8, 16, 32, 64, 100, 300),
     anchor_offset=0.5,
     prior_scaling=PRIOR_SCALING,
-    normalization='vgg_mean',
+    normalization=NORMALIZATION['ssd_300_vgg'],
 )
 
 SSD_512_VGG = SSDParams(
@@ -48,7 +50,7 @@ SSD_512_VGG = SSDParams(
     anchor_steps=(8, 16, 32, 64, 128, 256, 512),
     anchor_offset=0.5,
     prior_scaling=PRIOR_SCALING,
-    normalization='vgg_mean',
+    normalization=NORMALIZATION['ssd_512_vgg'],
 )
 
 # The SSD300 geometry (same anchors as ssd_300_vgg) on MobileNetV2 feature maps of the
@@ -56,11 +58,16 @@ SSD_512_VGG = SSDParams(
 # training from scratch (the TF OD API's sparser 19x19-first layout gives ~3).
 SSD_300_MOBILENET_V2 = SSD_300_VGG._replace(
     feat_layers=('layer_8', 'layer_15', 'layer_19', 'extra_1', 'extra_2', 'extra_3'),
-    normalization='minus_one_to_one',
+    normalization=NORMALIZATION['ssd_300_mobilenet_v2'],
 )
+
+# SSD300 with batch norm in the VGG backbone and extra layers (ScratchDet, for training
+# from scratch): the same geometry and input.
+SSD_300_VGG_BN = SSD_300_VGG._replace(normalization=NORMALIZATION['ssd_300_vgg_bn'])
 
 PARAMS = {
     'ssd_300_vgg': SSD_300_VGG,
+    'ssd_300_vgg_bn': SSD_300_VGG_BN,
     'ssd_512_vgg': SSD_512_VGG,
     'ssd_300_mobilenet_v2': SSD_300_MOBILENET_V2,
 }

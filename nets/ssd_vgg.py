@@ -5,12 +5,21 @@ slim vgg_16.ckpt restores with the scope remap vgg_16 -> <model scope>. fc6/fc7 
 conv6 (3x3, dilation 6, 1024) and conv7 (1x1, 1024); they are named differently from
 fc6/fc7 and so are not restored from the classifier. pool5 is 3x3 with stride 1; pool
 layers use SAME padding (Caffe's ceil mode: 75 -> 38 at pool3 for a 300 input).
+
+`vgg_bn_arg_scope` is the optional batch-normalised variant (`ssd_300_vgg_bn`), as
+ScratchDet (Zhu et al., CVPR 2019) trains SSD from scratch: batch norm after every conv
+of the backbone and the extra layers (not after the prediction heads). Without it, VGG
+from scratch starts badly scaled (README, "Training VGG from scratch"): Xavier
+initialisation halves the activation variance at every ReLU layer while conv4_3's L2
+normalisation rescales its branch to norm 20, so at initialisation the gradients of the
+layers differ by up to five orders of magnitude and one SGD learning rate cannot suit them.
 """
 import collections
 
 import tensorflow as tf
 import tf_slim as slim
 
+from nets.batch_norm import batch_norm
 from nets.ssd_layers import l2_normalization
 
 # An extra feature block: 1x1 conv to `bottleneck` channels, then a `kernel` conv with
@@ -38,7 +47,7 @@ L2_NORM_SCALE_INIT = 20.0
 @slim.add_arg_scope
 def dilated_conv2d(inputs, num_outputs, kernel_size, rate, activation_fn=tf.nn.relu,
                    weights_initializer=None, weights_regularizer=None,
-                   biases_initializer=None, scope=None):
+                   biases_initializer=None, normalizer_fn=None, scope=None):
     """A SAME-padded stride-1 atrous conv with slim.conv2d's variables (`weights`, `biases`).
 
     slim.conv2d(rate=r) goes through tf.nn.convolution's space-to-batch path, which is
@@ -49,8 +58,8 @@ def dilated_conv2d(inputs, num_outputs, kernel_size, rate, activation_fn=tf.nn.r
       num_outputs: output channels.
       kernel_size: int, square kernel side.
       rate: dilation rate.
-      activation_fn, weights_initializer, weights_regularizer, biases_initializer: as in
-        slim.conv2d.
+      activation_fn, weights_initializer, weights_regularizer, biases_initializer,
+        normalizer_fn: as in slim.conv2d (with a normalizer there are no biases).
       scope: variable scope.
 
     Returns:
@@ -62,12 +71,15 @@ def dilated_conv2d(inputs, num_outputs, kernel_size, rate, activation_fn=tf.nn.r
             'weights', [kernel_size, kernel_size, channels, num_outputs],
             initializer=weights_initializer or tf.compat.v1.glorot_uniform_initializer(),
             regularizer=weights_regularizer)
-        biases = slim.model_variable(
-            'biases', [num_outputs],
-            initializer=biases_initializer or tf.compat.v1.zeros_initializer())
         outputs = tf.nn.conv2d(inputs, weights, strides=1, padding='SAME',
                                dilations=[1, rate, rate, 1])
-        outputs = tf.nn.bias_add(outputs, biases)
+        if normalizer_fn is not None:
+            outputs = normalizer_fn(outputs)
+        else:
+            biases = slim.model_variable(
+                'biases', [num_outputs],
+                initializer=biases_initializer or tf.compat.v1.zeros_initializer())
+            outputs = tf.nn.bias_add(outputs, biases)
         return activation_fn(outputs) if activation_fn is not None else outputs
 
 
@@ -80,6 +92,19 @@ def vgg_arg_scope(weight_decay=0.0005):
         with slim.arg_scope([slim.conv2d, slim.max_pool2d], padding='SAME',
                             data_format='NHWC') as sc:
             return sc
+
+
+def vgg_bn_arg_scope(weight_decay=0.0005, batch_norm_decay=0.9, batch_norm_epsilon=0.001):
+    """vgg_arg_scope with batch norm (beta and gamma) after every backbone and extra conv.
+
+    The prediction heads set normalizer_fn=None themselves. The decay 0.9 lets the moving
+    statistics follow a short training, as in the MobileNetV2 network.
+    """
+    with slim.arg_scope(vgg_arg_scope(weight_decay)):
+        with slim.arg_scope([slim.conv2d, dilated_conv2d], normalizer_fn=batch_norm):
+            with slim.arg_scope([batch_norm], decay=batch_norm_decay, epsilon=batch_norm_epsilon,
+                                center=True, scale=True) as sc:
+                return sc
 
 
 def _extra_layer(net, spec):
@@ -99,8 +124,8 @@ def vgg_feature_maps(inputs, extra_layers, is_training=False):
     Args:
       inputs: float32 [B, S, S, 3], VGG mean-subtracted RGB.
       extra_layers: tuple of ExtraLayer (EXTRA_LAYERS_300 or EXTRA_LAYERS_512).
-      is_training: unused (the VGG SSD has no batch norm or dropout); kept for the
-        common feature-map signature.
+      is_training: unused here (batch norm takes its mode from the arg scope that
+        SSDNet.net opens); kept for the common feature-map signature.
 
     Returns:
       features: dict name -> [B, h, w, d] for 'conv4_3' (L2-normalised), 'conv7' and

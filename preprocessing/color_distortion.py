@@ -44,7 +44,6 @@ def distort_color(image, seed, probability=0.5):
     pixels = image / 255.0
     for step in range(count):
         apply = tf.random.stateless_uniform([], seeds[1 + step]) < probability
-        pixels = tf.cond(apply,
-                         functools.partial(_apply_one, pixels, order[step], seeds[1 + count + step]),
-                         functools.partial(tf.identity, pixels))
+        distort = functools.partial(_apply_one, pixels, order[step], seeds[1 + count + step])
+        pixels = tf.cond(apply, distort, functools.partial(tf.identity, pixels))
     return pixels * 255.0

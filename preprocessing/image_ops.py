@@ -58,7 +58,7 @@ def normalize_image(image, normalization):
     """TF twin of np_preprocessing.normalize: float [..., 3] in [0, 255] -> float32."""
     np_preprocessing.check_normalization(normalization)
     image = tf.cast(image, tf.float32)
-    if normalization == 'vgg_mean':
+    if normalization == np_preprocessing.VGG_MEAN:
         return image - tf.constant(np_preprocessing.MEAN_RGB, tf.float32)
     return image / 127.5 - 1.0
 

@@ -3,23 +3,24 @@ import functools
 
 import tensorflow as tf
 
+from common import fields
 from nets import matching
 
 # Per-box fields of evaluation batches, padded to the largest count in the batch.
-_EVAL_BOX_KEYS = ('boxes', 'labels', 'difficult')
+_EVAL_BOX_FIELDS = (fields.BOXES, fields.LABELS, fields.DIFFICULT)
 
 
 def _prepare_train_sample(sample, preprocess_fn, anchors, match_threshold, prior_scaling):
     """Augments one sample and matches its boxes to the anchors (fixed shapes [A])."""
     sample = preprocess_fn(sample)
     target_labels, target_locs, _ = matching.match_anchors(
-        anchors, sample['boxes'], sample['labels'], sample.get('difficult'),
+        anchors, sample[fields.BOXES], sample[fields.LABELS], sample.get(fields.DIFFICULT),
         match_threshold=match_threshold, ignore_difficult=True, prior_scaling=prior_scaling)
     return {
-        'image': sample['image'],
-        'target_labels': target_labels,
-        'target_locs': target_locs,
-        'boxes': tf.reshape(sample['boxes'], [-1, 4]),
+        fields.IMAGE: sample[fields.IMAGE],
+        fields.TARGET_LABELS: target_labels,
+        fields.TARGET_LOCS: target_locs,
+        fields.BOXES: tf.reshape(sample[fields.BOXES], [-1, 4]),
     }
 
 
@@ -58,9 +59,10 @@ def train_dataset(dataset_info, preprocess_fn, anchors, prior_scaling, batch_siz
 
 def _prepare_eval_sample(sample, preprocess_fn):
     output = preprocess_fn(sample)
-    result = {'image': output['image'], 'filename': sample['filename'], 'shape': sample['shape'],
-              'num_boxes': tf.shape(sample['boxes'])[0]}
-    for key in _EVAL_BOX_KEYS:
+    result = {fields.IMAGE: output[fields.IMAGE], fields.FILENAME: sample[fields.FILENAME],
+              fields.SOURCE_ID: sample[fields.SOURCE_ID], fields.SHAPE: sample[fields.SHAPE],
+              fields.NUM_BOXES: tf.shape(sample[fields.BOXES])[0]}
+    for key in _EVAL_BOX_FIELDS:
         result[key] = sample[key]
     return result
 
@@ -71,7 +73,8 @@ def eval_dataset(dataset_info, preprocess_fn, batch_size, num_preprocessing_thre
     Returns:
         tf.data.Dataset of dicts: `image` float32 [B, S, S, 3], `boxes` [B, N, 4],
         `labels` [B, N], `difficult` [B, N] (zero padded), `num_boxes` int32 [B],
-        `filename` string [B], `shape` int32 [B, 3]; the last batch may be smaller.
+        `filename`, `source_id` string [B], `shape` int32 [B, 3] (of the original
+        image); the last batch may be smaller.
     """
     dataset = dataset_info.read(shuffle=False, num_epochs=1, num_readers=1)
     dataset = dataset.map(functools.partial(_prepare_eval_sample, preprocess_fn=preprocess_fn),

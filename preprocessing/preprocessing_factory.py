@@ -1,22 +1,17 @@
 """Preprocessing keyed by network name."""
 import functools
 
-from common import np_preprocessing
+from nets import ssd_params
 from preprocessing import ssd_preprocessing
 
 
 def network_input(name):
-    """Returns ((height, width), normalization) of network `name`.
-
-    The size comes from nets_factory (the network's params), the
-    normalisation from np_preprocessing.NORMALIZATION.
-    """
-    if name not in np_preprocessing.NORMALIZATION:
+    """Returns ((height, width), normalization) of network `name`, from its SSDParams."""
+    if name not in ssd_params.PARAMS:
         raise ValueError('unknown network %r for preprocessing (expected one of %s)'
-                         % (name, ', '.join(sorted(np_preprocessing.NORMALIZATION))))
-    from nets import nets_factory  # pylint: disable=import-outside-toplevel
-    img_shape = nets_factory.get_network(name).params.img_shape
-    return (int(img_shape[0]), int(img_shape[1])), np_preprocessing.NORMALIZATION[name]
+                         % (name, ', '.join(sorted(ssd_params.PARAMS))))
+    params = ssd_params.PARAMS[name]
+    return (int(params.img_shape[0]), int(params.img_shape[1])), params.normalization
 
 
 def get_preprocessing(name, is_training):
@@ -26,5 +21,8 @@ def get_preprocessing(name, is_training):
     See ssd_preprocessing.preprocess_for_train / preprocess_for_eval.
     """
     out_hw, normalization = network_input(name)
-    fn = ssd_preprocessing.preprocess_for_train if is_training else ssd_preprocessing.preprocess_for_eval
+    if is_training:
+        fn = ssd_preprocessing.preprocess_for_train
+    else:
+        fn = ssd_preprocessing.preprocess_for_eval
     return functools.partial(fn, out_hw=out_hw, normalization=normalization)

@@ -8,10 +8,8 @@ normalise only, exactly as training does.
 """
 import tensorflow as tf
 
+from common import fields
 from preprocessing import box_sampling, color_distortion, image_ops
-
-# Per-box fields that follow their boxes when boxes are dropped.
-PER_BOX_KEYS = ('labels', 'difficult', 'truncated')
 
 
 def _random_seed():
@@ -35,14 +33,14 @@ def preprocess_for_train(sample, out_hw, normalization, seed=None):
       the per-box fields gathered to the same K boxes.
     """
     seeds = tf.random.experimental.stateless_split(_random_seed() if seed is None else seed, 2)
-    boxes = tf.reshape(tf.cast(sample['boxes'], tf.float32), [-1, 4])
-    image = color_distortion.distort_color(tf.cast(sample['image'], tf.float32), seeds[0])
+    boxes = tf.reshape(tf.cast(sample[fields.BOXES], tf.float32), [-1, 4])
+    image = color_distortion.distort_color(tf.cast(sample[fields.IMAGE], tf.float32), seeds[0])
     window, boxes, kept = box_sampling.sample_geometry(boxes, seeds[1])
     image = image_ops.crop_and_resize_image(image, window, out_hw)
     output = dict(sample)
-    output['image'] = image_ops.normalize_image(image, normalization)
-    output['boxes'] = boxes
-    for key in PER_BOX_KEYS:
+    output[fields.IMAGE] = image_ops.normalize_image(image, normalization)
+    output[fields.BOXES] = boxes
+    for key in fields.PER_BOX_FIELDS:
         if key in sample:
             output[key] = tf.gather(sample[key], kept)
     return output
@@ -59,5 +57,6 @@ def preprocess_for_eval(sample, out_hw, normalization):
       dict like `sample` with `image` float32 [out_h, out_w, 3].
     """
     output = dict(sample)
-    output['image'] = image_ops.eval_preprocess_image(sample['image'], out_hw, normalization)
+    output[fields.IMAGE] = image_ops.eval_preprocess_image(sample[fields.IMAGE], out_hw,
+                                                          normalization)
     return output

@@ -13,19 +13,19 @@ import math
 import os
 import sys
 
-import matplotlib
 import numpy as np
 import tensorflow as tf
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.patches import Rectangle
+from PIL import Image
 
-from common import np_preprocessing
+from common import drawing, fields, np_preprocessing
 from common.files import atomic_write
 from datasets import dataset_factory
+from nets import nets_factory
 from preprocessing import preprocessing_factory
 
 MAX_NUM = 64
+TILE_SIDE = 300  # pixels; smaller samples are scaled up
+GAP = 6  # pixels between tiles
 
 
 def augmented_samples(dataset, preprocess_fn, num):
@@ -38,7 +38,7 @@ def augmented_samples(dataset, preprocess_fn, num):
     Returns:
       list of dicts of numpy arrays with `image`, `boxes`, `labels`.
     """
-    keys = ('image', 'boxes', 'labels')
+    keys = (fields.IMAGE, fields.BOXES, fields.LABELS)
     dataset = dataset.map(preprocess_fn).map(lambda s: {k: s[k] for k in keys}).take(num)
     next_sample = tf.compat.v1.data.make_one_shot_iterator(dataset).get_next()
     samples = []
@@ -54,6 +54,9 @@ def augmented_samples(dataset, preprocess_fn, num):
 def draw_grid(samples, class_names, normalization, output_path, columns=4):
     """Writes a PNG grid of images with boxes and class names (atomically).
 
+    Each image is shown at least TILE_SIDE pixels wide and high (scaled up, so the labels
+    drawn by common.drawing stay legible), on a white grid.
+
     Args:
       samples: list of dicts with `image` float [H, W, 3] normalised,
         `boxes` [N, 4] normalised yxyx, `labels` [N] ints.
@@ -64,31 +67,33 @@ def draw_grid(samples, class_names, normalization, output_path, columns=4):
     """
     if not samples:
         raise ValueError('no samples to draw')
-    columns = min(columns, len(samples))
-    rows = int(math.ceil(len(samples) / columns))
-    figure = Figure(figsize=(2.2 * columns, 2.2 * rows))
-    FigureCanvasAgg(figure)
-    axes = figure.subplots(rows, columns, squeeze=False)
-    colors = matplotlib.colormaps['tab10']
-    for index, axis in enumerate(axes.flat):
-        axis.axis('off')
-        if index >= len(samples):
-            continue
-        sample = samples[index]
-        pixels = np_preprocessing.denormalize(sample['image'], normalization)
-        height, width = pixels.shape[:2]
-        axis.imshow(np.clip(pixels, 0, 255).astype(np.uint8))
-        for (ymin, xmin, ymax, xmax), label in zip(sample['boxes'], sample['labels']):
-            color = colors(int(label) % 10)
-            axis.add_patch(Rectangle((xmin * width, ymin * height), (xmax - xmin) * width,
-                                         (ymax - ymin) * height, fill=False, color=color, linewidth=1))
-            axis.text(xmin * width, ymin * height, class_names.get(int(label), str(label)),
-                      color='white', fontsize=6, va='bottom',
-                      bbox={'facecolor': color, 'pad': 0.5, 'linewidth': 0})
-    figure.tight_layout(pad=0.3)
+    tiles = [_tile(sample, class_names, normalization) for sample in samples]
+    columns = min(columns, len(tiles))
+    rows = int(math.ceil(len(tiles) / columns))
+    height = max(tile.shape[0] for tile in tiles)
+    width = max(tile.shape[1] for tile in tiles)
+    grid = np.full((rows * (height + GAP) + GAP, columns * (width + GAP) + GAP, 3), 255, np.uint8)
+    for index, tile in enumerate(tiles):
+        top = GAP + (index // columns) * (height + GAP)
+        left = GAP + (index % columns) * (width + GAP)
+        grid[top:top + tile.shape[0], left:left + tile.shape[1]] = tile
     buffer = io.BytesIO()
-    figure.savefig(buffer, format='png', dpi=80)
+    Image.fromarray(grid).save(buffer, 'PNG')
     atomic_write(output_path, buffer.getvalue())
+
+
+def _tile(sample, class_names, normalization):
+    """One denormalised sample, scaled up to TILE_SIDE, with its boxes: uint8 [h, w, 3]."""
+    pixels = np.clip(np_preprocessing.denormalize(sample[fields.IMAGE], normalization), 0, 255)
+    image = Image.fromarray(pixels.astype(np.uint8))
+    scale = max(1.0, TILE_SIDE / min(image.size))
+    image = image.resize((round(image.width * scale), round(image.height * scale)),
+                         Image.BILINEAR)
+    boxes = np.reshape(sample[fields.BOXES], (-1, 4))[:, [1, 0, 3, 2]]
+    labels = [int(label) for label in sample[fields.LABELS]]
+    return drawing.draw_boxes(
+        np.asarray(image), boxes * [image.width, image.height, image.width, image.height],
+        labels, [class_names.get(label, str(label)) for label in labels])
 
 
 def _parse_args(argv):
@@ -99,8 +104,7 @@ def _parse_args(argv):
     data.add_argument('--split', default='trainval', help='split name, e.g. trainval')
     data.add_argument('--seed', type=int, default=0, help='shuffle seed')
     drawing = parser.add_argument_group('drawing')
-    drawing.add_argument('--network', default='ssd_300_vgg',
-                         choices=sorted(np_preprocessing.NORMALIZATION),
+    drawing.add_argument('--network', default='ssd_300_vgg', choices=nets_factory.NETWORK_NAMES,
                          help='network whose training preprocessing is shown')
     drawing.add_argument('--num', type=int, default=16, help='number of samples (1-%d)' % MAX_NUM)
     drawing.add_argument('--output', required=True, help='PNG file to write')

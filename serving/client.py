@@ -11,7 +11,6 @@ real TF Serving.
 A `labels_path` (labels.txt) overrides it.
 """
 import dataclasses
-import io
 import logging
 import threading
 import time
@@ -19,7 +18,6 @@ import time
 import cv2
 import grpc
 import numpy as np
-from PIL import Image
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,
     get_model_status_pb2,
@@ -29,11 +27,13 @@ from tensorflow_serving.apis import (
 )
 
 from common import np_post_processing, np_preprocessing
+from common.images import EXIF_ORIENTATION, decode_image  # noqa: F401  (EXIF_ORIENTATION: API)
+from common.images import MAX_PIXELS as DEFAULT_MAX_PIXELS
+from common.images import ImageError as InvalidImage  # typed subclasses in common.images
+from common.images import exif_rotated as _exif_rotated
 from serving import tensor_proto
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-DEFAULT_MAX_PIXELS = 50_000_000
-EXIF_ORIENTATION = 0x0112
 _UNAVAILABLE_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.NOT_FOUND)
 
 
@@ -47,10 +47,6 @@ class ServingError(Exception):
 
 class ServingUnavailable(ServingError):
     """The server is down, too slow (deadline) or has no such model loaded."""
-
-
-class InvalidImage(ValueError):
-    """The image cannot be decoded, or has too many pixels."""
 
 
 @dataclasses.dataclass
@@ -75,37 +71,6 @@ class _ModelInfo:
     version: int
     input_hw: tuple
     class_names: dict
-
-
-def decode_image(data, max_pixels=DEFAULT_MAX_PIXELS):
-    """Decodes encoded image bytes to RGB uint8 [H, W, 3], honouring EXIF orientation.
-
-    The size is read from the header first, so oversized images are refused before decoding.
-
-    Raises:
-      InvalidImage: unknown format, corrupt data or more than max_pixels pixels.
-    """
-    if not data:
-        raise InvalidImage('empty image data')
-    try:
-        with Image.open(io.BytesIO(data)) as header:
-            width, height = header.size
-    except Image.DecompressionBombError as e:
-        raise InvalidImage('image has too many pixels: %s' % e) from e
-    except Exception as e:  # PIL raises many types for corrupt headers
-        raise InvalidImage('cannot identify image format (%s)' % e) from e
-    if width * height > max_pixels:
-        raise InvalidImage('image is %dx%d = %d pixels, the limit is %d' % (width, height, width * height, max_pixels))
-    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise InvalidImage('cannot decode image (%dx%d)' % (width, height))
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
-def _exif_rotated(data):
-    """True when the bytes carry an EXIF orientation other than 'normal'."""
-    with Image.open(io.BytesIO(data)) as image:
-        return image.getexif().get(EXIF_ORIENTATION, 1) != 1
 
 
 class SSDClient:

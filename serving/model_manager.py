@@ -1,53 +1,61 @@
 """Loads the versions of a SavedModel base path and swaps to the newest one while serving.
 
-Layout: `<base_path>/<int version>/saved_model.pb` (folders whose name is not an integer, such
-as an export's temporary folder, are ignored). Like TF Serving's default version policy, the
-highest version is served; a version that fails to load is logged and the old one kept.
+Layout: `<base_path>/<version>/saved_model.pb` (common.signatures.scan_versions: hidden folders
+such as an export's temporary one are skipped, other names that are no version are logged once).
+Like TF Serving's default version policy, the highest version that loads is served. A version
+that fails to load (often a copy still in progress) is retried as soon as its files change, and
+otherwise after a back-off; meanwhile the served version stays.
+
+Requests are checked against `RequestLimits` before anything is decoded: a tensor with a single
+value expands to its whole shape, so a small request could otherwise allocate gigabytes.
 """
+import dataclasses
 import logging
 import os
 import threading
+import time
 
 import tensorflow as tf
 
-from serving import tensor_proto
+from common.signatures import MAX_MESSAGE_BYTES, SERVE_TAG, ServingError, scan_versions
+from serving import protos, tensor_proto
 
-SERVE_TAG = 'serve'
-
-
-class ServingError(Exception):
-    """A request error with the gRPC status code name it maps to ('NOT_FOUND', 'INVALID_ARGUMENT')."""
-
-    def __init__(self, code, message):
-        super().__init__(message)
-        self.code = code
+# TensorFlow's error codes are the gRPC status codes.
+_STATUS_NAMES = {getattr(tf.errors, name): name for name in dir(tf.errors) if name.isupper()}
 
 
-def list_versions(base_path):
-    """Returns the sorted integer versions under base_path that contain a saved_model.pb."""
-    if not os.path.isdir(base_path):
-        return []
-    versions = []
-    for name in os.listdir(base_path):
-        if name.isdigit() and os.path.isfile(os.path.join(base_path, name, 'saved_model.pb')):
-            versions.append(int(name))
-    return sorted(versions)
+@dataclasses.dataclass(frozen=True)
+class RequestLimits:
+    """What one request may expand to, checked before decoding.
+
+    Attributes:
+      max_batch_size: largest dimension 0 of an input whose signature shape starts with -1.
+      max_elements: elements of all inputs of a request, once decoded.
+      max_bytes: bytes of all inputs of a request, once decoded (strings: their lengths).
+    """
+    max_batch_size: int = 32
+    max_elements: int = MAX_MESSAGE_BYTES // 4
+    max_bytes: int = MAX_MESSAGE_BYTES
 
 
 class LoadedVersion:
     """One SavedModel version in its own graph and session, closed when retired and idle."""
 
-    def __init__(self, export_dir, version, session_config=None):
+    def __init__(self, export_dir, version, session_config=None, limits=RequestLimits()):
         self.version = version
         self.export_dir = export_dir
+        self.limits = limits
         self._graph = tf.Graph()
         self._session = tf.compat.v1.Session(graph=self._graph, config=session_config)
         try:
-            meta_graph = tf.compat.v1.saved_model.loader.load(self._session, [SERVE_TAG], export_dir)
+            meta_graph = tf.compat.v1.saved_model.loader.load(self._session, [SERVE_TAG],
+                                                               export_dir)
         except Exception:
             self._session.close()
             raise
-        self.signature_defs = dict(meta_graph.signature_def)
+        # The serving API's own message class (serving.protos), not TensorFlow's.
+        self.signature_defs = {key: protos.SignatureDef.FromString(value.SerializeToString())
+                               for key, value in meta_graph.signature_def.items()}
         self._runners = {}
         self._lock = threading.Lock()
         self._in_flight = 0
@@ -82,33 +90,45 @@ class LoadedVersion:
         Returns:
           dict output alias -> numpy array.
         Raises:
-          ServingError: unknown signature, missing/unknown input, wrong dtype or shape, bad filter.
+          ServingError: INVALID_ARGUMENT for an unknown signature, missing/unknown inputs, a
+            wrong dtype or shape, a request over the limits, or a bad filter;
+            RESOURCE_EXHAUSTED when out of memory; TensorFlow's code for other run errors.
         """
         signature = self.signature_defs.get(signature_name)
         if signature is None:
-            raise ServingError('INVALID_ARGUMENT', 'Serving signature key "%s" not found; available: %s'
-                               % (signature_name, ', '.join(sorted(self.signature_defs))))
+            raise ServingError('Serving signature key "%s" not found; available: %s'
+                               % (signature_name, ', '.join(sorted(self.signature_defs))),
+                               'INVALID_ARGUMENT')
         missing = sorted(set(signature.inputs) - set(inputs))
         unknown = sorted(set(inputs) - set(signature.inputs))
         if missing or unknown:
-            raise ServingError('INVALID_ARGUMENT', 'signature "%s" expects inputs %s; missing %s, unknown %s'
-                               % (signature_name, sorted(signature.inputs), missing, unknown))
-        input_aliases = sorted(inputs)
-        arrays = [_checked_array(alias, inputs[alias], signature.inputs[alias]) for alias in input_aliases]
-        aliases = list(output_filter) or sorted(signature.outputs)
+            raise ServingError('signature "%s" expects inputs %s; missing %s, unknown %s'
+                               % (signature_name, sorted(signature.inputs), missing, unknown),
+                               'INVALID_ARGUMENT')
+        aliases = sorted(set(output_filter) or set(signature.outputs))
         bad = sorted(set(aliases) - set(signature.outputs))
         if bad:
-            raise ServingError('INVALID_ARGUMENT', 'output_filter names unknown outputs %s of signature "%s"; '
-                               'available: %s' % (bad, signature_name, sorted(signature.outputs)))
+            raise ServingError('output_filter names unknown outputs %s of signature "%s"; '
+                               'available: %s' % (bad, signature_name, sorted(signature.outputs)),
+                               'INVALID_ARGUMENT')
+        input_aliases = sorted(inputs)
+        arrays = _decode_inputs(input_aliases, inputs, signature, self.limits)
         try:
             values = self._runner(signature_name, input_aliases, aliases)(*arrays)
-        except tf.errors.InvalidArgumentError as e:
-            raise ServingError('INVALID_ARGUMENT', 'running signature "%s" failed: %s'
-                               % (signature_name, e.message)) from e
+        except tf.errors.OpError as e:
+            code = _STATUS_NAMES.get(e.error_code, 'INTERNAL')
+            raise ServingError('running signature "%s" failed: %s' % (signature_name, e.message),
+                               code) from e
+        except MemoryError as e:
+            raise ServingError('out of memory running signature "%s"' % signature_name,
+                               'RESOURCE_EXHAUSTED') from e
         return dict(zip(aliases, values))
 
     def _runner(self, signature_name, input_aliases, output_aliases):
-        """A session callable for these inputs and outputs, made once (cheaper than session.run)."""
+        """A session callable for these inputs and outputs, made once (cheaper than session.run).
+
+        At most one per signature and set of outputs, so the cache is bounded by the model.
+        """
         key = (signature_name, tuple(input_aliases), tuple(output_aliases))
         runner = self._runners.get(key)
         if runner is None:
@@ -120,41 +140,118 @@ class LoadedVersion:
         return runner
 
 
-def _checked_array(alias, proto, tensor_info):
-    """Converts a request TensorProto after checking dtype and shape against the signature."""
-    if proto.dtype != tensor_info.dtype:
-        raise ServingError('INVALID_ARGUMENT', 'input "%s" has dtype %s, the signature expects %s'
-                           % (alias, tensor_proto.dtype_name(proto.dtype), tensor_proto.dtype_name(tensor_info.dtype)))
-    expected = tensor_proto.shape_of(tensor_info.tensor_shape)
-    got = tensor_proto.shape_of(proto)
-    if expected is not None and (len(got) != len(expected) or
-                                 any(e not in (-1, g) for e, g in zip(expected, got))):
-        raise ServingError('INVALID_ARGUMENT', 'input "%s" has shape %s, the signature expects %s (-1 = any)'
-                           % (alias, got, expected))
+def _decode_inputs(aliases, inputs, signature, limits):
+    """Checks the request's tensors against the signature and the limits, then decodes them.
+
+    Returns:
+      list of numpy arrays, in the order of aliases.
+    Raises:
+      ServingError: INVALID_ARGUMENT naming the input (and the limit), RESOURCE_EXHAUSTED when
+        decoding runs out of memory.
+    """
+    elements = size = 0
+    for alias in aliases:
+        count, nbytes = _checked_size(alias, inputs[alias], signature.inputs[alias], limits)
+        elements += count
+        size += nbytes
+        for total, limit, flag, unit in [(elements, limits.max_elements, 'max_request_elements',
+                                          'elements'),
+                                         (size, limits.max_bytes, 'max_request_bytes', 'bytes')]:
+            if total > limit:
+                raise ServingError(
+                    'input "%s" brings the request to %d %s once decoded, over the limit of %d '
+                    '(--%s)' % (alias, total, unit, limit, flag), 'INVALID_ARGUMENT')
     try:
-        return tensor_proto.make_ndarray(proto)
+        return [tensor_proto.make_ndarray(inputs[alias]) for alias in aliases]
+    except MemoryError as e:
+        raise ServingError('out of memory decoding the request (%d bytes)' % size,
+                           'RESOURCE_EXHAUSTED') from e
+
+
+def _checked_size(alias, proto, tensor_info, limits):
+    """Checks dtype, shape and batch size of one input. Returns its decoded (elements, bytes)."""
+    def refuse(message, *args):
+        return ServingError('input "%s" ' % alias + message % args, 'INVALID_ARGUMENT')
+
+    if proto.dtype != tensor_info.dtype:
+        raise refuse('has dtype %s, the signature expects %s', tensor_proto.dtype_name(proto.dtype),
+                     tensor_proto.dtype_name(tensor_info.dtype))
+    got = tensor_proto.shape_of(proto)
+    if got is None:
+        raise refuse('has an unknown rank (unknown_rank is set); send its shape')
+    expected = tensor_proto.shape_of(tensor_info.tensor_shape)
+    if expected is not None:
+        if len(got) != len(expected) or any(e not in (-1, g) for e, g in zip(expected, got)):
+            raise refuse('has shape %s, the signature expects %s (-1 = any)', got, expected)
+        if expected and expected[0] == -1 and got[0] == 0:
+            raise refuse('has an empty batch (shape %s); send at least one item', got)
+        if expected and expected[0] == -1 and got[0] > limits.max_batch_size:
+            raise refuse('has a batch of %d, over the limit of %d (--max_batch_size)', got[0],
+                         limits.max_batch_size)
+    try:
+        return tensor_proto.decoded_size(proto)
     except ValueError as e:
-        raise ServingError('INVALID_ARGUMENT', 'input "%s": %s' % (alias, e)) from e
+        raise refuse('%s', e) from e
+
+
+def _fingerprint(path):
+    """(relative path, size, mtime) of every file under path: changes when a copy progresses."""
+    files = []
+    for root, _, names in os.walk(path):
+        for name in names:
+            try:
+                stat = os.stat(os.path.join(root, name))
+            except OSError:  # removed while we look
+                continue
+            files.append((os.path.relpath(os.path.join(root, name), path), stat.st_size,
+                          stat.st_mtime_ns))
+    return tuple(sorted(files))
+
+
+@dataclasses.dataclass
+class _Failure:
+    """A version that failed to load: retried when its files change or at retry_at."""
+    fingerprint: tuple
+    retry_at: float
+    backoff: float
 
 
 class ModelManager:
     """Serves the highest version of one model and polls its base path for new versions."""
 
-    def __init__(self, model_name, base_path, poll_seconds=1.0, session_config=None):
+    def __init__(self, model_name, base_path, poll_seconds=1.0, session_config=None,
+                 limits=RequestLimits(), retry_seconds=30.0, max_retry_seconds=600.0,
+                 clock=time.monotonic):
+        """Args:
+          model_name: the served model's name.
+          base_path: folder of version folders.
+          poll_seconds: interval of the polling thread.
+          session_config: tf.compat.v1.ConfigProto of the sessions, or None.
+          limits: RequestLimits of every request.
+          retry_seconds: first back-off before a failed version with unchanged files is
+            retried; it doubles up to max_retry_seconds.
+          max_retry_seconds: the longest back-off.
+          clock: monotonic time source (tests replace it).
+        """
         self.model_name = model_name
         self.base_path = base_path
+        self.limits = limits
         self._poll_seconds = poll_seconds
         self._session_config = session_config
+        self._retry_seconds = retry_seconds
+        self._max_retry_seconds = max_retry_seconds
+        self._clock = clock
         self._lock = threading.Lock()
         self._poll_lock = threading.Lock()
         self._current = None
-        self._failed = set()
+        self._failures = {}
+        self._ignored = set()
         self._warned_empty = False
         self._stop = threading.Event()
         self._thread = None
 
     def poll_once(self):
-        """Loads the highest version if it is new; keeps the old one when loading fails.
+        """Loads the highest loadable version above the served one; keeps the served one else.
 
         Returns:
           the version served afterwards (None when none is loaded).
@@ -163,29 +260,56 @@ class ModelManager:
             return self._poll_locked()
 
     def _poll_locked(self):
-        versions = list_versions(self.base_path)
+        versions, ignored = scan_versions(self.base_path)
+        for name in sorted(set(ignored) - self._ignored):
+            logging.warning('Ignoring %s: "%s" is no version number (ASCII digits within int64, '
+                            'no leading zeros)', os.path.join(self.base_path, name), name)
+        self._ignored = set(ignored)
+        self._failures = {v: f for v, f in self._failures.items() if v in versions}
         current = self._current
-        if versions and (current is None or versions[-1] != current.version) and versions[-1] not in self._failed:
-            version = versions[-1]
-            path = os.path.join(self.base_path, str(version))
-            logging.info('Loading model %s version %d from %s', self.model_name, version, path)
-            try:
-                loaded = LoadedVersion(path, version, self._session_config)
-            except Exception as e:  # any load failure must keep the old version serving
-                self._failed.add(version)
-                logging.error('Failed to load model %s version %d from %s: %s; still serving version %s',
-                              self.model_name, version, path, e, current.version if current else None)
-            else:
-                with self._lock:
-                    old, self._current = self._current, loaded
-                logging.info('Serving model %s version %d', self.model_name, version)
-                if old is not None:
-                    old.retire()
-        elif not versions and current is None and not self._warned_empty:
+        if current is None or current.version not in versions:
+            candidates = sorted(versions, reverse=True)  # also a rollback when a folder is removed
+        else:
+            candidates = sorted((v for v in versions if v > current.version), reverse=True)
+        for version in candidates:
+            if self._try_load(version, versions[version]):
+                break
+        if not versions and current is None and not self._warned_empty:
             self._warned_empty = True
             logging.warning('No versions of model %s found under %s (waiting for one)',
                             self.model_name, self.base_path)
         return self._current.version if self._current else None
+
+    def _try_load(self, version, path):
+        """Loads a version unless it failed before with the same files and its back-off runs.
+
+        Returns:
+          True when the version is served now.
+        """
+        fingerprint = _fingerprint(path)
+        failure = self._failures.get(version)
+        now = self._clock()
+        if failure is not None and failure.fingerprint == fingerprint and now < failure.retry_at:
+            return False
+        logging.info('Loading model %s version %d from %s', self.model_name, version, path)
+        try:
+            loaded = LoadedVersion(path, version, self._session_config, self.limits)
+        except Exception as e:  # any load failure must keep the served version
+            backoff = (self._retry_seconds if failure is None or failure.fingerprint != fingerprint
+                       else min(2 * failure.backoff, self._max_retry_seconds))
+            self._failures[version] = _Failure(fingerprint, now + backoff, backoff)
+            logging.error('Failed to load model %s version %d from %s: %s; still serving version '
+                          '%s; retrying when its files change or in %.0f s', self.model_name,
+                          version, path, e, self._current.version if self._current else None,
+                          backoff)
+            return False
+        self._failures.pop(version, None)
+        with self._lock:
+            old, self._current = self._current, loaded
+        logging.info('Serving model %s version %d', self.model_name, version)
+        if old is not None:
+            old.retire()
+        return True
 
     def start(self):
         """Loads the current version and starts the polling thread."""
@@ -197,8 +321,8 @@ class ModelManager:
         while not self._stop.wait(self._poll_seconds):
             try:
                 self.poll_once()
-            except OSError as e:
-                logging.error('Polling %s failed: %s', self.base_path, e)
+            except Exception:  # the poller must outlive any odd file system state
+                logging.exception('Polling %s failed', self.base_path)
 
     def stop(self):
         """Stops polling and closes the served version."""
@@ -217,16 +341,16 @@ class ModelManager:
           ServingError: NOT_FOUND for an unknown model, an unavailable version or nothing loaded.
         """
         if model_name != self.model_name:
-            raise ServingError('NOT_FOUND', 'Servable not found for request: model "%s" (this server serves "%s")'
-                               % (model_name, self.model_name))
+            raise ServingError('Servable not found for request: model "%s" (this server serves '
+                               '"%s")' % (model_name, self.model_name), 'NOT_FOUND')
         with self._lock:
             current = self._current
             if current is None:
-                raise ServingError('NOT_FOUND', 'model "%s" has no loaded version (base path %s)'
-                                   % (model_name, self.base_path))
+                raise ServingError('model "%s" has no loaded version (base path %s)'
+                                   % (model_name, self.base_path), 'NOT_FOUND')
             if version is not None and version != current.version:
-                raise ServingError('NOT_FOUND', 'model "%s" version %d is not available; serving version %d'
-                                   % (model_name, version, current.version))
+                raise ServingError('model "%s" version %d is not available; serving version %d'
+                                   % (model_name, version, current.version), 'NOT_FOUND')
             current.acquire()
         return current
 
@@ -237,7 +361,6 @@ class ModelManager:
             return [(current.version, 'AVAILABLE')] if current else []
         if current is not None and version == current.version:
             return [(version, 'AVAILABLE')]
-        if version in list_versions(self.base_path):
+        if version in scan_versions(self.base_path)[0]:
             return [(version, 'END')]
         return []
-

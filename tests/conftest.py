@@ -1,14 +1,27 @@
-"""Shared pytest setup: quiet TensorFlow; the toy SavedModel and an in-process model server."""
+"""Shared pytest setup: quiet TensorFlow, a fresh default graph per test; the toy SavedModel
+and an in-process model server."""
 import os
 import types
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 import pytest  # noqa: E402  (after the log level, before TensorFlow loads)
+import tensorflow as tf  # noqa: E402  (after the log level)
 
 from serving import model_server
 from serving.model_manager import ModelManager
 from tests import helpers
+
+
+@pytest.fixture(autouse=True)
+def fresh_default_graph():
+    """Every test starts with an empty default graph.
+
+    Most graph tests open their own `tf.Graph()`, but a script's main() run in-process
+    disables eager execution and builds into the default graph, which would otherwise
+    carry its ops (and variable names) into the next test.
+    """
+    tf.compat.v1.reset_default_graph()
 
 
 @pytest.fixture

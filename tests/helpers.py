@@ -90,3 +90,22 @@ def toy_outputs(images, box_scale=1.0):
     logits = (images.reshape(-1, 48) @ weights).reshape(-1, 2, 3)
     exp = np.exp(logits - logits.max(-1, keepdims=True))
     return exp / exp.sum(-1, keepdims=True), np.tile(TOY_ANCHORS[None], [len(images), 1, 1]) * box_scale
+
+
+def random_boxes(rng, shape):
+    """Random valid boxes float32 [*shape, 4] (ymin, xmin, ymax, xmax) inside the unit square."""
+    mins = rng.uniform(0.0, 0.7, list(shape) + [2])
+    sizes = rng.uniform(0.01, 0.3, list(shape) + [2])
+    return np.concatenate([mins, mins + sizes], axis=-1).astype(np.float32)
+
+
+def run_dataset(dataset):
+    """Every element of a finite tf.data.Dataset, run in a session of the current default graph."""
+    next_element = tf.compat.v1.data.make_one_shot_iterator(dataset).get_next()
+    elements = []
+    with tf.compat.v1.Session() as session:
+        while True:
+            try:
+                elements.append(session.run(next_element))
+            except tf.errors.OutOfRangeError:
+                return elements

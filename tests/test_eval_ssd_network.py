@@ -2,6 +2,7 @@
 import glob
 import json
 import os
+import stat
 import subprocess
 import sys
 
@@ -52,7 +53,8 @@ def test_eval_script_waits_for_checkpoints_and_writes_reports(records_dir, tmp_p
     result = _run(['--checkpoint_path=%s' % train_dir, '--eval_dir=%s' % eval_dir,
                    '--dataset_dir=%s' % records_dir, '--model_name=ssd_300_mobilenet_v2',
                    '--batch_size=3', '--wait_for_checkpoints', '--eval_interval_secs=1',
-                   '--eval_timeout_secs=1'])
+                   '--eval_timeout_secs=1', '--num_visualizations=5',
+                   '--visualization_score_threshold=0'])
     assert result.returncode == 0, result.stderr[-3000:]
     assert 'model.ckpt-7 (step 7)' in result.stdout
     for name in ('circle', 'square', 'triangle', 'star', 'cross', 'mAP'):
@@ -72,6 +74,15 @@ def test_eval_script_waits_for_checkpoints_and_writes_reports(records_dir, tmp_p
         for event in tf.compat.v1.train.summary_iterator(path):
             tags.update(v.tag for v in event.summary.value)
     assert 'eval/mAP_voc07' in tags and 'eval/mAP_voc12' in tags
+    # 5 pictures asked, the split has 4 images: all of them, in evaluation order.
+    pictures = sorted(os.listdir(eval_dir / 'visualizations'))
+    assert [name[:3] for name in pictures] == ['00_', '01_', '02_', '03_']
+    assert sorted(name[3:] for name in pictures) == ['test_%06d.png' % i for i in range(4)]
+    for name in pictures:
+        with open(eval_dir / 'visualizations' / name, 'rb') as f:
+            assert f.read(8) == b'\x89PNG\r\n\x1a\n'
+        assert 'visualizations/' + name[:-len('.png')] in tags
+    assert 'Wrote 4 pictures in' in result.stdout
 
 
 def test_eval_script_rejects_bad_flags(records_dir, tmp_path):
@@ -97,8 +108,13 @@ def test_add_batch_cuts_padding():
         'boxes': np.array([[box, [0, 0, 0, 0]], [box, [0, 0, 0, 0]]]),
         'labels': np.array([[1, 0], [2, 0]]),
         'difficult': np.array([[0, 0], [0, 0]]),
+        'filename': np.array([b'a.jpg', b'b.jpg']),
     }
-    eval_lib._add_batch(evaluator, values)  # pylint: disable=protected-access
+    images = eval_lib._add_batch(evaluator, values)  # pylint: disable=protected-access
+    assert [image['filename'] for image in images] == [b'a.jpg', b'b.jpg']
+    assert [len(image['detection_scores']) for image in images] == [2, 0]
+    assert [image['boxes'].shape for image in images] == [(1, 4), (1, 4)]
+    assert images[0]['detection_classes'].dtype == np.int64
     results = evaluator.evaluate()
     assert evaluator.num_images == 2
     assert results['per_class']['circle']['ap_voc12'] == pytest.approx(1.0)
@@ -130,3 +146,19 @@ def test_metrics_json_written_atomically(tmp_path):
     path = eval_lib.write_metrics(str(tmp_path), {'mAP_voc07': 0.5})
     assert json.loads(open(path, encoding='utf-8').read()) == {'mAP_voc07': 0.5}
     assert os.listdir(tmp_path) == ['metrics.json']
+
+
+def test_reports_get_the_umask_permissions(tmp_path):
+    """metrics.json and the PR curves are readable as any other output (issue 16, item 8)."""
+    per_class = {'circle': {'precision': np.array([1.0]), 'recall': np.array([0.5]),
+                            'ap_voc07': 0.5, 'ap_voc12': 0.5, 'num_gt': 2}}
+    previous = os.umask(0o027)
+    try:
+        paths = [eval_lib.write_metrics(str(tmp_path), {'mAP_voc07': 0.5})]
+        paths += pr_curves.write_pr_curves(str(tmp_path / 'pr_curves'), per_class)
+        os.umask(0o002)
+        paths += pr_curves.write_pr_curves(str(tmp_path / 'shared'), per_class)
+    finally:
+        os.umask(previous)
+    modes = [stat.S_IMODE(os.stat(path).st_mode) for path in paths]
+    assert modes == [0o640] * 3 + [0o664] * 2

@@ -1,4 +1,5 @@
-"""export_model.py: the SavedModel's signatures, its outputs against the training graph, detect vs numpy."""
+"""export_model.py: the SavedModel's signatures, its outputs against the training graph,
+detect vs numpy."""
 import os
 import subprocess
 import sys
@@ -10,7 +11,7 @@ import tensorflow as tf
 import tf_slim as slim
 
 import export_model
-from common import np_post_processing, np_preprocessing
+from common import cli, np_post_processing, np_preprocessing
 from datasets import labels as labels_lib
 from export import ssd_export
 from nets import checkpoints, nets_factory
@@ -48,9 +49,11 @@ def exported(tmp_path_factory):
         perturbed = session.run(scores)
     assert np.abs(perturbed - expected['scores']).max() > 1e-3  # the test can tell the two apart
     export_base = str(work / 'exports' / 'ssd')
-    assert export_model.main(['--checkpoint_path=%s' % (work / 'train'), '--model_name=%s' % NETWORK,
-                              '--export_dir=%s' % export_base, '--labels_file=%s' % labels_file]) == 0
-    return {'base': export_base, 'path': os.path.join(export_base, '1'), 'images': images, 'expected': expected,
+    assert export_model.main(['--checkpoint_path=%s' % (work / 'train'),
+                              '--model_name=%s' % NETWORK, '--export_dir=%s' % export_base,
+                              '--labels_file=%s' % labels_file]) == 0
+    return {'base': export_base, 'path': os.path.join(export_base, '1'), 'images': images,
+            'expected': expected,
             'work': work, 'labels_file': labels_file}
 
 
@@ -70,19 +73,24 @@ def test_layout_and_saved_model_cli(exported):
     assert sorted(os.listdir(exported['base'])) == ['1']
     assert labels_lib.read_labels(os.path.join(exported['path'], 'assets', 'labels.txt')) == LABELS
     cli = os.path.join(os.path.dirname(sys.executable), 'saved_model_cli')
-    shown = subprocess.run([cli, 'show', '--dir', exported['path'], '--all'], capture_output=True, text=True,
-                           check=True, timeout=300).stdout
+    shown = subprocess.run([cli, 'show', '--dir', exported['path'], '--all'],
+                           capture_output=True, text=True, check=True, timeout=300).stdout
     anchors = nets_factory.get_network(NETWORK, len(LABELS)).anchors().shape[0]
+
+    def info(kind, name, dtype, shape):
+        return "%s['%s'] tensor_info:\n        dtype: %s\n        shape: %s" % (
+            kind, name, dtype, shape)
+
     for line in ["signature_def['serving_default']", "signature_def['detect']",
-                 "inputs['images'] tensor_info:\n        dtype: DT_FLOAT\n        shape: (-1, 300, 300, 3)",
-                 "outputs['scores'] tensor_info:\n        dtype: DT_FLOAT\n        shape: (-1, %d, 3)" % anchors,
-                 "outputs['boxes'] tensor_info:\n        dtype: DT_FLOAT\n        shape: (-1, %d, 4)" % anchors,
-                 "inputs['encoded_images'] tensor_info:\n        dtype: DT_STRING\n        shape: (-1)",
-                 "outputs['detection_boxes'] tensor_info:\n        dtype: DT_FLOAT\n        shape: (-1, 200, 4)",
-                 "outputs['detection_scores'] tensor_info:\n        dtype: DT_FLOAT\n        shape: (-1, 200)",
-                 "outputs['detection_classes'] tensor_info:\n        dtype: DT_FLOAT\n        shape: (-1, 200)",
-                 "outputs['num_detections'] tensor_info:\n        dtype: DT_FLOAT\n        shape: (-1)",
-                 "outputs['class_names'] tensor_info:\n        dtype: DT_STRING\n        shape: (-1, 3)",
+                 info('inputs', 'images', 'DT_FLOAT', '(-1, 300, 300, 3)'),
+                 info('outputs', 'scores', 'DT_FLOAT', '(-1, %d, 3)' % anchors),
+                 info('outputs', 'boxes', 'DT_FLOAT', '(-1, %d, 4)' % anchors),
+                 info('inputs', 'encoded_images', 'DT_STRING', '(-1)'),
+                 info('outputs', 'detection_boxes', 'DT_FLOAT', '(-1, 200, 4)'),
+                 info('outputs', 'detection_scores', 'DT_FLOAT', '(-1, 200)'),
+                 info('outputs', 'detection_classes', 'DT_FLOAT', '(-1, 200)'),
+                 info('outputs', 'num_detections', 'DT_FLOAT', '(-1)'),
+                 info('outputs', 'class_names', 'DT_STRING', '(-1, 3)'),
                  "Method name is: tensorflow/serving/predict"]:
         assert line in shown, line
 
@@ -93,7 +101,8 @@ def test_only_standard_ops(exported):
         graph_def = session.graph.as_graph_def()
     ops = {node.op for node in graph_def.node}
     ops.update(node.op for function in graph_def.library.function for node in function.node_def)
-    assert {'DecodeImage', 'NonMaxSuppressionV3', 'Conv2D'} <= ops  # detect's decode and NMS are in the graph
+    # detect's decode and NMS are in the graph.
+    assert {'DecodeImage', 'NonMaxSuppressionV3', 'Conv2D'} <= ops
     assert not ops & {'PyFunc', 'PyFuncStateless', 'EagerPyFunc'}
 
 
@@ -107,7 +116,8 @@ def test_serving_default_equals_training_graph_with_moving_averages(exported):
 
 def test_detect_equals_numpy_post_processing_of_serving_default(exported):
     rng = np.random.RandomState(3)
-    pictures = [rng.randint(0, 256, [120, 90, 3], dtype=np.uint8), rng.randint(0, 256, [64, 200, 3], np.uint8)]
+    pictures = [rng.randint(0, 256, [120, 90, 3], dtype=np.uint8),
+                rng.randint(0, 256, [64, 200, 3], np.uint8)]
     encoded = [cv2.imencode('.png', p[:, :, ::-1])[1].tobytes() for p in pictures]
     with tf.Graph().as_default(), tf.compat.v1.Session() as prep:
         image = tf.compat.v1.placeholder(tf.uint8, [None, None, 3])
@@ -117,7 +127,8 @@ def test_detect_equals_numpy_post_processing_of_serving_default(exported):
     with session:
         raw = _run(session, signatures['serving_default'], {'images': batch})
         detect = _run(session, signatures['detect'], {'encoded_images': encoded})
-        names = _run(session, signatures['detect'], {'encoded_images': np.array([b''], object)}, ['class_names'])
+        names = _run(session, signatures['detect'], {'encoded_images': np.array([b''], object)},
+                     ['class_names'])
     assert [n.decode() for n in names['class_names'][0]] == ['background', 'circle', 'square']
     for i in range(len(pictures)):
         boxes, scores, classes = np_post_processing.postprocess(raw['scores'][i], raw['boxes'][i])
@@ -144,7 +155,8 @@ def test_served_by_model_server_to_client(exported):
     try:
         address = '127.0.0.1:%d' % port
         with client_lib.SSDClient(address, score_threshold=0.0) as default_client, \
-                client_lib.SSDClient(address, signature='detect', score_threshold=0.0) as detect_client:
+                client_lib.SSDClient(address, signature='detect',
+                                     score_threshold=0.0) as detect_client:
             from_default = default_client.detect(png)
             from_detect = detect_client.detect(png)
     finally:
@@ -154,7 +166,8 @@ def test_served_by_model_server_to_client(exported):
     count = int(in_graph['num_detections'][0])
     for result, want_boxes, want_scores, want_classes in [
             (from_default, boxes, scores, classes),
-            (from_detect, in_graph['detection_boxes'][0, :count], in_graph['detection_scores'][0, :count],
+            (from_detect, in_graph['detection_boxes'][0, :count],
+             in_graph['detection_scores'][0, :count],
              in_graph['detection_classes'][0, :count])]:
         assert (result.width, result.height) == (100, 150)
         np.testing.assert_allclose([d.score for d in result.detections], want_scores, atol=1e-5)
@@ -164,12 +177,36 @@ def test_served_by_model_server_to_client(exported):
 
 
 def test_existing_version_is_refused(exported, capsys):
-    args = ['--checkpoint_path=%s' % (exported['work'] / 'train' / 'model.ckpt-7'), '--model_name=%s' % NETWORK,
-            '--export_dir=%s' % exported['base'], '--labels_file=%s' % exported['labels_file'], '--version=1']
+    args = ['--checkpoint_path=%s' % (exported['work'] / 'train' / 'model.ckpt-7'),
+            '--model_name=%s' % NETWORK, '--export_dir=%s' % exported['base'],
+            '--labels_file=%s' % exported['labels_file'], '--version=1']
     with pytest.raises(SystemExit):
         export_model.main(args)
     assert 'exists already' in capsys.readouterr().err
     assert sorted(os.listdir(exported['base'])) == ['1']
+
+
+@pytest.mark.parametrize('flags, message', [
+    (['--nms_threshold=1.5'], '--nms_threshold must be in [0, 1], got 1.5'),
+    (['--keep_top_k=0'], '--keep_top_k must be > 0, got 0'),
+    (['--model_name=ssd_301'], "--model_name: invalid choice: 'ssd_301'"),
+    (['--version=0'], '--version must be > 0, got 0'),
+])
+def test_bad_flags_are_refused_before_export(exported, tmp_path, capsys, flags, message):
+    args = ['--checkpoint_path=%s' % (exported['work'] / 'train'),
+            '--export_dir=%s' % (tmp_path / 'ssd'), '--labels_file=%s' % exported['labels_file']]
+    with pytest.raises(SystemExit) as exit_info:
+        export_model.main(args + flags)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / 'ssd')
+
+
+def test_default_post_processing_is_the_shared_one(exported):
+    args = export_model.parse_args(['--checkpoint_path=%s' % (exported['work'] / 'train'),
+                                    '--export_dir=%s' % exported['base'],
+                                    '--labels_file=%s' % exported['labels_file']])
+    assert cli.post_processing_kwargs(args) == dict(np_post_processing.DEFAULTS)
 
 
 def test_bad_checkpoint_messages(tmp_path, exported):
@@ -178,7 +215,8 @@ def test_bad_checkpoint_messages(tmp_path, exported):
     with pytest.raises(ValueError, match='no such checkpoint'):
         checkpoints.resolve_checkpoint(str(tmp_path / 'model.ckpt-1'))
     with pytest.raises(ValueError, match='does not fit the network'):
-        ssd_export.export('ssd_300_mobilenet_v2', str(exported['work'] / 'train'), str(tmp_path / 'out'),
+        ssd_export.export('ssd_300_mobilenet_v2', str(exported['work'] / 'train'),
+                          str(tmp_path / 'out'),
                           _labels_with_classes(tmp_path, 5))
     assert not os.path.exists(tmp_path / 'out' / '1')
 

@@ -27,16 +27,31 @@ def _run(args):
 
 
 def _validate(argv):
-    flags = train_ssd_network.FLAGS
-    flags.unparse_flags()
-    flags(['train_ssd_network.py'] + argv)
-    train_ssd_network.validate_flags(flags)
+    args = train_ssd_network.build_parser().parse_args(argv)
+    train_ssd_network.validate_flags(args)
+    return args
 
 
 @pytest.mark.parametrize('argv, flag', [
-    ([], '--dataset_dir'),
-    (['--batch_size=0'], '--batch_size'),
+    ([], '--dataset_dir, --train_dir'),
     (['--model_name=ssd_400'], '--model_name'),
+    (['--optimizer=adagrad'], '--optimizer'),
+    (['--learning_rate_decay_type=step'], '--learning_rate_decay_type'),
+    (['--clone_on_cpu=maybe'], '--clone_on_cpu'),
+    (['--noclone_on_cpu=true'], '--noclone_on_cpu'),
+    (['--batch_size=eight'], '--batch_size'),
+    (['--unknown_flag=1'], '--unknown_flag'),
+])
+def test_parse_errors_name_the_flag(tmp_path, capsys, argv, flag):
+    base = [] if not argv else ['--dataset_dir=%s' % tmp_path, '--train_dir=%s' % tmp_path]
+    with pytest.raises(SystemExit) as exit_info:
+        train_ssd_network.parse_args(base + argv)
+    assert exit_info.value.code == 2
+    assert flag in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('argv, flag', [
+    (['--batch_size=0'], '--batch_size'),
     (['--match_threshold=1.5'], '--match_threshold'),
     (['--learning_rate_decay_type=exponential'], '--learning_rate_decay_steps'),
     (['--learning_rate_decay_type=polynomial'], '--max_number_of_steps'),
@@ -47,18 +62,38 @@ def _validate(argv):
     (['--learning_rate_boundaries=100'], 'piecewise'),
     (['--checkpoint_model_scope=vgg_16'], '--checkpoint_path'),
     (['--moving_average_decay=1.0'], '--moving_average_decay'),
-    (['--worker_replicas=2'], '--num_ps_tasks'),
+    (['--worker_replicas=2'], '--worker_replicas > 1 needs --num_ps_tasks'),
+    (['--worker_replicas=2', '--num_ps_tasks=1', '--task=2'], '--task must be in'),
+    (['--num_clones=0'], '--num_clones'),
+    (['--save_summaries_steps=0'], '--save_summaries_steps'),
+    (['--dataset_dir=/no/such/dir'], '--dataset_dir /no/such/dir is not a directory'),
 ])
 def test_invalid_flags_name_the_flag(tmp_path, argv, flag):
-    base = [] if not argv else ['--dataset_dir=%s' % tmp_path, '--train_dir=%s' % tmp_path]
+    base = ['--dataset_dir=%s' % tmp_path, '--train_dir=%s' % tmp_path]
     with pytest.raises(ValueError, match=flag):
         _validate(base + argv)
 
 
 def test_valid_flags_pass(tmp_path):
-    _validate(['--dataset_dir=%s' % tmp_path, '--train_dir=%s' % (tmp_path / 't'),
-               '--learning_rate_decay_type=piecewise', '--learning_rate_boundaries=10,20',
-               '--learning_rate_values=0.1,0.01,0.001', '--warmup_steps=5'])
+    args = _validate(['--dataset_dir=%s' % tmp_path, '--train_dir=%s' % (tmp_path / 't'),
+                      '--learning_rate_decay_type=piecewise', '--learning_rate_boundaries=10,20',
+                      '--learning_rate_values=0.1,0.01,0.001', '--warmup_steps=5'])
+    assert args.learning_rate_boundaries == ['10', '20']
+    config = train_ssd_network.deployment_config(args)
+    assert (config.num_clones, config.clone_on_cpu, config.num_replicas) == (1, False, 1)
+
+
+@pytest.mark.parametrize('argv, value', [
+    ([], False),
+    (['--clone_on_cpu'], True),
+    (['--clone_on_cpu=true'], True),
+    (['--clone_on_cpu=False'], False),
+    (['--clone_on_cpu', '--noclone_on_cpu'], False),
+    (['--clone_on_cpu=1'], True),
+])
+def test_absl_style_booleans(tmp_path, argv, value):
+    args = _validate(['--dataset_dir', str(tmp_path), '--train_dir', str(tmp_path)] + argv)
+    assert args.clone_on_cpu is value
 
 
 def test_cli_rejects_bad_flag_before_building(records_dir, tmp_path):

@@ -1,9 +1,43 @@
-"""Session hooks of the training loop: the progress log line."""
-import datetime
+"""Session hooks of the training loop: the progress log line, the time limit, summaries."""
 import logging
 import time
 
 import tensorflow as tf
+
+from common import progress
+
+IMAGE_SUMMARIES = 'image_summaries'
+"""Collection of the image summaries, written on a time period rather than a step period."""
+
+SUMMARY_POINTS = 100
+"""Points per scalar curve in TensorBoard when the summary period is not given."""
+
+
+def summary_steps(max_number_of_steps):
+    """Default scalar summary period: SUMMARY_POINTS points over the run (at least every
+    step), or every SUMMARY_POINTS steps when the run has no step limit."""
+    if not max_number_of_steps:
+        return SUMMARY_POINTS
+    return max(1, max_number_of_steps // SUMMARY_POINTS)
+
+
+def summary_hooks(output_dir, save_steps, image_secs):
+    """Hooks writing the scalar summaries every `save_steps` steps and the image summaries
+    (IMAGE_SUMMARIES collection) every `image_secs` seconds, into `output_dir`.
+
+    Images are large, so they follow a time period that stays bounded on long runs;
+    scalars are small, so a curve can have many points.
+    """
+    hooks = []
+    scalars = tf.compat.v1.summary.merge_all()
+    if scalars is not None:
+        hooks.append(tf.compat.v1.train.SummarySaverHook(
+            save_steps=save_steps, output_dir=output_dir, summary_op=scalars))
+    images = tf.compat.v1.summary.merge_all(key=IMAGE_SUMMARIES)
+    if images is not None:
+        hooks.append(tf.compat.v1.train.SummarySaverHook(
+            save_secs=image_secs, output_dir=output_dir, summary_op=images))
+    return hooks
 
 
 def format_progress(step, last_step, values, images_per_sec, sec_per_step):
@@ -22,8 +56,7 @@ def format_progress(step, last_step, values, images_per_sec, sec_per_step):
         step, '/%d' % last_step if last_step else '', values['total'], parts,
         values['learning_rate'], images_per_sec)
     if last_step:
-        eta = datetime.timedelta(seconds=int(max(last_step - step, 0) * sec_per_step))
-        line += ', ETA %s' % eta
+        line += ', ETA %s' % progress.format_duration((last_step - step) * sec_per_step)
     return line
 
 

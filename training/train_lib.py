@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 import tf_slim as slim
 
-from common import np_preprocessing
+from common import fields, np_preprocessing
 from deployment import model_deploy
 from nets import checkpoints
 from nets import losses as losses_lib
@@ -20,8 +20,6 @@ TrainGraph = collections.namedtuple('TrainGraph', [
     'init_fn',         # fn(scaffold, session) restoring a fine-tuning checkpoint, or None.
     'images_per_step',
 ])
-
-NAN_MESSAGE = 'NaN or Inf'
 
 
 class TrainingDivergedError(RuntimeError):
@@ -37,7 +35,8 @@ def _image_summary(images, boxes, normalization, max_images):
     pixels.set_shape(images.shape)
     drawn = tf.image.draw_bounding_boxes(pixels, boxes[:max_images],
                                          tf.constant([[1.0, 0.2, 0.2]], tf.float32))
-    tf.compat.v1.summary.image('train_images_with_boxes', drawn, max_outputs=max_images)
+    tf.compat.v1.summary.image('train_images_with_boxes', drawn, max_outputs=max_images,
+                               collections=[train_hooks.IMAGE_SUMMARIES])
 
 
 def build_train_graph(network, dataset_info, preprocess_fn, deploy_config, batch_size,
@@ -84,9 +83,9 @@ def build_train_graph(network, dataset_info, preprocess_fn, deploy_config, batch
         with tf.compat.v1.device(deploy_config.inputs_device()):
             batch = iterator.get_next()
         with slim.arg_scope(network.arg_scope(weight_decay=weight_decay)):
-            logits, locs, _ = network.net(batch['image'], is_training=True)
-        parts = losses_lib.ssd_losses(logits, locs, batch['target_labels'],
-                                      batch['target_locs'], negative_ratio=negative_ratio,
+            logits, locs, _ = network.net(batch[fields.IMAGE], is_training=True)
+        parts = losses_lib.ssd_losses(logits, locs, batch[fields.TARGET_LABELS],
+                                      batch[fields.TARGET_LOCS], negative_ratio=negative_ratio,
                                       loss_alpha=loss_alpha)
         return {'losses': parts, 'batch': batch}
 
@@ -95,25 +94,23 @@ def build_train_graph(network, dataset_info, preprocess_fn, deploy_config, batch
     with tf.compat.v1.device(deploy_config.optimizer_device()):
         learning_rate = optimization.learning_rate_schedule(global_step, **learning_rate_kwargs)
         optimizer = optimization.make_optimizer(learning_rate=learning_rate, **optimizer_kwargs)
-    var_list = checkpoints.trainable_variables(trainable_scopes)
-    total_loss, grads_and_vars = model_deploy.optimize_clones(clones, optimizer,
-                                                              var_list=var_list)
-    grad_norm = tf.debugging.check_numerics(
-        tf.linalg.global_norm([g for g, _ in grads_and_vars]), 'Gradient norm is ' + NAN_MESSAGE)
-    update_ops = tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS,
-                                             clones[0].scope or None)
-    with tf.compat.v1.device(deploy_config.optimizer_device()):
-        with tf.control_dependencies([grad_norm]):
-            apply_op = optimizer.apply_gradients(grads_and_vars, global_step=global_step)
-        if moving_average_decay:
-            ema = tf.compat.v1.train.ExponentialMovingAverage(moving_average_decay, global_step)
-            with tf.control_dependencies([apply_op]):
-                update_ops = list(update_ops) + [ema.apply(model_variables)]
-        with tf.control_dependencies([apply_op] + list(update_ops)):
-            train_op = tf.identity(total_loss, name='train_op')
+    train_step = model_deploy.build_train_op(
+        deploy_config, clones, optimizer, global_step,
+        var_list=checkpoints.trainable_variables(trainable_scopes))
+    train_op = train_step.train_op
+    if moving_average_decay:
+        ema = tf.compat.v1.train.ExponentialMovingAverage(moving_average_decay, global_step)
+        # The averages follow the step's update (weights and batch-norm statistics).
+        with tf.compat.v1.device(deploy_config.optimizer_device()):
+            with tf.control_dependencies([train_op]):
+                average_op = ema.apply(model_variables)
+            with tf.control_dependencies([average_op]):
+                train_op = tf.identity(train_step.total_loss, name='train_op_with_averages')
 
-    log_tensors = _loss_summaries(clones, total_loss, learning_rate, grad_norm)
-    _image_summary(clones[0].outputs['batch']['image'], clones[0].outputs['batch']['boxes'],
+    log_tensors = _loss_summaries(clones, train_step.total_loss, learning_rate,
+                                  train_step.gradient_norm)
+    first_batch = clones[0].outputs['batch']
+    _image_summary(first_batch[fields.IMAGE], first_batch[fields.BOXES],
                    network.params.normalization, num_summary_images)
     init_fn = None
     if fine_tune_kwargs and fine_tune_kwargs.get('checkpoint_path'):
@@ -145,13 +142,17 @@ def _loss_summaries(clones, total_loss, learning_rate, grad_norm):
 
 def train(train_graph, train_dir, max_number_of_steps=None, log_every_n_steps=10,
           save_interval_secs=600, save_interval_steps=None, save_summaries_secs=60,
-          max_checkpoints_to_keep=5, session_config=None, master='', max_train_secs=None):
+          max_checkpoints_to_keep=5, session_config=None, master='', max_train_secs=None,
+          save_summaries_steps=None):
     """Runs the training loop; resumes from the newest checkpoint in `train_dir`.
 
     Stops at `max_number_of_steps` or after `max_train_secs` of training (if given).
     Checkpoints are written every `save_interval_secs` (or `save_interval_steps`) and
-    at the end. A NaN/Inf loss or gradient stops training before that step's update;
-    no checkpoint is written then, so the newest one in train_dir is the last good one.
+    at the end. Scalar summaries are written every `save_summaries_steps` (default
+    train_hooks.summary_steps: about 100 points per curve), image summaries every
+    `save_summaries_secs`. A NaN/Inf loss or gradient stops training before that
+    step's update; no checkpoint is written then, so the newest one in train_dir is
+    the last good one.
 
     Returns:
         the final global step.
@@ -162,7 +163,9 @@ def train(train_graph, train_dir, max_number_of_steps=None, log_every_n_steps=10
     progress = train_hooks.ProgressLogHook(train_graph.log_tensors, train_graph.global_step,
                                            log_every_n_steps, train_graph.images_per_step,
                                            max_number_of_steps)
-    hooks = [progress]
+    hooks = [progress] + train_hooks.summary_hooks(
+        train_dir, save_summaries_steps or train_hooks.summary_steps(max_number_of_steps),
+        save_summaries_secs)
     if max_train_secs:
         hooks.append(train_hooks.StopAfterSecondsHook(max_train_secs))
     if max_number_of_steps:
@@ -175,14 +178,15 @@ def train(train_graph, train_dir, max_number_of_steps=None, log_every_n_steps=10
                 master=master, checkpoint_dir=train_dir, scaffold=scaffold, hooks=hooks,
                 save_checkpoint_secs=None if save_interval_steps else save_interval_secs,
                 save_checkpoint_steps=save_interval_steps,
-                save_summaries_secs=save_summaries_secs, log_step_count_steps=None,
+                save_summaries_steps=None, save_summaries_secs=None, log_step_count_steps=None,
                 config=session_config) as session:
             while not session.should_stop():
                 session.run(train_graph.train_op)
     except tf.errors.InvalidArgumentError as error:
-        if NAN_MESSAGE not in error.message:
+        if model_deploy.NAN_MESSAGE not in error.message:
             raise
-        reason = next(line for line in error.message.splitlines() if NAN_MESSAGE in line)
+        reason = next(line for line in error.message.splitlines()
+                      if model_deploy.NAN_MESSAGE in line)
         raise TrainingDivergedError(
             'Training stopped at step %d: %s. No update of that step was applied or saved; '
             'the last good checkpoint is %s' % (progress.step, reason.strip(),

@@ -10,7 +10,7 @@ health = flask.Blueprint('health', __name__)
 
 @api.post('/detect')
 def detect():
-    body, _, _ = service.detect_request(flask.request)
+    body, _ = service.detect_request(flask.request)
     return flask.jsonify(body)
 
 
@@ -34,4 +34,5 @@ def healthz():
 
 def _unhealthy(reason):
     retry_after = str(flask.current_app.config['RETRY_AFTER_S'])
-    return flask.jsonify({'status': 'unavailable', 'reason': reason}), 503, {'Retry-After': retry_after}
+    body = {'status': 'unavailable', 'reason': reason}
+    return flask.jsonify(body), 503, {'Retry-After': retry_after}

@@ -1,5 +1,4 @@
 """The Flask application factory."""
-import io
 import logging
 
 import flask
@@ -7,18 +6,15 @@ import flask
 from serving.client import SSDClient
 from web import config as web_config
 from web.api import api, health
-from web.errors import register_error_handlers
+from web.errors import UploadError, register_error_handlers
 from web.pages import pages
+from web.pixel_budget import PixelBudget
+from web.uploads import UploadRequest
 
 # Multipart parts larger than the file limit never reach a handler; this covers the form envelope.
 MULTIPART_SLACK_BYTES = 64 * 1024
-
-
-class InMemoryRequest(flask.Request):
-    """Keeps uploaded files in memory (werkzeug spools large parts to temporary files)."""
-
-    def _get_file_stream(self, total_content_length, content_type, filename=None, content_length=None):
-        return io.BytesIO()
+# Longest query string answered (a JSON 414 beyond); gunicorn.conf.py lets longer lines through.
+MAX_QUERY_BYTES = 4096
 
 
 def make_client(config):
@@ -26,8 +22,15 @@ def make_client(config):
     return SSDClient(config['SERVING_ADDRESS'], model_name=config['MODEL_NAME'],
                      signature=config['SIGNATURE'], network=config['NETWORK'],
                      timeout=config['SERVING_TIMEOUT'], retries=config['SERVING_RETRIES'],
-                     score_threshold=config['SCORE_THRESHOLD'], labels_path=config['LABELS_FILE'],
-                     max_pixels=config['MAX_IMAGE_PIXELS'])
+                     score_threshold=config['SCORE_THRESHOLD'],
+                     labels_path=config['LABELS_FILE'], max_pixels=config['MAX_IMAGE_PIXELS'])
+
+
+def _refuse_long_query():
+    if len(flask.request.query_string) > MAX_QUERY_BYTES:
+        raise UploadError(414, 'query_too_long',
+                          f'The query string is {len(flask.request.query_string):,} bytes; the '
+                          f'limit is {MAX_QUERY_BYTES:,} (send the image in the request body).')
 
 
 def create_app(test_config=None):
@@ -41,11 +44,14 @@ def create_app(test_config=None):
       web.config.ConfigError: naming the invalid setting.
     """
     app = flask.Flask(__name__)
-    app.request_class = InMemoryRequest
+    app.request_class = UploadRequest
     app.config.from_mapping(web_config.load_config(test_config))
-    app.config['MAX_CONTENT_LENGTH'] = int(app.config['MAX_UPLOAD_MB'] * 2**20) + MULTIPART_SLACK_BYTES
+    app.config['MAX_CONTENT_LENGTH'] = (int(app.config['MAX_UPLOAD_MB'] * 2**20) +
+                                        MULTIPART_SLACK_BYTES)
     client = app.config.pop('CLIENT', None) or make_client(app.config)
     app.extensions['ssd_client'] = client
+    app.extensions['pixel_budget'] = PixelBudget(app.config['DECODE_PIXEL_BUDGET'])
+    app.before_request(_refuse_long_query)
     app.register_blueprint(pages)
     app.register_blueprint(api)
     app.register_blueprint(health)

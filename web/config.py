@@ -1,6 +1,8 @@
 """Configuration of the web app: defaults, then a mapping, then environment variables."""
 import os
 
+from common import images
+
 # Settings and their defaults; each can be set by an environment variable of the same name.
 DEFAULTS = {
     'SERVING_ADDRESS': 'localhost:8500',
@@ -11,9 +13,13 @@ DEFAULTS = {
     'SERVING_TIMEOUT': 10.0,
     'SERVING_RETRIES': 3,
     'MAX_UPLOAD_MB': 10.0,
-    'MAX_IMAGE_PIXELS': 40_000_000,
+    'MAX_IMAGE_PIXELS': images.MAX_PIXELS,
+    # Pixels one worker process decodes at once (concurrent uploads beyond it wait their turn).
+    'DECODE_PIXEL_BUDGET': images.MAX_PIXELS,
     'SCORE_THRESHOLD': 0.5,
     'RETRY_AFTER_S': 5,
+    # Shown under the model's class list, e.g. what the model was trained on.
+    'MODEL_HINT': '',
 }
 
 
@@ -70,6 +76,10 @@ def _non_empty(name, text):
     return str(text).strip()
 
 
+def _text(name, text):
+    return str(text).strip()
+
+
 def _existing_file(name, text):
     if not text:
         return None
@@ -88,8 +98,10 @@ PARSERS = {
     'SERVING_RETRIES': _non_negative_int,
     'MAX_UPLOAD_MB': _positive_float,
     'MAX_IMAGE_PIXELS': _positive_int,
+    'DECODE_PIXEL_BUDGET': _positive_int,
     'SCORE_THRESHOLD': _fraction,
     'RETRY_AFTER_S': _positive_int,
+    'MODEL_HINT': _text,
 }
 
 

@@ -4,18 +4,33 @@ import logging
 import flask
 from werkzeug import exceptions
 
+from common import drawing, images
+
 LOG = logging.getLogger(__name__)
 
 
 class UploadError(Exception):
-    """A request the app refuses, with its HTTP status and a message for the user."""
+    """A request the app refuses, with its HTTP status and a message for the user.
 
-    def __init__(self, status, code, message, retry_after=None):
+    `page_message`, when given, replaces `message` on the HTML page (the API keeps the message
+    that names form fields and content types).
+    """
+
+    def __init__(self, status, code, message, retry_after=None, page_message=None):
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.retry_after = retry_after
+        self.page_message = page_message or message
+
+
+class FormLimitExceeded(exceptions.RequestEntityTooLarge):
+    """A multipart form over one of Flask's form limits; `code` and the description name it."""
+
+    def __init__(self, code, message):
+        super().__init__(message)
+        self.error_code = code
 
 
 def wants_json():
@@ -30,7 +45,7 @@ def error_response(error):
         body = {'error': {'status': error.status, 'code': error.code, 'message': error.message}}
         response = flask.make_response(flask.jsonify(body), error.status)
     else:
-        html = flask.render_template('index.html', error=error.message, **page_context())
+        html = flask.render_template('index.html', error=error.page_message, **page_context())
         response = flask.make_response(html, error.status)
     if error.retry_after:
         response.headers['Retry-After'] = str(error.retry_after)
@@ -42,10 +57,25 @@ def page_context():
     config = flask.current_app.config
     return {'default_threshold': config['SCORE_THRESHOLD'],
             'max_upload_mb': config['MAX_UPLOAD_MB'],
-            'model_name': config['MODEL_NAME']}
+            'model_name': config['MODEL_NAME'],
+            'model_hint': config['MODEL_HINT'],
+            'formats': images.format_list(),
+            'accept': ','.join('image/' + name.lower() for name in images.SUPPORTED_FORMATS),
+            'palette': _palette(),
+            'max_labels': drawing.MAX_LABELS,
+            'min_font_px': drawing.MIN_FONT_PX}
 
 
-def _too_large(_):
+def _palette():
+    """The class colours and their label text colours, for app.js (index = class id - 1)."""
+    return [{'fill': drawing.hex_colour(drawing.class_colour(class_id)),
+             'text': drawing.hex_colour(drawing.text_colour(drawing.class_colour(class_id)))}
+            for class_id in range(1, len(drawing.PALETTE) + 1)]
+
+
+def _too_large(error):
+    if isinstance(error, FormLimitExceeded):
+        return error_response(UploadError(413, error.error_code, error.description))
     limit = flask.current_app.config['MAX_UPLOAD_MB']
     return error_response(UploadError(413, 'file_too_large',
                                       f'The upload is larger than the limit of {limit:g} MB.'))

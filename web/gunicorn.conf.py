@@ -3,6 +3,10 @@
 Each worker process builds its own app, so each holds its own SSDClient and gRPC channel
 (the app is not preloaded: gRPC channels must not cross a fork). Override with
 WEB_BIND, WEB_WORKERS, WEB_THREADS, WEB_TIMEOUT and WEB_LOG_LEVEL.
+
+Request lines up to gunicorn's maximum (8190 bytes) reach the app, which answers a query string
+over web.app.MAX_QUERY_BYTES with a JSON 414; only a longer request line, or a header over
+8190 bytes, still gets gunicorn's own plain 400 page.
 """
 import multiprocessing
 import os
@@ -19,10 +23,13 @@ bind = os.environ.get('WEB_BIND') or '127.0.0.1:5000'
 workers = _positive_int('WEB_WORKERS', min(4, 2 * multiprocessing.cpu_count()))
 worker_class = 'gthread'
 threads = _positive_int('WEB_THREADS', 4)
-# Longer than the client's deadline and retries, so a slow model server yields a 503, not a killed worker.
+# Longer than the client's deadline and retries: a slow model server yields a 503, not a killed
+# worker.
 timeout = _positive_int('WEB_TIMEOUT', 60)
 graceful_timeout = 20
 preload_app = False
+limit_request_line = 8190  # gunicorn's maximum (default 4094)
+limit_request_field_size = 8190
 accesslog = '-'
 errorlog = '-'
 loglevel = os.environ.get('WEB_LOG_LEVEL') or 'info'

@@ -4,6 +4,7 @@ import json
 
 import flask
 
+from common import drawing as common_drawing
 from web import drawing, service
 from web.errors import page_context
 
@@ -18,17 +19,18 @@ def index():
 @pages.post('/')
 def index_post():
     """Detects on one uploaded image and renders it server-side (works without JavaScript)."""
-    body, data, filename = service.detect_request(flask.request)
-    annotated = drawing.annotate(data, body['detections'], flask.current_app.config['MAX_IMAGE_PIXELS'])
-    download = dict(body, filename=filename)
+    body, upload = service.detect_request(flask.request)
+    annotated = drawing.annotate(upload, body['detections'])
+    download = dict(body, filename=upload.filename)
     result = {
-        'filename': filename,
+        'filename': upload.filename,
         'body': body,
+        'rows': [dict(d, box=drawing.display_box(d['box_px']),
+                      colour=common_drawing.hex_colour(common_drawing.class_colour(d['class_id'])))
+                 for d in body['detections']],
         'image_uri': 'data:image/jpeg;base64,' + base64.b64encode(annotated).decode('ascii'),
-        'json_uri': 'data:application/json;base64,' +
-                    base64.b64encode(json.dumps(download, indent=2).encode('utf-8')).decode('ascii'),
-        'colours': {d['class_id']: '#%02x%02x%02x' % drawing.class_colour(d['class_id'])
-                    for d in body['detections']},
+        'json_uri': 'data:application/json;base64,' + base64.b64encode(
+            json.dumps(download, indent=2).encode('utf-8')).decode('ascii'),
     }
     context = dict(page_context(), default_threshold=body['score_threshold'])
     return flask.render_template('index.html', result=result, **context)

@@ -1,13 +1,37 @@
-"""The detection work behind both the API and the page: validate, call the model server, shape JSON."""
+"""The detection work behind both the API and the page: validate, decode, call the model server."""
+import dataclasses
 import time
 
 import flask
 
+from common import images
 from serving.client import InvalidImage, ServingError, ServingUnavailable
 from web import uploads
 from web.errors import UploadError
+from web.pixel_budget import BudgetTimeout
 
 THRESHOLD_FIELD = 'score_threshold'
+# Pictures are decoded at 1/2, 1/4 or 1/8 scale while both sides stay at least this many times
+# the network input (the network sees e.g. 300x300; a 4000x3000 photo decodes as 1000x750).
+DECODE_OVERSAMPLING = 2
+
+
+@dataclasses.dataclass
+class Upload:
+    """The decoded image of a request.
+
+    rgb: uint8 [h, w, 3], the upright picture, possibly decoded at a reduced scale.
+    size: (width, height) of the full upright picture.
+    filename: as uploaded (display only).
+    """
+    rgb: object
+    size: tuple
+    filename: str
+
+    @property
+    def scale(self):
+        """(sx, sy): pixels of the full picture per pixel of `rgb`."""
+        return self.size[0] / self.rgb.shape[1], self.size[1] / self.rgb.shape[0]
 
 
 def client():
@@ -30,11 +54,36 @@ def score_threshold(request):
     return value
 
 
+def decode_upload(data, filename):
+    """Reads the header once and decodes once, within the worker's pixel budget.
+
+    Returns:
+      Upload.
+
+    Raises:
+      UploadError: 400/413/415 for refused images, 503 when the worker is saturated.
+    """
+    config = flask.current_app.config
+    header = uploads.read_header(data, filename, config['MAX_IMAGE_PIXELS'])
+    input_hw = call_model(client().model_info, filename).input_hw
+    min_size = tuple(DECODE_OVERSAMPLING * side for side in input_hw)
+    budget = flask.current_app.extensions['pixel_budget']
+    try:
+        with budget.reserve(images.decoded_pixels(header, min_size), config['SERVING_TIMEOUT']):
+            rgb = images.decode_image(data, header=header, min_size=min_size)
+    except images.ImageError as e:
+        raise uploads.image_error(e, filename) from None
+    except BudgetTimeout:
+        raise UploadError(503, 'busy', 'The server is decoding too many large images; please '
+                          'retry shortly.', retry_after=config['RETRY_AFTER_S']) from None
+    return Upload(rgb, header.upright_size, filename)
+
+
 def detect_request(request):
     """Runs detection on the image in a request.
 
     Returns:
-      (result dict as documented for POST /api/v1/detect, image bytes, filename).
+      (result dict as documented for POST /api/v1/detect, Upload).
 
     Raises:
       UploadError: for every refused input and for an unavailable model server.
@@ -43,23 +92,28 @@ def detect_request(request):
     config = flask.current_app.config
     threshold = score_threshold(request)
     data, filename = uploads.read_image_bytes(request, int(config['MAX_UPLOAD_MB'] * 2**20))
-    uploads.check_image(data, filename, config['MAX_IMAGE_PIXELS'])
-    result = call_model(lambda: client().detect(data, score_threshold=threshold), filename)
+    received = time.perf_counter()
+    upload = decode_upload(data, filename)
+    decoded = time.perf_counter()
+    result = call_model(lambda: client().detect(upload.rgb, score_threshold=threshold), filename)
+    scale = upload.scale * 2  # xmin, ymin, xmax, ymax
     body = {
         'model': dict(result.model),
-        'image': {'width': int(result.width), 'height': int(result.height)},
+        'image': {'width': upload.size[0], 'height': upload.size[1]},
         'score_threshold': threshold,
         'detections': [{'class_id': int(d.class_id), 'class_name': str(d.class_name),
                         'score': round(float(d.score), 4),
-                        'box_px': [round(float(v), 1) for v in d.box_px]} for d in result.detections],
+                        'box_px': [round(float(v) * s, 1) for v, s in zip(d.box_px, scale)]}
+                       for d in result.detections],
         'timing_ms': {**{k: round(float(v), 1) for k, v in result.timing_ms.items()},
+                      'decode': round((decoded - received) * 1e3, 1),
                       'request': round((time.perf_counter() - start) * 1e3, 1)},
     }
-    return body, data, filename
+    return body, upload
 
 
 def model_description():
-    """Returns {'name', 'version', 'signature', 'network', 'classes': {id: name}} of the served model."""
+    """{'name', 'version', 'signature', 'network', 'input_size', 'classes': {id: name}}."""
     ssd = client()
     info = call_model(ssd.model_info)
     return {'name': ssd.model_name, 'version': info.version, 'signature': ssd.signature,
@@ -68,15 +122,16 @@ def model_description():
 
 
 def call_model(call, filename=''):
-    """Calls the model server, turning its errors into UploadErrors (503 with Retry-After, 400, 502)."""
+    """Calls the model server; its errors become UploadErrors (503 with Retry-After, 4xx, 502)."""
     try:
         return call()
     except ServingUnavailable as e:
         raise UploadError(503, 'serving_unavailable',
-                          f'The model server is unavailable or too slow ({e}); please retry shortly.',
+                          f'The model server is unavailable or too slow ({e}); please retry '
+                          'shortly.',
                           retry_after=flask.current_app.config['RETRY_AFTER_S']) from None
     except InvalidImage as e:
-        named = f'The image "{filename}"' if filename else 'The image'
-        raise UploadError(400, 'invalid_image', f'{named} cannot be used: {e}.') from None
+        raise uploads.image_error(e, filename) from None
     except ServingError as e:
-        raise UploadError(502, 'serving_error', f'The model server refused the request: {e}.') from None
+        raise UploadError(502, 'serving_error',
+                          f'The model server refused the request: {e}.') from None

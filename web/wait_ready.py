@@ -24,7 +24,8 @@ def wait_ready(url, timeout_s, interval_s=0.5):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--url', required=True)
     parser.add_argument('--timeout', type=float, default=180.0, help='seconds')
     args = parser.parse_args(argv)

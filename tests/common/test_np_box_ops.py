@@ -5,15 +5,9 @@ import sys
 import numpy as np
 
 from common import np_box_ops
+from tests import helpers
 
 SCALING = (0.1, 0.1, 0.2, 0.2)
-
-
-def _random_boxes(rng, shape):
-    """Random valid boxes [..., 4] yxyx inside the unit square."""
-    mins = rng.uniform(0.0, 0.7, list(shape) + [2])
-    sizes = rng.uniform(0.01, 0.3, list(shape) + [2])
-    return np.concatenate([mins, mins + sizes], axis=-1).astype(np.float32)
 
 
 def test_iou_hand_computed():
@@ -33,8 +27,8 @@ def test_encode_hand_computed():
 
 def test_round_trip():
     rng = np.random.default_rng(0)
-    anchors = _random_boxes(rng, [50])
-    boxes = _random_boxes(rng, [3, 50])
+    anchors = helpers.random_boxes(rng, [50])
+    boxes = helpers.random_boxes(rng, [3, 50])
     locs = np_box_ops.encode_boxes(boxes, anchors, SCALING)
     np.testing.assert_allclose(np_box_ops.decode_boxes(locs, anchors, SCALING), boxes, atol=1e-5)
 

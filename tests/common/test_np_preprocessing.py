@@ -24,11 +24,14 @@ def test_normalization_table_names_kinds():
 
 def test_normalize_hand_values():
     pixel = np.array([[0.0, 127.5, 255.0]])
-    np.testing.assert_allclose(np_preprocessing.normalize(pixel, 'vgg_mean'), [[-123.0, 10.5, 151.0]])
-    np.testing.assert_allclose(np_preprocessing.normalize(pixel, 'minus_one_to_one'), [[-1.0, 0.0, 1.0]])
+    np.testing.assert_allclose(np_preprocessing.normalize(pixel, 'vgg_mean'),
+                               [[-123.0, 10.5, 151.0]])
+    np.testing.assert_allclose(np_preprocessing.normalize(pixel, 'minus_one_to_one'),
+                               [[-1.0, 0.0, 1.0]])
     for kind in np_preprocessing.NORMALIZATION_KINDS:
         np.testing.assert_allclose(
-            np_preprocessing.denormalize(np_preprocessing.normalize(pixel, kind), kind), pixel, atol=1e-4)
+            np_preprocessing.denormalize(np_preprocessing.normalize(pixel, kind), kind), pixel,
+            atol=1e-4)
 
 
 def test_unknown_normalization_is_a_clear_error():

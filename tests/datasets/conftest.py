@@ -1,7 +1,9 @@
 """Fixtures of the datasets tests: one small synthetic VOC set per session."""
 import pytest
+import tensorflow as tf
 
 from datasets import make_shapes_dataset
+from tests import helpers
 
 
 @pytest.fixture(scope='session')
@@ -15,16 +17,7 @@ def shapes_voc(tmp_path_factory):
 @pytest.fixture
 def read_all():
     """Function reading every example of a DatasetInfo in a fresh graph (graph mode)."""
-    import tensorflow as tf
-
     def read(info, **kwargs):
-        examples = []
         with tf.Graph().as_default():
-            next_example = tf.compat.v1.data.make_one_shot_iterator(info.read(**kwargs)).get_next()
-            with tf.compat.v1.Session() as session:
-                while True:
-                    try:
-                        examples.append(session.run(next_example))
-                    except tf.errors.OutOfRangeError:
-                        return examples
+            return helpers.run_dataset(info.read(**kwargs))
     return read

@@ -31,6 +31,8 @@ def test_categories_become_contiguous_in_id_order_and_boxes_xyxy(tmp_path):
     assert a.objects == [specs.ObjectSpec(1, 'square', (4.0, 5.0, 10.0, 10.0), 0, 0)]
     assert b.objects == [specs.ObjectSpec(2, 'circle', (1.5, 2.0, 11.5, 22.0), 0, 0),
                          specs.ObjectSpec(3, 'star', (0.0, 0.0, 40.0, 30.0), 1, 0)]
+    assert (a.source_id, b.source_id) == ('2', '9')
+    assert result.category_ids == {1: 3, 2: 7, 3: 18}
 
 
 def test_custom_class_list_maps_category_names(tmp_path):
@@ -41,6 +43,7 @@ def test_custom_class_list_maps_category_names(tmp_path):
                                          skip_unknown_classes=True)
     assert labels == {0: 'background', 1: 'circle', 2: 'square'}
     assert result.unknown_class_objects == 1
+    assert result.category_ids == {1: 7, 2: 3}
     assert [o.label for o in result.examples[1].objects] == [1]
 
 
@@ -67,3 +70,24 @@ def test_not_an_instances_file_is_a_dataset_error(tmp_path, text):
     path.write_text(text)
     with pytest.raises(specs.DatasetError, match='not a COCO instances file'):
         coco.read_instances(str(path), 'imgs')
+
+
+def test_images_outside_the_images_folder_are_skipped_with_reasons(tmp_path):
+    tmp_path = tmp_path.resolve()
+    images = tmp_path / 'imgs'
+    images.mkdir()
+    (tmp_path / 'secret.jpg').write_bytes(b'private')
+    (images / 'link.jpg').symlink_to(tmp_path / 'secret.jpg')
+    data = dict(INSTANCES, annotations=[], images=[
+        {'id': 1, 'file_name': 'ok.jpg'}, {'id': 2, 'file_name': '../secret.jpg'},
+        {'id': 3, 'file_name': str(tmp_path / 'secret.jpg')}, {'id': 4, 'file_name': 'link.jpg'},
+        {'id': 5, 'file_name': 'sub/../ok.jpg'}])
+    result, _ = coco.read_instances(write_json(tmp_path / 'i.json', data), str(images))
+    assert [e.image_path for e in result.examples] == [str(images / 'ok.jpg'),
+                                                       str(images / 'sub/../ok.jpg')]
+    assert [(item['item'], item['reason'].split(',')[0]) for item in result.skipped] == [
+        (str(images / '../secret.jpg'), 'resolves to %s' % (tmp_path / 'secret.jpg')),
+        (str(tmp_path / 'secret.jpg'), 'resolves to %s' % (tmp_path / 'secret.jpg')),
+        (str(images / 'link.jpg'), 'symbolic link to %s' % (tmp_path / 'secret.jpg'))]
+    assert all('outside the data set folder %s' % images in item['reason']
+               for item in result.skipped)

@@ -92,7 +92,8 @@ def test_bad_inputs_have_defined_outcomes_and_everything_written_decodes(tmp_pat
     skipped = {s['item']: s['reason'] for s in summary['skipped']}
     assert skipped['x.xml'] == 'missing annotation file'
     assert skipped['missing.jpg'].startswith('cannot read image')
-    assert 'cannot decode image' in skipped['garbage.jpg']
+    assert skipped['garbage.jpg'] == ('%s: not an image: no known image format in its first bytes'
+                                      % (images / 'garbage.jpg'))
     assert sum(s['num_images'] for s in summary['shards']) == 5
     assert json.loads((out / 'toy_train_summary.json').read_text()) == summary
     info = dataset_factory.get_dataset('toy', 'train', str(out))

@@ -1,5 +1,7 @@
 """Round trip: generate -> convert -> read back; every box, label and flag equals the XML."""
+import io
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -9,6 +11,7 @@ from PIL import Image
 import tf_convert_data
 from datasets import dataset_factory, voc_xml
 from datasets import labels as labels_lib
+from tests import helpers
 
 
 @pytest.fixture(scope='module')
@@ -101,3 +104,98 @@ def test_summary_lists_counts(converted):
     assert summary['num_images'] == 24 and summary['num_workers'] == 2
     assert sum(summary['objects_per_class'].values()) == summary['num_objects']
     assert summary['skipped'] == [] and summary['converted'] == []
+
+
+def test_records_carry_the_source_image_id(converted, read_all):
+    info = dataset_factory.get_dataset('shapes', 'test', str(converted))
+    assert info.category_ids is None and info.parts == ()
+    for example in read_all(info):
+        assert example['source_id'] + b'.jpg' == example['filename']
+
+
+def test_records_without_source_id_still_read(tmp_path, read_all):
+    # A record of the earlier schema (no image/source_id) reads with an empty id.
+    buffer = io.BytesIO()
+    Image.new('RGB', (4, 3)).save(buffer, 'PNG')
+    example = tf.train.Example(features=tf.train.Features(feature={
+        'image/encoded': tf.train.Feature(bytes_list=tf.train.BytesList(value=[buffer.getvalue()])),
+        'image/filename': tf.train.Feature(bytes_list=tf.train.BytesList(value=[b'old.png'])),
+    }))
+    with tf.io.TFRecordWriter(str(tmp_path / 'old_train_00000-of-00001.tfrecord')) as writer:
+        writer.write(example.SerializeToString())
+    (tmp_path / 'labels.txt').write_text('0:background\n1:a\n')
+    (sample,) = read_all(dataset_factory.get_dataset('old', 'train', str(tmp_path)))
+    assert sample['source_id'] == b'' and sample['image'].shape == (3, 4, 3)
+
+
+def test_parse_dataset_specs():
+    parse = dataset_factory.parse_dataset_specs
+    assert parse('voc2007', 'test', 'd') == [('voc2007', 'test', 'd')]
+    assert parse('voc2007,voc2012', 'trainval', 'd') == [('voc2007', 'trainval', 'd'),
+                                                         ('voc2012', 'trainval', 'd')]
+    assert parse('voc2007:trainval, voc2012:train', 'x', 'a,b') == [
+        ('voc2007', 'trainval', 'a'), ('voc2012', 'train', 'b')]
+    with pytest.raises(ValueError, match='empty entry'):
+        parse('voc2007,', 'trainval', 'd')
+    with pytest.raises(ValueError, match='3 dataset folders'):
+        parse('a,b', 'trainval', 'x,y,z')
+    with pytest.raises(ValueError, match='listed twice'):
+        parse('a,a:trainval', 'trainval', 'd')
+
+
+@pytest.fixture(scope='module')
+def two_sets(shapes_voc, tmp_path_factory):
+    """The trainval split converted as two data sets: 'seta' (24 images) in folder a/ and,
+    with 8 of the images, 'setb' in folder b/ (same classes)."""
+    root = tmp_path_factory.mktemp('two_sets')
+    labels = str(shapes_voc / 'labels.txt')
+    for folder, name, split in (('a', 'seta', 'trainval'), ('b', 'setb', 'test')):
+        assert tf_convert_data.main([
+            '--dataset_name=pascalvoc', '--dataset_dir=%s' % shapes_voc, '--split_name=' + split,
+            '--labels_file=%s' % labels, '--output_dir=%s' % (root / folder),
+            '--output_name=%s_%s' % (name, 'trainval'), '--samples_per_shard=10']) == 0
+    return root
+
+
+def test_two_data_sets_read_as_one(two_sets, read_all):
+    info = dataset_factory.get_dataset('seta,setb', 'trainval',
+                                       '%s,%s' % (two_sets / 'a', two_sets / 'b'))
+    assert (info.name, info.split_name, info.num_samples) == ('seta,setb', 'trainval,trainval', 32)
+    assert len(info.files) == 4 and info.num_classes == 6
+    assert [p.num_samples for p in info.parts] == [24, 8]
+    # Without shuffling: one after the other, every image once.
+    names = [e['filename'] for e in read_all(info)]
+    assert len(names) == 32
+    assert sorted(names[24:]) == sorted(e['filename'] for e in read_all(info.parts[1]))
+    # Shuffled: seeded, every image once per epoch, both sets mixed from the start.
+    shuffled = [[e['filename'] for e in read_all(info, shuffle=True, seed=s)] for s in (1, 1)]
+    assert shuffled[0] == shuffled[1] and sorted(shuffled[0]) == sorted(names)
+    test_names = set(names[24:])
+    assert any(n in test_names for n in shuffled[0][:12])
+
+
+def test_mixing_follows_the_sizes(two_sets):
+    info = dataset_factory.get_dataset('seta:trainval,setb:trainval', 'ignored',
+                                       '%s,%s' % (two_sets / 'a', two_sets / 'b'))
+    test_names = set()
+    with tf.Graph().as_default():
+        for example in helpers.run_dataset(info.parts[1].read()):
+            test_names.add(example['filename'])
+        taken = helpers.run_dataset(info.read(shuffle=True, seed=3, num_epochs=None).take(800))
+    share = np.mean([e['filename'] in test_names for e in taken])
+    assert share == pytest.approx(8 / 32, abs=0.06)
+
+
+def test_disagreeing_labels_name_both_files(two_sets, tmp_path):
+    other = tmp_path / 'c'
+    shutil.copytree(two_sets / 'b', other)
+    (other / 'labels.txt').write_text('0:background\n1:circle\n2:cat\n3:triangle\n4:star\n'
+                                      '5:cross\n')
+    with pytest.raises(dataset_factory.DatasetNotFoundError) as error:
+        dataset_factory.get_dataset('seta,setb', 'trainval', '%s,%s' % (two_sets / 'a', other))
+    message = str(error.value)
+    assert str(two_sets / 'a' / 'labels.txt') in message and str(other / 'labels.txt') in message
+    assert "'cat'" in message
+    with pytest.raises(dataset_factory.DatasetNotFoundError, match='one data set'):
+        dataset_factory.get_dataset('seta,setb', 'trainval', str(two_sets / 'a'),
+                                    file_pattern='*.tfrecord')

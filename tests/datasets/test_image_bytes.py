@@ -1,9 +1,11 @@
+import inspect
 import io
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from common import images
 from datasets import image_bytes
 
 
@@ -42,7 +44,7 @@ def test_cmyk_jpeg_is_reencoded_as_rgb_jpeg():
 
 @pytest.mark.parametrize('data, message', [
     (b'', 'empty'),
-    (b'not an image at all', 'cannot decode'),
+    (b'not an image at all', 'not an image: no known image format'),
     (encode('RGB', size=(64, 64), fmt='JPEG')[:300], 'cannot decode'),
     (encode('RGB', fmt='GIF'), 'unsupported image format GIF'),
     (encode('RGB', fmt='BMP'), 'unsupported image format BMP'),
@@ -50,3 +52,20 @@ def test_cmyk_jpeg_is_reencoded_as_rgb_jpeg():
 def test_unusable_bytes_raise_image_error(data, message):
     with pytest.raises(image_bytes.ImageError, match=message):
         image_bytes.inspect_image(data)
+
+
+def test_mpo_is_stored_as_jpeg():
+    """Phone cameras write MPO: its first picture is a JPEG that every decoder reads."""
+    buffer = io.BytesIO()
+    first = Image.new('RGB', (40, 30), (200, 10, 10))
+    first.save(buffer, 'MPO', save_all=True, append_images=[Image.new('RGB', (40, 30))])
+    data = buffer.getvalue()
+    info = image_bytes.inspect_image(data)
+    assert info.encoded is data and (info.format, info.height, info.width) == ('jpeg', 30, 40)
+
+
+def test_pixel_limit_of_common_images():
+    with pytest.raises(image_bytes.ImageError, match='40x30 = 1200 pixels, the limit is 1000'):
+        image_bytes.inspect_image(encode('RGB', fmt='PNG'), max_pixels=1000)
+    assert inspect.signature(image_bytes.inspect_image).parameters[
+        'max_pixels'].default == images.MAX_PIXELS

@@ -72,3 +72,33 @@ def test_reads_the_synthetic_set(shapes_voc):
     assert len(result.examples) == 8 and not result.skipped
     first = voc_xml.parse_annotation(str(shapes_voc / 'Annotations' / 'test_000000.xml'))
     assert len(result.examples[0].objects) == len(first.objects)
+
+
+def test_files_leading_out_of_the_data_set_folder_are_skipped_with_reasons(tmp_path):
+    tmp_path = tmp_path.resolve()
+    outside = tmp_path / 'private'
+    outside.mkdir()
+    (outside / 'photo.jpg').write_bytes(b'private')
+    (outside / 'b.xml').write_text('<annotation></annotation>')
+    voc = tmp_path / 'voc'
+    voc.mkdir()
+    make_voc(voc, {'a': '<annotation></annotation>', 'b': None, 'c': '<annotation></annotation>',
+                   'd': '<annotation></annotation>'})
+    (voc / 'JPEGImages').mkdir()
+    (voc / 'JPEGImages' / 'a.jpg').symlink_to(outside / 'photo.jpg')
+    (voc / 'Annotations' / 'b.xml').symlink_to(outside / 'b.xml')
+    (voc / 'JPEGImages' / 'real.jpg').write_bytes(b'inside')
+    (voc / 'JPEGImages' / 'c.jpg').symlink_to(voc / 'JPEGImages' / 'real.jpg')
+    linked = tmp_path / 'linked_voc'
+    linked.symlink_to(voc)
+    for root in (voc, linked):
+        result = pascalvoc.read_split(str(root), 'trainval', SHAPES)
+        assert [e.filename for e in result.examples] == ['c.jpg', 'd.jpg']
+        reasons = {item['item']: item['reason'] for item in result.skipped}
+        assert reasons == {
+            str(root / 'JPEGImages' / 'a.jpg'): 'symbolic link to %s, outside the data set '
+            'folder %s: not read (copy the file into the folder to convert it)'
+            % (outside / 'photo.jpg', voc),
+            str(root / 'Annotations' / 'b.xml'): 'symbolic link to %s, outside the data set '
+            'folder %s: not read (copy the file into the folder to convert it)'
+            % (outside / 'b.xml', voc)}

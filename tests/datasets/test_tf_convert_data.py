@@ -52,6 +52,9 @@ def test_coco_conversion_round_trip(shapes_voc, tmp_path, read_all):
         crowd = [int(image_id == image_ids[0] and k == 0) for k in range(len(annotation.objects))]
         assert list(example['difficult']) == crowd
         assert list(example['truncated']) == [0] * len(annotation.objects)
+    # The COCO image ids and category ids are kept for COCO evaluation and results files.
+    assert sorted(e['source_id'] for e in examples.values()) == [b'100', b'97', b'98', b'99']
+    assert info.category_ids == {i: CATEGORY_IDS[n] for n, i in CONTIGUOUS.items()}
 
 
 def test_unknown_class_fails_cleanly_without_output(shapes_voc, tmp_path, caplog):
@@ -99,3 +102,26 @@ def test_bad_flags_exit_with_a_message(flags, message, tmp_path, capsys):
         tf_convert_data.main(flags + ['--output_dir=%s' % tmp_path])
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_unreadable_and_outside_images_are_skipped_naming_the_file(shapes_voc, tmp_path, caplog):
+    voc = tmp_path / 'voc'
+    shutil.copytree(shapes_voc, voc)
+    garbage = voc / 'JPEGImages' / 'test_000001.jpg'
+    garbage.write_bytes(b'\x00not an image')
+    linked = voc / 'JPEGImages' / 'test_000002.jpg'
+    outside = tmp_path / 'elsewhere.jpg'
+    shutil.move(str(linked), str(outside))
+    linked.symlink_to(outside)
+    assert tf_convert_data.main([
+        '--dataset_name=pascalvoc', '--dataset_dir=%s' % voc, '--split_name=test',
+        '--labels_file=%s' % (voc / 'labels.txt'), '--output_dir=%s' % (tmp_path / 'out')]) == 0
+    summary = json.loads((tmp_path / 'out' / 'pascalvoc_test_summary.json').read_text())
+    assert summary['num_images'] == 6
+    reasons = {item['item']: item['reason'] for item in summary['skipped']}
+    assert reasons == {
+        'test_000001.jpg': '%s: not an image: no known image format in its first bytes' % garbage,
+        str(linked): 'symbolic link to %s, outside the data set folder %s: not read (copy the '
+                     'file into the folder to convert it)' % (outside.resolve(), voc.resolve())}
+    assert 'BytesIO' not in caplog.text
+    assert 'skipped %s: %s' % (linked, reasons[str(linked)]) in caplog.text

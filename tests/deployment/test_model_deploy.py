@@ -20,29 +20,40 @@ def _session(graph, num_cpus=2):
 def _model_fn(batches):
     """Tiny linear model without batch norm; takes the next (x, y) from `batches`."""
     x, y = batches.pop(0)
-    w = tf.compat.v1.get_variable('w', initializer=W0, regularizer=lambda t: 0.01 * tf.nn.l2_loss(t))
+    w = tf.compat.v1.get_variable('w', initializer=W0,
+                                  regularizer=lambda t: 0.01 * tf.nn.l2_loss(t))
     b = tf.compat.v1.get_variable('b', initializer=B0)
     pred = tf.matmul(tf.constant(x), w, name='matmul') + b
     tf.compat.v1.losses.mean_squared_error(tf.constant(y), pred)
     return pred
 
 
+def _deploy(config, batches, learning_rate):
+    """The toy model's clones and one SGD step of all of them, as train_lib builds them."""
+    with tf.compat.v1.device(config.variables_device()):
+        global_step = tf.compat.v1.train.get_or_create_global_step()
+    clones = model_deploy.create_clones(config, _model_fn, [batches])
+    with tf.compat.v1.device(config.optimizer_device()):
+        optimizer = tf.compat.v1.train.GradientDescentOptimizer(learning_rate)
+    return clones, model_deploy.build_train_op(config, clones, optimizer, global_step)
+
+
 def _gradients(num_clones):
-    """Summed gradients and the weights after one SGD step with `num_clones` clones."""
+    """Summed gradients, their norm and the weights after one SGD step with `num_clones`."""
     graph = tf.Graph()
     with graph.as_default():
         config = model_deploy.DeploymentConfig(num_clones=num_clones, clone_on_cpu=True)
         halves = np.split(np.arange(8), num_clones)
         batches = [(X[i], Y[i]) for i in halves]
-        optimizer = tf.compat.v1.train.GradientDescentOptimizer(0.5)
-        model = model_deploy.deploy(config, _model_fn, [batches], optimizer=optimizer)
+        _, model = _deploy(config, batches, 0.5)
         with _session(graph) as sess:
             sess.run(tf.compat.v1.global_variables_initializer())
             grads = sess.run([g for g, _ in model.grads_and_vars])
-            loss = sess.run(model.total_loss)
+            loss, norm = sess.run([model.total_loss, model.gradient_norm])
             sess.run(model.train_op)
             weights = sess.run([v for _, v in model.grads_and_vars])
             step = sess.run(tf.compat.v1.train.get_global_step())
+    assert norm == pytest.approx(np.sqrt(sum(np.sum(g ** 2) for g in grads)), rel=1e-5)
     return grads, loss, weights, step
 
 
@@ -71,10 +82,9 @@ def test_placement_follows_config():
     with graph.as_default():
         config = model_deploy.DeploymentConfig(num_clones=2, clone_on_cpu=True)
         batches = [(X[:4], Y[:4]), (X[4:], Y[4:])]
-        optimizer = tf.compat.v1.train.GradientDescentOptimizer(0.1)
-        model = model_deploy.deploy(config, _model_fn, [batches], optimizer=optimizer)
-        assert [c.scope for c in model.clones] == ['clone_0/', 'clone_1/']
-        assert [c.device for c in model.clones] == ['/device:CPU:0', '/device:CPU:1']
+        clones, model = _deploy(config, batches, 0.1)
+        assert [c.scope for c in clones] == ['clone_0/', 'clone_1/']
+        assert [c.device for c in clones] == ['/device:CPU:0', '/device:CPU:1']
         for var in tf.compat.v1.global_variables():
             assert var.device == '/device:CPU:0', var.name
         matmuls = {op.name: op.device for op in graph.get_operations() if op.type == 'MatMul'
@@ -102,10 +112,9 @@ def test_single_clone_on_cpu_is_the_plain_model():
     graph = tf.Graph()
     with graph.as_default():
         config = model_deploy.DeploymentConfig(num_clones=1, clone_on_cpu=True)
-        model = model_deploy.deploy(config, _model_fn, [[(X, Y)]],
-                                    optimizer=tf.compat.v1.train.GradientDescentOptimizer(0.1))
-        assert model.clones[0].scope == ''
-        assert model.clones[0].device == '/device:CPU:0'
+        clones, model = _deploy(config, [(X, Y)], 0.1)
+        assert clones[0].scope == ''
+        assert clones[0].device == '/device:CPU:0'
         assert graph.get_operation_by_name('matmul').device == '/device:CPU:0'
         with _session(graph, num_cpus=1) as sess:
             sess.run(tf.compat.v1.global_variables_initializer())
@@ -119,8 +128,7 @@ def test_single_gpu_clone_falls_back_with_soft_placement():
     with graph.as_default():
         config = model_deploy.DeploymentConfig(num_clones=1)
         assert config.clone_device(0) == '/device:GPU:0'
-        model = model_deploy.deploy(config, _model_fn, [[(X, Y)]],
-                                    optimizer=tf.compat.v1.train.GradientDescentOptimizer(0.1))
+        _, model = _deploy(config, [(X, Y)], 0.1)
         session_config = tf.compat.v1.ConfigProto(allow_soft_placement=True)
         with tf.compat.v1.Session(graph=graph, config=session_config) as sess:
             sess.run(tf.compat.v1.global_variables_initializer())

@@ -5,15 +5,9 @@ import tensorflow as tf
 from common import np_box_ops
 from nets import anchors as anchors_lib
 from nets import box_coding, ssd_params
+from tests import helpers
 
 SCALING = (0.1, 0.1, 0.2, 0.2)
-
-
-def _random_boxes(rng, shape):
-    """Random valid boxes [..., 4] yxyx inside the unit square."""
-    mins = rng.uniform(0.0, 0.7, list(shape) + [2])
-    sizes = rng.uniform(0.01, 0.3, list(shape) + [2])
-    return np.concatenate([mins, mins + sizes], axis=-1).astype(np.float32)
 
 
 def _run(tensors):
@@ -32,7 +26,7 @@ def test_encode_hand_computed():
 def test_round_trip_on_ssd300_anchors():
     anchors = anchors_lib.ssd_anchors(ssd_params.SSD_300_VGG)
     rng = np.random.default_rng(1)
-    boxes = _random_boxes(rng, [2, len(anchors)])
+    boxes = helpers.random_boxes(rng, [2, len(anchors)])
     with tf.Graph().as_default():
         locs = box_coding.encode_boxes(boxes, anchors, SCALING)
         decoded = box_coding.decode_boxes(locs, anchors, SCALING)
@@ -46,8 +40,8 @@ def test_round_trip_on_ssd300_anchors():
 
 def test_iou_matches_numpy():
     rng = np.random.default_rng(2)
-    a = _random_boxes(rng, [7])
-    b = _random_boxes(rng, [5])
+    a = helpers.random_boxes(rng, [7])
+    b = helpers.random_boxes(rng, [5])
     with tf.Graph().as_default():
         got = _run(box_coding.iou(a, b))
     np.testing.assert_allclose(got, np_box_ops.iou(a, b), atol=1e-6)

@@ -105,7 +105,8 @@ def test_resolve_checkpoint_forms(tmp_path):
         tf.compat.v1.get_variable('v', initializer=1.0)
         with tf.compat.v1.Session() as session:
             session.run(tf.compat.v1.global_variables_initializer())
-            v2 = tf.compat.v1.train.Saver().save(session, str(tmp_path / 'v2' / 'model.ckpt'), global_step=3)
+            v2 = tf.compat.v1.train.Saver().save(session, str(tmp_path / 'v2' / 'model.ckpt'),
+                                                 global_step=3)
             v1 = str(tmp_path / 'v1.ckpt')
             tf.compat.v1.train.Saver(write_version=tf.compat.v1.train.SaverDef.V1).save(
                 session, v1, write_meta_graph=False)

@@ -129,7 +129,8 @@ def test_inside_tf_data_map():
         dataset = tf.data.Dataset.from_generator(
             gen, output_signature=(tf.TensorSpec([None, 4], tf.float32),
                                    tf.TensorSpec([None], tf.int64)))
-        dataset = dataset.map(lambda b, l: matching.match_anchors(anchors, b, l)[0])
+        dataset = dataset.map(lambda boxes, labels: matching.match_anchors(anchors, boxes,
+                                                                            labels)[0])
         next_labels = tf.compat.v1.data.make_one_shot_iterator(dataset).get_next()
         with tf.compat.v1.Session() as sess:
             np.testing.assert_array_equal(sess.run(next_labels), [0, 0, 0, 2, 0])

@@ -1,4 +1,6 @@
 """Tests of nets/nets_factory.py and the SSDNet object (nets/ssd_net.py)."""
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -9,7 +11,8 @@ from nets import nets_factory
 
 
 def test_registry():
-    assert nets_factory.NETWORK_NAMES == ('ssd_300_mobilenet_v2', 'ssd_300_vgg', 'ssd_512_vgg')
+    assert nets_factory.NETWORK_NAMES == ('ssd_300_mobilenet_v2', 'ssd_300_vgg', 'ssd_300_vgg_bn',
+                                          'ssd_512_vgg')
     for name in nets_factory.NETWORK_NAMES:
         network = nets_factory.get_network(name, num_classes=6)
         assert network.name == name
@@ -26,6 +29,17 @@ def test_anchors_are_a_copy():
     network = nets_factory.get_network('ssd_300_vgg')
     network.anchors()[:] = 0
     assert network.anchors().max() > 0
+    assert nets_factory.get_network('ssd_300_vgg').anchors().max() > 0
+
+
+def test_network_is_immutable_and_anchors_follow_its_params():
+    network = nets_factory.get_network('ssd_300_vgg')
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        network.params = network.params._replace(img_shape=(600, 600))
+    bigger = dataclasses.replace(network, params=network.params._replace(img_shape=(600, 600)))
+    np.testing.assert_allclose(bigger.anchors()[:, 2:] - bigger.anchors()[:, :2],
+                               (network.anchors()[:, 2:] - network.anchors()[:, :2]) / 2,
+                               rtol=1e-5)
 
 
 def test_wrong_input_size_is_a_clear_error():
@@ -70,7 +84,7 @@ def test_scope_and_reuse():
 def test_params_that_disagree_with_the_graph_are_a_clear_error():
     network = nets_factory.get_network('ssd_300_vgg')
     bad_shapes = ((38, 38), (19, 19), (10, 10), (5, 5), (3, 3), (2, 2))
-    network.params = network.params._replace(feat_shapes=bad_shapes)
+    network = dataclasses.replace(network, params=network.params._replace(feat_shapes=bad_shapes))
     with tf.Graph().as_default():
         with pytest.raises(ValueError, match='conv11 has shape'):
             with slim.arg_scope(network.arg_scope()):

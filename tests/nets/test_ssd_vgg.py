@@ -119,3 +119,72 @@ def test_dilated_conv2d_equals_slim_atrous_conv():
             sess.run(variables['a/biases'].assign(tf.ones([3])))
             ours_v, reference_v = sess.run([ours, reference])
     np.testing.assert_allclose(ours_v, reference_v, rtol=1e-5, atol=1e-5)
+
+
+def test_batch_norm_vgg_has_batch_norm_after_every_feature_conv():
+    with tf.Graph().as_default():
+        network, _, (logits, _, _) = _build('ssd_300_vgg_bn', num_classes=4)
+        names = {v.op.name: v.shape.as_list() for v in tf.compat.v1.global_variables()}
+    plain = dict(_read_fixture('ssd_300_vgg'))
+    convs = [n[:-len('/weights')] for n in plain if n.endswith('/weights') and '_box/' not in n]
+    assert len(convs) == 13 + 2 + 2 * 4
+    for conv in (c.replace('ssd_300_vgg/', 'ssd_300_vgg_bn/', 1) for c in convs):
+        assert conv + '/biases' not in names
+        depth = names[conv + '/weights'][-1]
+        for variable in ('beta', 'gamma', 'moving_mean', 'moving_variance'):
+            assert names['%s/BatchNorm/%s' % (conv, variable)] == [depth]
+    # The prediction heads keep their biases and have no batch norm.
+    assert names['ssd_300_vgg_bn/conv4_3_box/cls/biases'] == [4 * 4]
+    assert not any('_box/' in n and 'BatchNorm' in n for n in names)
+    assert network.params.normalization == 'vgg_mean'
+    assert logits.shape.as_list() == [1, 8732, 4]
+
+
+def test_dilated_conv2d_with_a_normalizer_has_no_biases():
+    x = np.random.default_rng(0).normal(size=[2, 19, 19, 4]).astype(np.float32)
+    with tf.Graph().as_default():
+        out = ssd_vgg.dilated_conv2d(tf.constant(x), 3, 3, rate=6, activation_fn=None,
+                                     normalizer_fn=lambda t: t * 0.0 + 1.0, scope='a')
+        names = [v.op.name for v in tf.compat.v1.global_variables()]
+        with tf.compat.v1.Session() as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            out_v = sess.run(out)
+    assert names == ['a/weights']
+    np.testing.assert_array_equal(out_v, np.ones([2, 19, 19, 3]))
+
+
+@pytest.mark.slow
+def test_from_scratch_gradient_scales_plain_and_batch_norm():
+    """Why plain VGG hardly learns from scratch with SGD (README "Training VGG from scratch").
+
+    At initialisation the conv4_3 branch, rescaled to norm 20 by the L2 normalisation, gets
+    gradients hundreds of times larger than conv5 and thousands of times larger than the
+    extra layers, whose Xavier-initialised activations have shrunk layer after layer; with
+    batch norm the layers' gradients stay within a factor of ten of each other.
+    """
+    def gradients(name):
+        network = nets_factory.get_network(name, num_classes=6)
+        with tf.Graph().as_default():
+            tf.compat.v1.set_random_seed(0)
+            image = np.random.default_rng(0).uniform(-120, 130, [2, 300, 300, 3])
+            with slim.arg_scope(network.arg_scope()):
+                logits, _, end_points = network.net(tf.constant(image, tf.float32),
+                                                    is_training=True)
+            loss = tf.reduce_mean(tf.square(logits))
+            layers = ('conv4/conv4_3', 'conv5/conv5_1', 'conv8/conv8_2')
+            weights = [tf.compat.v1.get_default_graph().get_tensor_by_name(
+                '%s/%s/weights:0' % (name, layer)) for layer in layers]
+            with tf.compat.v1.Session() as sess:
+                sess.run(tf.compat.v1.global_variables_initializer())
+                norms, conv8 = sess.run([[tf.norm(g) for g in tf.gradients(loss, weights)],
+                                         tf.math.reduce_std(end_points['conv8'])])
+        return dict(zip(('conv4_3', 'conv5_1', 'conv8_2'), norms)), conv8
+
+    plain, plain_conv8 = gradients('ssd_300_vgg')
+    batch_norm, bn_conv8 = gradients('ssd_300_vgg_bn')
+    assert plain['conv4_3'] / plain['conv5_1'] > 50
+    assert plain['conv4_3'] / plain['conv8_2'] > 1000
+    assert batch_norm['conv4_3'] / batch_norm['conv5_1'] < 20
+    assert batch_norm['conv4_3'] / batch_norm['conv8_2'] < 20
+    # The activations of the first extra layer: shrunk to ~1/3000 of the input scale vs ~0.6.
+    assert plain_conv8 < 0.1 < bn_conv8

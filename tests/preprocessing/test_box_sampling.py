@@ -37,7 +37,8 @@ def test_crop_boxes_keeps_centres_inside_and_clips():
     with tf.Graph().as_default():
         boxes = tf.constant([[0.1, 0.1, 0.4, 0.4], [0.6, 0.6, 0.9, 0.9], [0.2, 0.2, 0.6, 0.6]])
         cropped, kept = _run(box_sampling.crop_boxes(boxes, tf.constant([0.0, 0.0, 0.5, 0.5])))
-        none, none_kept = _run(box_sampling.crop_boxes(tf.zeros([0, 4]), tf.constant([0.0, 0.0, 0.5, 0.5])))
+        none, none_kept = _run(box_sampling.crop_boxes(tf.zeros([0, 4]),
+                                                       tf.constant([0.0, 0.0, 0.5, 0.5])))
     np.testing.assert_allclose(cropped, [[0.2, 0.2, 0.8, 0.8], [0.4, 0.4, 1.0, 1.0]], atol=1e-6)
     np.testing.assert_array_equal(kept, [0, 2])
     assert none.shape == (0, 4) and none_kept.shape == (0,)
@@ -71,7 +72,8 @@ def _boxes():
 
 
 def test_crop_window_meets_min_iou_scale_and_aspect():
-    windows = np.array(_over_seeds(lambda seed: box_sampling.sample_crop_window(_boxes(), 0.5, seed)))
+    windows = np.array(_over_seeds(
+        lambda seed: box_sampling.sample_crop_window(_boxes(), 0.5, seed)))
     cropped = windows[np.any(windows != [0.0, 0.0, 1.0, 1.0], axis=1)]
     assert len(cropped) > NUM_SEEDS // 2
     assert np.all(cropped >= 0.0) and np.all(cropped <= 1.0)
@@ -79,8 +81,9 @@ def test_crop_window_meets_min_iou_scale_and_aspect():
     assert np.all(height * width >= 0.3 ** 2 - 1e-5)
     assert np.all(width / height >= 0.5 - 1e-4) and np.all(width / height <= 2.0 + 1e-4)
     with tf.Graph().as_default():
-        iou, centres = _run((box_coding.iou(tf.constant(cropped, tf.float32), _boxes()),
-                             box_sampling.centres_inside(_boxes(), tf.constant(cropped, tf.float32))))
+        windows = tf.constant(cropped, tf.float32)
+        iou, centres = _run((box_coding.iou(windows, _boxes()),
+                             box_sampling.centres_inside(_boxes(), windows)))
     assert np.all(iou.max(axis=1) >= 0.5)
     assert np.all(centres.any(axis=1))
 

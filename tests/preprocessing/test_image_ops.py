@@ -15,12 +15,14 @@ def _image(height, width, seed=0):
     return np.random.default_rng(seed).integers(0, 256, (height, width, 3)).astype(np.uint8)
 
 
-@pytest.mark.parametrize('in_hw,out_hw', [((9, 7), (20, 30)), ((50, 60), (17, 23)), ((3, 3), (3, 3))])
+@pytest.mark.parametrize('in_hw,out_hw', [((9, 7), (20, 30)), ((50, 60), (17, 23)),
+                                          ((3, 3), (3, 3))])
 def test_full_window_equals_tf_image_resize(in_hw, out_hw):
     image = _image(*in_hw)
     with tf.Graph().as_default():
-        ours, reference = _run((image_ops.crop_and_resize_image(image, image_ops.FULL_WINDOW, out_hw),
-                                tf.image.resize(image, out_hw, method='bilinear')))
+        ours, reference = _run((
+            image_ops.crop_and_resize_image(image, image_ops.FULL_WINDOW, out_hw),
+            tf.image.resize(image, out_hw, method='bilinear')))
     assert ours.shape == out_hw + (3,)
     np.testing.assert_allclose(ours, reference, atol=1e-3)
 
@@ -53,8 +55,9 @@ def test_reversed_window_mirrors():
 
 def test_normalize_image_hand_values_and_error():
     with tf.Graph().as_default():
-        vgg, unit = _run((image_ops.normalize_image(tf.constant([[0.0, 127.5, 255.0]]), 'vgg_mean'),
-                          image_ops.normalize_image(tf.constant([[0.0, 127.5, 255.0]]), 'minus_one_to_one')))
+        pixel = tf.constant([[0.0, 127.5, 255.0]])
+        vgg, unit = _run((image_ops.normalize_image(pixel, 'vgg_mean'),
+                          image_ops.normalize_image(pixel, 'minus_one_to_one')))
     np.testing.assert_allclose(vgg, [[-123.0, 10.5, 151.0]])
     np.testing.assert_allclose(unit, [[-1.0, 0.0, 1.0]])
     with pytest.raises(ValueError, match='unknown normalization'):

@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from common import np_preprocessing
 from preprocessing import image_ops, ssd_preprocessing
+from tests import helpers
 
 OUT_HW = (64, 64)
 NUM_SEEDS = 150
@@ -33,17 +34,6 @@ def _dataset(samples):
     return dataset
 
 
-def _collect(dataset):
-    next_element = tf.compat.v1.data.make_one_shot_iterator(dataset).get_next()
-    results = []
-    with tf.compat.v1.Session() as sess:
-        while True:
-            try:
-                results.append(sess.run(next_element))
-            except tf.errors.OutOfRangeError:
-                return results
-
-
 def _augmented(samples, normalization, num_seeds=NUM_SEEDS):
     """Each sample augmented with seeds (i, 11), i < num_seeds, in a parallel tf.data map."""
     with tf.Graph().as_default():
@@ -53,7 +43,7 @@ def _augmented(samples, normalization, num_seeds=NUM_SEEDS):
             lambda s, i: ssd_preprocessing.preprocess_for_train(
                 s, OUT_HW, normalization, seed=tf.stack([tf.cast(i, tf.int32), 11])),
             num_parallel_calls=2)
-        return _collect(dataset)
+        return helpers.run_dataset(dataset)
 
 
 @pytest.mark.parametrize('normalization', ['vgg_mean', 'minus_one_to_one'])
@@ -69,7 +59,8 @@ def test_training_properties_over_many_seeds(normalization):
         assert boxes.ndim == 2 and boxes.shape[1] == 4
         assert np.all(boxes >= 0.0) and np.all(boxes <= 1.0)
         assert np.all(boxes[:, 0] < boxes[:, 2]) and np.all(boxes[:, 1] < boxes[:, 3])
-        assert out['labels'].shape == out['difficult'].shape == out['truncated'].shape == (len(boxes),)
+        assert (out['labels'].shape == out['difficult'].shape == out['truncated'].shape
+                == (len(boxes),))
         np.testing.assert_array_equal(out['difficult'], out['labels'] * 10)
         np.testing.assert_array_equal(out['truncated'], out['labels'] * 100)
         assert len(set(out['labels'])) == len(out['labels'])
@@ -94,7 +85,7 @@ def test_training_without_seed_draws_random_augmentations():
     with tf.Graph().as_default():
         dataset = _dataset([_sample(2)]).repeat(4).map(
             lambda s: ssd_preprocessing.preprocess_for_train(s, OUT_HW, 'vgg_mean'))
-        results = _collect(dataset)
+        results = helpers.run_dataset(dataset)
     assert len(results) == 4
     assert len({r['image'].tobytes() for r in results}) == 4
 
@@ -104,9 +95,10 @@ def test_eval_resizes_and_keeps_boxes():
     with tf.Graph().as_default():
         dataset = _dataset([sample]).map(
             lambda s: ssd_preprocessing.preprocess_for_eval(s, OUT_HW, 'minus_one_to_one'))
-        out, = _collect(dataset)
+        out, = helpers.run_dataset(dataset)
         with tf.compat.v1.Session() as sess:
-            expected = sess.run(image_ops.eval_preprocess_image(sample['image'], OUT_HW, 'minus_one_to_one'))
+            expected = sess.run(image_ops.eval_preprocess_image(sample['image'], OUT_HW,
+                                                                'minus_one_to_one'))
     np.testing.assert_array_equal(out['image'], expected)
     np.testing.assert_array_equal(out['boxes'], sample['boxes'])
     np.testing.assert_array_equal(out['labels'], sample['labels'])

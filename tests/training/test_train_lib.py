@@ -1,4 +1,7 @@
 """Tests for training/train_lib.py, optimization.py and train_hooks.py."""
+import glob
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -17,11 +20,14 @@ def _toy_train_graph(lr=0.1):
         factor = tf.sqrt(2.5 - tf.cast(global_step, tf.float32))
         tf.compat.v1.losses.add_loss(w * w * factor)
 
-    model = model_deploy.deploy(config, model_fn,
-                                optimizer=tf.compat.v1.train.GradientDescentOptimizer(lr))
-    return train_lib.TrainGraph(model.train_op, global_step,
-                                {'total': model.total_loss, 'learning_rate': tf.constant(lr)},
-                                None, 1)
+    clones = model_deploy.create_clones(config, model_fn)
+    model = model_deploy.build_train_op(
+        config, clones, tf.compat.v1.train.GradientDescentOptimizer(lr), global_step)
+    log_tensors = {'total': model.total_loss, 'learning_rate': tf.constant(lr)}
+    tf.compat.v1.summary.scalar('losses/total', model.total_loss)
+    tf.compat.v1.summary.image('picture', tf.zeros([1, 4, 4, 3]),
+                               collections=[train_hooks.IMAGE_SUMMARIES])
+    return train_lib.TrainGraph(model.train_op, global_step, log_tensors, None, 1)
 
 
 def test_nan_loss_stops_with_last_good_checkpoint(tmp_path):
@@ -49,6 +55,34 @@ def test_train_stops_at_max_steps_and_resumes(tmp_path):
             assert train_lib.train(_toy_train_graph(), train_dir, max_number_of_steps=last,
                                    save_summaries_secs=1000) == last
     assert tf.train.latest_checkpoint(train_dir).endswith('model.ckpt-2')
+
+
+def _summary_steps(train_dir):
+    """tag -> sorted steps of the summaries in train_dir's event files."""
+    steps = {}
+    for path in glob.glob(os.path.join(train_dir, 'events.out.tfevents.*')):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                steps.setdefault(value.tag, []).append(event.step)
+    return {tag: sorted(found) for tag, found in steps.items()}
+
+
+def test_scalars_every_n_steps_images_on_their_own_period(tmp_path):
+    with tf.Graph().as_default():
+        graph = _toy_train_graph(lr=0.01)
+        train_lib.train(graph, str(tmp_path), max_number_of_steps=2, save_summaries_steps=1,
+                        save_summaries_secs=1000)
+    steps = _summary_steps(str(tmp_path))
+    assert steps['losses/total'] == [1, 2]
+    pictures = [found for tag, found in steps.items() if tag.startswith('picture')]
+    assert pictures == [[1]]        # the first step, then not again within 1000 s
+
+
+def test_default_summary_period_draws_a_curve():
+    assert train_hooks.summary_steps(600) == 6       # the demo: 100 points
+    assert train_hooks.summary_steps(1400) == 14
+    assert train_hooks.summary_steps(50) == 1
+    assert train_hooks.summary_steps(None) == train_hooks.SUMMARY_POINTS
 
 
 def _rates(steps, **kwargs):

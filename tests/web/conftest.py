@@ -21,7 +21,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 class FakeClient:
-    """Stands in for SSDClient: fixed detections, or raises `error` when set."""
+    """Stands in for SSDClient: fixed detections, or raises `error` when set.
+
+    The app sends decoded RGB arrays; `calls` records (array, score_threshold).
+    """
 
     model_name = 'fake-ssd'
     signature = 'serving_default'
@@ -30,16 +33,16 @@ class FakeClient:
     def __init__(self):
         self.error = None
         self.calls = []
+        # Boxes in pixels of the array the app sends.
+        self.detections = [Detection(1, 'circle', 0.9, [2.0, 3.0, 20.0, 18.0]),
+                           Detection(3, 'triangle', 0.3, [10.0, 10.0, 30.0, 28.0])]
 
     def detect(self, image, score_threshold=None):
         self.calls.append((image, score_threshold))
         if self.error:
             raise self.error
-        with PIL.Image.open(io.BytesIO(image)) as header:
-            width, height = header.size
-        detections = [Detection(1, 'circle', 0.9, [2.0, 3.0, 20.0, 18.0]),
-                      Detection(3, 'triangle', 0.3, [10.0, 10.0, 30.0, 28.0])]
-        kept = [d for d in detections if d.score >= score_threshold]
+        height, width = image.shape[:2]
+        kept = [d for d in self.detections if d.score >= score_threshold]
         return DetectionResult(width, height, kept, {'name': self.model_name, 'version': 7,
                                                      'signature': self.signature},
                                {'decode': 1.0, 'predict': 5.0, 'total': 7.0})
@@ -47,7 +50,8 @@ class FakeClient:
     def model_info(self):
         if self.error:
             raise self.error
-        return types.SimpleNamespace(version=7, input_hw=(300, 300), class_names=dict(enumerate(CLASSES)))
+        return types.SimpleNamespace(version=7, input_hw=(300, 300),
+                                     class_names=dict(enumerate(CLASSES)))
 
     def status(self):
         if self.error:
@@ -181,5 +185,6 @@ def model_server(tmp_path_factory):
 
 @pytest.fixture
 def real_app(model_server):
-    return create_app({'TESTING': True, 'SERVING_ADDRESS': model_server.address, 'SERVING_RETRIES': 1,
+    return create_app({'TESTING': True, 'SERVING_ADDRESS': model_server.address,
+                       'SERVING_RETRIES': 1,
                        'SERVING_TIMEOUT': 30, 'SCORE_THRESHOLD': 0.05})

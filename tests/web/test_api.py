@@ -1,4 +1,4 @@
-"""POST /api/v1/detect, GET /api/v1/model and GET /healthz, with a fake client and a real model server."""
+"""POST /api/v1/detect, GET /api/v1/model, GET /healthz: with a fake client and a real server."""
 import io
 import socket
 import struct
@@ -21,7 +21,8 @@ def _png_header_only(width, height):
         return (struct.pack('>I', len(payload)) + kind + payload +
                 struct.pack('>I', zlib.crc32(kind + payload) & 0xffffffff))
     ihdr = struct.pack('>IIBBBBB', width, height, 8, 2, 0, 0, 0)
-    return (b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', ihdr) + chunk(b'IDAT', zlib.compress(b'\0' * 64)) +
+    return (b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', ihdr) +
+            chunk(b'IDAT', zlib.compress(b'\0' * 64)) +
             chunk(b'IEND', b''))
 
 
@@ -45,7 +46,9 @@ def test_detect_multipart(fake_app, fake_client, images):
     assert body['detections'][0] == {'class_id': 1, 'class_name': 'circle', 'score': 0.9,
                                      'box_px': [2.0, 3.0, 20.0, 18.0]}
     assert set(body['timing_ms']) == {'decode', 'predict', 'total', 'request'}
-    assert fake_client.calls == [(data, 0.25)]
+    [(array, threshold)] = fake_client.calls  # decoded once by the app, sent as pixels
+    assert threshold == 0.25
+    np.testing.assert_array_equal(array, images.shapes())
 
 
 def test_detect_raw_body_uses_default_threshold(fake_app, fake_client, images):
@@ -53,7 +56,8 @@ def test_detect_raw_body_uses_default_threshold(fake_app, fake_client, images):
     response = fake_app.test_client().post('/api/v1/detect', data=data, content_type='image/jpeg')
     assert response.status_code == 200
     assert [d['class_name'] for d in response.json['detections']] == ['circle']
-    assert fake_client.calls == [(data, 0.5)]
+    [(array, threshold)] = fake_client.calls
+    assert array.shape == (120, 160, 3) and threshold == 0.5
 
 
 def test_detect_raw_body_threshold_in_query(fake_app, fake_client, images):
@@ -66,7 +70,8 @@ def test_detect_raw_body_threshold_in_query(fake_app, fake_client, images):
 
 @pytest.mark.parametrize('value', ['abc', '-0.1', '1.5', 'nan'])
 def test_bad_threshold(fake_app, images, value):
-    response = _post_file(fake_app.test_client(), images.encode(images.shapes()), score_threshold=value)
+    response = _post_file(fake_app.test_client(), images.encode(images.shapes()),
+                          score_threshold=value)
     _assert_error(response, 400, 'invalid_score_threshold')
     assert 'score_threshold' in response.json['error']['message']
 
@@ -75,7 +80,8 @@ def test_no_file(fake_app):
     client = fake_app.test_client()
     _assert_error(client.post('/api/v1/detect', data={'other': 'x'}), 400, 'no_file')
     _assert_error(client.post('/api/v1/detect'), 400, 'no_file')
-    _assert_error(client.post('/api/v1/detect', data={'image': (io.BytesIO(b''), '')}), 400, 'no_file')
+    _assert_error(client.post('/api/v1/detect', data={'image': (io.BytesIO(b''), '')}), 400,
+                  'no_file')
 
 
 def test_empty_file(fake_app):
@@ -140,13 +146,27 @@ def test_huge_bomb_beyond_pil_limit(fake_app):
 
 @pytest.mark.parametrize('content_type', ['text/plain', 'application/json', 'application/pdf'])
 def test_unsupported_content_type(fake_app, content_type):
-    response = fake_app.test_client().post('/api/v1/detect', data=b'{"a": 1}', content_type=content_type)
+    response = fake_app.test_client().post('/api/v1/detect', data=b'{"a": 1}',
+                                           content_type=content_type)
     _assert_error(response, 415, 'unsupported_content_type')
 
 
-def test_unsupported_image_format(fake_app, images):
-    data = images.encode(images.shapes(), 'GIF')
-    _assert_error(_post_file(fake_app.test_client(), data, 'a.gif'), 415, 'unsupported_image_format')
+def test_unsupported_image_format(fake_app, fake_client, images):
+    """TIFF: OpenCV reads it but the export's tf.io.decode_image does not."""
+    data = images.encode(images.shapes(), 'TIFF')
+    response = _post_file(fake_app.test_client(), data, 'a.tif')
+    _assert_error(response, 415, 'unsupported_image_format')
+    assert 'TIFF' in response.json['error']['message']
+    assert 'JPEG, PNG, GIF, BMP and WebP' in response.json['error']['message']
+    assert fake_client.calls == []
+
+
+@pytest.mark.parametrize('fmt', ['GIF', 'BMP', 'WEBP'])
+def test_formats_both_decoders_read_are_accepted(fake_app, images, fmt):
+    """GIF was refused although the detect signature's decoder reads it."""
+    response = _post_file(fake_app.test_client(), images.encode(images.shapes(), fmt), 'a.img')
+    assert response.status_code == 200, response.data
+    assert response.json['image'] == {'width': 160, 'height': 120}
 
 
 def test_serving_unavailable_is_503_with_retry_after(fake_app, fake_client, images):
@@ -161,9 +181,11 @@ def test_serving_unavailable_is_503_with_retry_after(fake_app, fake_client, imag
 
 def test_client_errors_are_mapped(fake_app, fake_client, images):
     fake_client.error = InvalidImage('cannot decode image (10x10)')
-    _assert_error(_post_file(fake_app.test_client(), images.encode(images.shapes())), 400, 'invalid_image')
+    _assert_error(_post_file(fake_app.test_client(), images.encode(images.shapes())), 400,
+                  'invalid_image')
     fake_client.error = ServingError('INVALID_ARGUMENT from x: bad')
-    _assert_error(_post_file(fake_app.test_client(), images.encode(images.shapes())), 502, 'serving_error')
+    _assert_error(_post_file(fake_app.test_client(), images.encode(images.shapes())), 502,
+                  'serving_error')
 
 
 def test_unexpected_error_is_json_500_without_traceback(fake_app, fake_client, images):
@@ -188,7 +210,8 @@ def test_model_and_health_with_fake(fake_app):
                      'classes': {'0': 'background', '1': 'circle', '2': 'square', '3': 'triangle',
                                  '4': 'star', '5': 'cross'}}
     health = client.get('/healthz')
-    assert health.status_code == 200 and health.json == {'status': 'ok', 'model': 'fake-ssd', 'versions': [7]}
+    assert health.status_code == 200
+    assert health.json == {'status': 'ok', 'model': 'fake-ssd', 'versions': [7]}
 
 
 def test_unknown_route_and_method_are_json(fake_app):
@@ -197,7 +220,7 @@ def test_unknown_route_and_method_are_json(fake_app):
     _assert_error(client.get('/api/v1/detect'), 405, 'method_not_allowed')
 
 
-# --- against the real model server (random ssd_300_mobilenet_v2) -----------------------------------
+# --- against the real model server (random ssd_300_mobilenet_v2) --------------------------------
 
 def test_real_detect_model_health(real_app, images):
     client = real_app.test_client()
@@ -226,7 +249,8 @@ def test_real_detect_model_health(real_app, images):
 @pytest.mark.parametrize('mode', ['L', 'RGBA', 'I;16'])
 def test_real_detect_other_pixel_formats(real_app, images, mode):
     grey = images.shapes(64, 64)[..., 0]
-    array = {'L': grey, 'RGBA': np.dstack([images.shapes(64, 64), np.full((64, 64), 255, np.uint8)]),
+    array = {'L': grey,
+             'RGBA': np.dstack([images.shapes(64, 64), np.full((64, 64), 255, np.uint8)]),
              'I;16': grey.astype(np.uint16) * 257}[mode]
     response = _post_file(real_app.test_client(), images.encode(array, 'PNG'), 'x.png')
     assert response.status_code == 200, response.data

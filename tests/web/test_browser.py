@@ -6,15 +6,17 @@ import threading
 import pytest
 from werkzeug.serving import make_server
 
-CHROMIUM = '/usr/lib/chromium/chromium'
-CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage',
-                 '--disable-background-networking', '--disable-component-update', '--disable-sync']
-ARTIFACTS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                         'test_artifacts')
+from common import drawing as common_drawing
+from web import drawing
+from web.screenshot import CHROMIUM, CHROMIUM_ARGS
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ARTIFACTS = os.path.join(REPO, 'test_artifacts')
 VIEWPORT = {'width': 1200, 'height': 900}
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not os.path.exists(CHROMIUM),
-                                                      reason=f'{CHROMIUM} missing: run `make browser`')]
+                                                      reason=f'{CHROMIUM} missing: run '
+                                                             '`make browser`')]
 
 
 @pytest.fixture
@@ -83,6 +85,54 @@ def test_upload_shows_boxes_and_table(live_url, page, images, tmp_path):
     assert page.locator('#threshold-value').inner_text() == '0.95'
 
 
+def test_cards_in_upload_order_classes_and_legible_labels(live_url, page, images, tmp_path):
+    paths = []
+    for index, (height, width) in enumerate([(240, 320), (200, 260), (180, 300)]):
+        path = tmp_path / f'{index + 1}.png'
+        path.write_bytes(images.encode(images.shapes(height, width), 'PNG'))
+        paths.append(str(path))
+    page.goto(live_url + '/')
+    page.wait_for_selector('#class-list:not([hidden])')
+    assert 'detects 5 classes: circle, square, triangle, star, cross.' in page.inner_text(
+        '#class-list')
+    page.eval_on_selector('#threshold', "el => { el.value = '0.05'; }")
+    page.set_input_files('#image-input', paths)
+    page.wait_for_function('document.querySelectorAll(".card a.download:not([hidden])")'
+                           '.length == 3', timeout=120_000)
+    assert page.locator('.card h2').all_inner_texts() == ['1.png', '2.png', '3.png']
+
+    card = page.locator('.card', has_text='1.png')
+    body = card.locator('a.download').evaluate('a => fetch(a.href).then(r => r.json())')
+    boxes = [d['box_px'] for d in body['detections']]
+    rows = card.locator('table.detections tbody tr').locator('td.box').all_inner_texts()
+    assert rows == [', '.join(str(v) for v in drawing.display_box(box)) for box in boxes]
+
+    # A random model at 0.05 finds many boxes: at most MAX_LABELS labels, the rest on hover.
+    assert len(boxes) > common_drawing.MAX_LABELS
+    labels = card.locator('svg.overlay g.label')
+    assert labels.count() == len(boxes)
+    shown = card.locator('svg.overlay g.label:not(.on-hover)')
+    assert 0 < shown.count() <= common_drawing.MAX_LABELS
+    hidden = card.locator('svg.overlay g.label.on-hover')
+    assert not hidden.first.is_visible()
+    index = labels.evaluate_all('labels => labels.findIndex(l => l.classList.contains("on-hover"))')
+    card.locator('svg.overlay g.detection').nth(len(boxes) - 1 - index).dispatch_event(
+        'mouseenter')
+    assert card.locator('svg.overlay g.label.on-hover.highlight').is_visible()
+    fills = shown.locator('text').evaluate_all('texts => texts.map(t => t.getAttribute("fill"))')
+    assert set(fills) <= {'#000000', '#ffffff'}
+    _screenshot(page, 'web_page_low_threshold.png')
+
+
+def test_detect_without_a_file_says_so(live_url, page):
+    page.goto(live_url + '/')
+    assert not page.locator('#error').is_visible()
+    page.click('#detect-button')
+    assert page.locator('#error').is_visible()
+    assert 'Choose one or more images first' in page.inner_text('#error')
+    assert page.locator('.card').count() == 0
+
+
 def test_drag_and_drop(live_url, page, images):
     page.goto(live_url + '/')
     encoded = base64.b64encode(images.encode(images.shapes(100, 150), 'JPEG')).decode('ascii')
@@ -110,6 +160,6 @@ def test_form_works_without_javascript(live_url, browser, images, tmp_path):
     page.wait_for_selector('.card img[src^="data:image/jpeg"]', timeout=120_000)
     assert page.locator('.card h2').inner_text() == 'plain.png'
     assert page.locator('table.detections tbody tr').count() >= 1
-    assert page.locator('.card img').evaluate('img => img.naturalWidth') == 160
+    assert page.locator('.card img').evaluate('img => img.naturalWidth') == 640  # enlarged x4
     _screenshot(page, 'web_page_no_js.png')
     context.close()

@@ -38,6 +38,7 @@ def test_empty_environment_value_is_ignored():
     ('SERVING_TIMEOUT', 'x', 'not a number'),
     ('LABELS_FILE', '/no/such/labels.txt', 'no such file'),
     ('MODEL_NAME', '   ', 'must not be empty'),
+    ('DECODE_PIXEL_BUDGET', '0', 'must be >= 1'),
 ])
 def test_invalid_environment_names_the_variable(name, value, message):
     with pytest.raises(ConfigError, match=name) as error:
@@ -59,7 +60,8 @@ def test_create_app_makes_one_client_from_config(unused_address):
     app = create_app({'SERVING_ADDRESS': unused_address, 'MODEL_NAME': 'm', 'SIGNATURE': 'detect',
                       'SERVING_TIMEOUT': 3, 'MAX_IMAGE_PIXELS': 1234})
     client = app.extensions['ssd_client']
-    assert (client.address, client.model_name, client.signature, client.timeout, client.max_pixels) == (
+    assert (client.address, client.model_name, client.signature, client.timeout,
+            client.max_pixels) == (
         unused_address, 'm', 'detect', 3.0, 1234)
 
 

@@ -1,5 +1,6 @@
 """The upload page and its no-JavaScript form POST."""
 import base64
+import html as html_lib
 import io
 import json
 import re
@@ -46,7 +47,7 @@ def test_form_post_without_detections(fake_app, images):
 
 def test_form_errors_are_shown_on_the_page(fake_app, images):
     client = fake_app.test_client()
-    cases = [({'image': (io.BytesIO(b''), '')}, 400, 'No file'),
+    cases = [({'image': (io.BytesIO(b''), '')}, 400, 'Choose an image first, then press Detect.'),
              ({'image': (io.BytesIO(b''), 'e.png')}, 400, 'empty'),
              ({'image': (io.BytesIO(b'text'), 't.png')}, 400, 'not an image'),
              ({'image': (io.BytesIO(b'x' * (2 * 2**20)), 'big.png')}, 413, 'limit of 1 MB'),
@@ -61,11 +62,46 @@ def test_form_errors_are_shown_on_the_page(fake_app, images):
         assert 'name="image"' in html  # the form is there to try again
 
 
+def test_no_file_message_is_for_people_on_the_page_and_names_the_field_in_the_api(fake_app):
+    client = fake_app.test_client()
+    html = client.post('/', data={'score_threshold': '0.5'}).get_data(as_text=True)
+    assert 'Choose an image first' in html and 'form field' not in html
+    api = client.post('/api/v1/detect', data={'score_threshold': '0.5'}).json
+    assert 'field "image"' in api['error']['message']
+
+
+def test_page_lists_formats_palette_and_hint(fake_client, images):
+    from web import create_app
+    app = create_app({'CLIENT': fake_client, 'TESTING': True,
+                      'MODEL_HINT': 'Trained on synthetic shapes: try demo_work/shapes_voc.'})
+    html = app.test_client().get('/').get_data(as_text=True)
+    assert 'JPEG, PNG, GIF, BMP or WebP, up to 10 MB each' in html
+    assert 'accept="image/jpeg,image/png,image/gif,image/bmp,image/webp"' in html
+    assert 'id="class-list"' in html
+    assert 'Trained on synthetic shapes: try demo_work/shapes_voc.' in html
+    palette = json.loads(html_lib.unescape(re.search(r'data-palette="([^"]+)"', html).group(1)))
+    assert palette[0] == {'fill': '#f3c300', 'text': '#000000'}
+    assert palette[1] == {'fill': '#875692', 'text': '#ffffff'}
+    assert 'data-max-labels="12"' in html
+    assert 'model-hint' not in create_app({'CLIENT': fake_client}).test_client().get('/').get_data(
+        as_text=True)
+
+
+def test_server_table_rounds_boxes_as_the_javascript_table(fake_app, fake_client, images):
+    """Math.round: 186.5 -> 187; the old table truncated (186)."""
+    from serving.client import Detection
+    fake_client.detections = [Detection(2, 'square', 0.8, [26.4, 32.5, 86.5, 95.7])]
+    data = images.encode(images.shapes(), 'PNG')
+    html = fake_app.test_client().post('/', data={'image': (io.BytesIO(data), 'a.png')}).get_data(
+        as_text=True)
+    assert '<td class="box">26, 33, 87, 96</td>' in html
+
+
 def test_page_when_model_server_down(fake_app, fake_client, images):
     from serving.client import ServingUnavailable
     fake_client.error = ServingUnavailable('UNAVAILABLE from x: refused')
-    response = fake_app.test_client().post('/', data={'image': (io.BytesIO(images.encode(images.shapes())),
-                                                                'a.png')})
+    data = images.encode(images.shapes())
+    response = fake_app.test_client().post('/', data={'image': (io.BytesIO(data), 'a.png')})
     assert response.status_code == 503 and response.headers['Retry-After'] == '5'
     assert 'model server is unavailable' in response.get_data(as_text=True)
 

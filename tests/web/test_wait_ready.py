@@ -1,9 +1,14 @@
 """web.wait_ready: True once the URL answers 200, False after the timeout."""
 import http.server
+import os
 import socket
+import subprocess
+import sys
 import threading
 
 from web import wait_ready
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 class _Ok(http.server.BaseHTTPRequestHandler):
@@ -34,3 +39,11 @@ def test_nothing_listening():
         sock.bind(('127.0.0.1', 0))
         port = sock.getsockname()[1]
     assert not wait_ready.wait_ready('http://127.0.0.1:%d/healthz' % port, 0.3, interval_s=0.1)
+
+
+def test_is_light():
+    """Polling a URL needs neither TensorFlow nor Flask (web/__init__ imported the whole app)."""
+    code = ('import sys, web.wait_ready; '
+            'heavy = [m for m in ("tensorflow", "flask", "grpc", "cv2") if m in sys.modules]; '
+            'assert not heavy, heavy')
+    subprocess.run([sys.executable, '-c', code], check=True, cwd=REPO, timeout=120)

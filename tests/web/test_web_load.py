@@ -1,9 +1,11 @@
 """A small run of bench/web_load.py: gunicorn in front of the real model server, zero errors."""
+import io
 import os
 import re
 import subprocess
 import sys
 
+import PIL.Image
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -30,3 +32,14 @@ def test_bench_flags_are_validated():
     result = subprocess.run(BENCH + ['--url=http://x', '--serving_address=y:1'],
                             capture_output=True, text=True, cwd=ROOT, timeout=60, check=False)
     assert result.returncode == 2 and 'at most one of' in result.stderr
+    result = subprocess.run(BENCH + ['--image=huge'], capture_output=True, text=True, cwd=ROOT,
+                            timeout=60, check=False)
+    assert result.returncode == 2 and "invalid choice: 'huge'" in result.stderr
+
+
+def test_large_test_images():
+    from bench import web_load
+    with PIL.Image.open(io.BytesIO(web_load.large_png())) as image:
+        assert (image.format, image.size) == ('PNG', (6000, 6000))
+    with PIL.Image.open(io.BytesIO(web_load.large_jpeg())) as image:
+        assert (image.format, image.size) == ('JPEG', (6000, 4000))

@@ -1,4 +1,5 @@
 // Upload page: sends each image to POST /api/v1/detect and draws the boxes as an SVG overlay.
+// Colours, label sizes and label placement follow common/drawing.py (the server-drawn image).
 (function () {
   'use strict';
 
@@ -11,6 +12,10 @@
   var thresholdValue = document.getElementById('threshold-value');
   var results = document.getElementById('results');
   var template = document.getElementById('card-template');
+  var errorBox = document.getElementById('error');
+  var palette = JSON.parse(document.body.dataset.palette);
+  var maxLabels = parseInt(document.body.dataset.maxLabels, 10);
+  var minFont = parseInt(document.body.dataset.minFont, 10);
   var queue = [];
   var running = 0;
   var cards = [];
@@ -18,9 +23,10 @@
   document.documentElement.classList.add('js');
   input.multiple = true;
 
-  // Same colours as web/drawing.py: golden-angle hue steps per class id.
+  // Class 1 takes the first colour (class 0 is the background), as drawing.class_colour.
   function classColour(classId) {
-    return 'hsl(' + ((classId * 137.508) % 360).toFixed(3) + ', 85%, 45%)';
+    var n = palette.length;
+    return palette[(((classId - 1) % n) + n) % n];
   }
 
   function currentThreshold() {
@@ -31,8 +37,34 @@
     card.el.querySelector('.status').textContent = text;
   }
 
+  function showError(message) {
+    errorBox.textContent = message;
+    errorBox.hidden = !message;
+  }
+
   function safeName(name) {
     return (name || 'image').replace(/\.[^.]*$/, '').replace(/[^A-Za-z0-9._-]+/g, '_').slice(0, 80);
+  }
+
+  function swatch(classId) {
+    var el = document.createElement('span');
+    el.className = 'swatch';
+    el.style.background = classColour(classId).fill;
+    return el;
+  }
+
+  function showClasses(classes) {
+    var list = document.getElementById('class-list');
+    var ids = Object.keys(classes).map(Number).filter(function (id) { return id > 0; });
+    ids.sort(function (a, b) { return a - b; });
+    list.replaceChildren('This model detects ' + ids.length + (ids.length === 1 ? ' class: ' : ' classes: '));
+    ids.forEach(function (id, index) {
+      var item = document.createElement('span');
+      item.className = 'class-name';
+      item.append(swatch(id), classes[String(id)]);
+      list.append(item, index < ids.length - 1 ? ', ' : '.');
+    });
+    list.hidden = false;
   }
 
   function loadModelInfo() {
@@ -49,8 +81,8 @@
       info.append('Model ');
       var strong = document.createElement('strong');
       strong.textContent = model.name + ' v' + model.version;
-      info.append(strong, ' \u00b7 ' + model.network + ' \u00b7 ' +
-                  (Object.keys(model.classes).length - 1) + ' classes');
+      info.append(strong, ' \u00b7 ' + model.network);
+      showClasses(model.classes);
     }).catch(function () { /* the header keeps the configured model name */ });
   }
 
@@ -60,7 +92,7 @@
     var img = el.querySelector('img');
     img.src = URL.createObjectURL(file);
     img.alt = file.name || 'uploaded image';
-    results.prepend(el);
+    results.append(el);
     var card = {el: el, file: file, body: null, requested: null, jsonUrl: null};
     cards.push(card);
     return card;
@@ -116,8 +148,8 @@
   function render(card) {
     var body = card.body;
     var detections = visibleDetections(card);
-    drawBoxes(card.el.querySelector('svg'), body.image, detections);
-    fillTable(card.el.querySelector('tbody'), detections);
+    var rows = fillTable(card.el.querySelector('tbody'), detections);
+    drawBoxes(card.el.querySelector('svg'), body.image, detections, rows);
     setStatus(card, '');
     card.el.querySelector('.summary').textContent = body.model.name + ' v' + body.model.version +
         ' \u00b7 ' + body.image.width + '\u00d7' + body.image.height + ' px \u00b7 ' +
@@ -136,46 +168,94 @@
     link.hidden = false;
   }
 
-  function drawBoxes(svg, image, detections) {
-    svg.setAttribute('viewBox', '0 0 ' + image.width + ' ' + image.height);
-    svg.replaceChildren();
-    // Same sizes as web/drawing.py line_and_font_size.
-    var side = Math.max(image.width, image.height);
-    var line = Math.max(1, Math.round(side / 250));
-    var fontSize = Math.max(8, Math.round(side / 36));
-    detections.slice().reverse().forEach(function (d) {
-      var colour = classColour(d.class_id);
-      var x = d.box_px[0], y = d.box_px[1];
-      var group = document.createElementNS(SVG_NS, 'g');
-      var box = rect(x, y, d.box_px[2] - x, d.box_px[3] - y);
-      box.setAttribute('class', 'box');
-      box.setAttribute('stroke', colour);
-      box.setAttribute('stroke-width', line);
-      var labelHeight = fontSize + 2 * line;
-      var labelY = y - labelHeight >= 0 ? y - labelHeight : y;
-      var text = document.createElementNS(SVG_NS, 'text');
-      text.textContent = d.class_name + ' ' + d.score.toFixed(2);
-      text.setAttribute('x', x + line);
-      text.setAttribute('y', labelY + line + fontSize * 0.85);
-      text.setAttribute('font-size', fontSize);
-      var label = rect(x, labelY, 0, labelHeight);
-      label.setAttribute('fill', colour);
-      label.setAttribute('class', 'label');
-      group.append(box, label, text);
-      svg.append(group);
-      // Measured once laid out; estimated while the card is hidden (e.g. after an error).
-      var textWidth = text.getComputedTextLength() || text.textContent.length * 0.62 * fontSize;
-      label.setAttribute('width', textWidth + 2 * line);
-    });
+  function svgElement(name, attributes) {
+    var el = document.createElementNS(SVG_NS, name);
+    Object.keys(attributes).forEach(function (key) { el.setAttribute(key, attributes[key]); });
+    return el;
   }
 
-  function rect(x, y, width, height) {
-    var el = document.createElementNS(SVG_NS, 'rect');
-    el.setAttribute('x', x);
-    el.setAttribute('y', y);
-    el.setAttribute('width', Math.max(0, width));
-    el.setAttribute('height', Math.max(0, height));
-    return el;
+  function rect(x, y, width, height, attributes) {
+    return svgElement('rect', Object.assign({x: x, y: y, width: Math.max(0, width),
+                                             height: Math.max(0, height)}, attributes));
+  }
+
+  function overlaps(a, b) {
+    return !(a[2] <= b[0] || b[2] <= a[0] || a[3] <= b[1] || b[3] <= a[1]);
+  }
+
+  // Highest scores first, at most maxLabels, none overlapping (drawing.choose_labels).
+  function chooseLabels(rectangles) {
+    var chosen = [];
+    for (var index = 0; index < rectangles.length && chosen.length < maxLabels; index++) {
+      if (!chosen.some(function (other) { return overlaps(rectangles[index], rectangles[other]); })) {
+        chosen.push(index);
+      }
+    }
+    return chosen;
+  }
+
+  // detections come sorted by descending score; rows are their table rows.
+  function drawBoxes(svg, image, detections, rows) {
+    svg.setAttribute('viewBox', '0 0 ' + image.width + ' ' + image.height);
+    svg.replaceChildren();
+    // drawing.line_and_font_size, with its minimum font size in screen pixels (the picture is
+    // shown scaled): imagePixels image pixels make one screen pixel.
+    var side = Math.max(image.width, image.height);
+    var imagePixels = image.width / (svg.getBoundingClientRect().width || image.width);
+    var line = Math.max(imagePixels, Math.round(side / 250));
+    var fontSize = Math.max(minFont * imagePixels, Math.round(side / 36));
+    var boxLayer = svgElement('g', {'class': 'boxes'});
+    var labelLayer = svgElement('g', {'class': 'labels'});
+    svg.append(boxLayer, labelLayer);
+    var groups = detections.map(function (d) {
+      var colour = classColour(d.class_id);
+      var x = d.box_px[0], y = d.box_px[1], w = d.box_px[2] - x, h = d.box_px[3] - y;
+      var box = svgElement('g', {'class': 'detection'});
+      var title = svgElement('title', {});
+      title.textContent = d.class_name + ' ' + d.score.toFixed(2);
+      box.append(rect(x, y, w, h, {'class': 'halo', stroke: colour.text, 'stroke-width': line + 2}),
+                 rect(x, y, w, h, {'class': 'box', stroke: colour.fill, 'stroke-width': line}),
+                 rect(x, y, w, h, {'class': 'hit', 'stroke-width': Math.max(3 * line, 6)}), title);
+      var label = svgElement('g', {'class': 'label'});
+      var text = svgElement('text', {'font-size': fontSize, fill: colour.text});
+      text.textContent = title.textContent;
+      var background = rect(x, y, 0, fontSize + 2 * line, {fill: colour.fill});
+      label.append(background, text);
+      labelLayer.append(label);
+      // Measured once laid out; estimated while the card is hidden (e.g. after an error).
+      var width = (text.getComputedTextLength() || text.textContent.length * 0.62 * fontSize) +
+                  2 * line;
+      var height = fontSize + 2 * line;
+      var top = y - height >= 0 ? y - height : y;
+      top = Math.min(top, Math.max(0, image.height - height));
+      var left = Math.min(x, Math.max(0, image.width - width));
+      background.setAttribute('x', left);
+      background.setAttribute('y', top);
+      background.setAttribute('width', width);
+      text.setAttribute('x', left + line);
+      text.setAttribute('y', top + line + fontSize * 0.85);
+      return {box: box, label: label, rectangle: [left, top, left + width, top + height]};
+    });
+    // Lowest score first, so the best boxes are on top.
+    groups.slice().reverse().forEach(function (group) { boxLayer.append(group.box); });
+    var chosen = chooseLabels(groups.map(function (group) { return group.rectangle; }));
+    groups.forEach(function (group, index) {
+      if (chosen.indexOf(index) < 0) {
+        group.label.classList.add('on-hover');
+      }
+      var highlight = function (on) {
+        if (on) {
+          labelLayer.append(group.label);  // on top of the other labels
+        }
+        group.box.classList.toggle('highlight', on);
+        group.label.classList.toggle('highlight', on);
+        rows[index].classList.toggle('highlight', on);
+      };
+      [group.box, rows[index]].forEach(function (el) {
+        el.addEventListener('mouseenter', function () { highlight(true); });
+        el.addEventListener('mouseleave', function () { highlight(false); });
+      });
+    });
   }
 
   function fillTable(tbody, detections) {
@@ -186,29 +266,33 @@
       var cell = empty.insertCell();
       cell.colSpan = 4;
       cell.textContent = 'No detections above ' + currentThreshold().toFixed(2) + '.';
-      return;
+      return [];
     }
-    detections.forEach(function (d, index) {
+    return detections.map(function (d, index) {
       var row = tbody.insertRow();
       row.insertCell().textContent = String(index + 1);
-      var name = row.insertCell();
-      var swatch = document.createElement('span');
-      swatch.className = 'swatch';
-      swatch.style.background = classColour(d.class_id);
-      name.append(swatch, d.class_name);
+      row.insertCell().append(swatch(d.class_id), d.class_name);
       row.insertCell().textContent = d.score.toFixed(3);
       var box = row.insertCell();
       box.className = 'box';
-      box.textContent = d.box_px.map(Math.round).join(', ');
+      box.textContent = d.box_px.map(Math.round).join(', ');  // as drawing.display_box
+      return row;
     });
   }
 
   function submitFiles(files) {
-    Array.prototype.forEach.call(files, function (file) { enqueue(addCard(file)); });
-    var error = document.getElementById('error');
-    if (error) {
-      error.remove();
+    if (!files || !files.length) {
+      showError('Choose one or more images first (' +
+                document.querySelector('.dropzone-hint').textContent + ').');
+      return;
     }
+    showError('');
+    var added = Array.prototype.map.call(files, function (file) {
+      var card = addCard(file);
+      enqueue(card);
+      return card;
+    });
+    added[0].el.scrollIntoView({block: 'nearest', behavior: 'smooth'});
   }
 
   form.addEventListener('submit', function (event) {
@@ -218,8 +302,10 @@
   });
 
   input.addEventListener('change', function () {
-    submitFiles(input.files);
-    input.value = '';
+    if (input.files.length) {
+      submitFiles(input.files);
+      input.value = '';
+    }
   });
 
   // While sliding, filter what is there; once released, ask again where the server filtered more.

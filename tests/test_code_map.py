@@ -1,0 +1,67 @@
+"""The import direction of the README's code map, checked on the source of every package.
+
+common <- datasets, nets <- preprocessing <- training / evaluation <- export; the runtime packages
+(serving, web) import only common and serving, and the TensorFlow-free ones (common, the gRPC
+client, web) no TensorFlow at all.
+"""
+import ast
+import pathlib
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+BUILD_TIME = {'datasets', 'nets', 'preprocessing', 'training', 'evaluation', 'export', 'deployment'}
+ALLOWED = {
+    'common': {'common'},
+    'datasets': {'common', 'datasets'},
+    'nets': {'common', 'nets'},
+    'preprocessing': {'common', 'datasets', 'nets', 'preprocessing'},
+    'deployment': {'common', 'deployment'},
+    'training': {'common', 'datasets', 'nets', 'preprocessing', 'deployment', 'training'},
+    'evaluation': {'common', 'datasets', 'nets', 'preprocessing', 'evaluation'},
+    'export': {'common', 'datasets', 'nets', 'preprocessing', 'export'},
+    'serving': {'common', 'serving'},
+    'web': {'common', 'serving', 'web'},
+}
+FIRST_PARTY = set(ALLOWED) | {'bench', 'tests'}
+NO_TENSORFLOW = ['common', 'web', 'serving/client.py', 'serving/protos.py',
+                 'serving/tensor_proto.py']
+TENSORFLOW = ('tensorflow', 'tf_slim', 'tensorflow_serving', 'keras')
+
+
+def _imports(path):
+    """Top-level package names imported anywhere in a file (including inside functions)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split('.')[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split('.')[0])
+    return names
+
+
+def _files(target):
+    path = ROOT / target
+    return sorted(path.rglob('*.py')) if path.is_dir() else [path]
+
+
+@pytest.mark.parametrize('package', sorted(ALLOWED))
+def test_packages_import_only_what_the_code_map_allows(package):
+    wrong = {str(path.relative_to(ROOT)): sorted((_imports(path) & FIRST_PARTY) - ALLOWED[package])
+             for path in _files(package)}
+    assert not {path: names for path, names in wrong.items() if names}
+
+
+@pytest.mark.parametrize('target', NO_TENSORFLOW)
+def test_runtime_modules_import_no_tensorflow(target):
+    found = {str(path.relative_to(ROOT)): sorted(_imports(path) & set(TENSORFLOW))
+             for path in _files(target) if path.exists()}
+    assert not {path: names for path, names in found.items() if names}
+
+
+def test_the_check_catches_a_runtime_package_importing_build_time_code(tmp_path):
+    module = tmp_path / 'bad.py'
+    module.write_text('import numpy\nfrom nets import nets_factory\n'
+                      'def f():\n    from training import train_lib\n')
+    assert (_imports(module) & FIRST_PARTY) - ALLOWED['serving'] == {'nets', 'training'}
+    assert BUILD_TIME.isdisjoint(ALLOWED['serving'] | ALLOWED['web'])

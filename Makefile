@@ -89,7 +89,7 @@ $(DEMO_TRAIN)/.done: $(DEMO_RECORDS)/shapes_trainval_summary.json $(KNOB_MODEL) 
 $(DEMO_DIR)/eval/metrics.json: $(DEMO_TRAIN)/.done $(DEMO_RECORDS)/shapes_test_summary.json
 	$(BIN)/python eval_ssd_network.py --checkpoint_path=$(DEMO_TRAIN) --dataset_dir=$(DEMO_RECORDS) \
 	  --dataset_name=shapes --dataset_split_name=test --model_name=$(DEMO_MODEL) \
-	  --eval_dir=$(DEMO_DIR)/eval
+	  --eval_dir=$(DEMO_DIR)/eval --num_visualizations=8
 
 $(DEMO_EXPORT)/1/saved_model.pb: $(DEMO_TRAIN)/.done
 	rm -rf $(DEMO_EXPORT)

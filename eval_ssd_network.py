@@ -1,11 +1,15 @@
-"""Evaluates SSD checkpoints with the Pascal VOC metrics (VOC2007 11-point and VOC2010+ area).
+"""Evaluates SSD checkpoints with the Pascal VOC metrics (VOC2007 11-point and VOC2010+ area)
+and the COCO metrics (pycocotools: AP@[.5:.95], AP50, AP75, AP by size, AR@1/10/100).
 
     python eval_ssd_network.py --checkpoint_path=TRAIN --dataset_dir=DATA \\
-        --dataset_name=shapes --dataset_split_name=test \\
-        --model_name=ssd_300_mobilenet_v2 --eval_dir=EVAL [--num_visualizations=8]
+        --dataset_name=shapes --dataset_split_name=test --eval_dir=EVAL \\
+        [--metrics=voc,coco] [--detections_file=dets.json] [--num_visualizations=8]
 
-Prints a per-class AP table; writes EVAL/metrics.json, TensorBoard summaries and
-precision-recall curves (EVAL/pr_curves/*.png). With --num_visualizations=N, the
+The network (and the classes, checked against the data) come from TRAIN/train_info.json
+when the trainer wrote one; --model_name overrides it (checked). Prints a per-class AP
+table and the COCO metrics; writes EVAL/metrics.json, TensorBoard summaries and
+precision-recall curves (EVAL/pr_curves/*.png); --detections_file writes the detections
+in COCO results format. With --num_visualizations=N, the
 first N test images with their ground truth beside the detections go to
 EVAL/visualizations/*.png and to TensorBoard's images. With --wait_for_checkpoints it
 evaluates every new checkpoint of the train_dir given as --checkpoint_path.
@@ -15,11 +19,16 @@ import sys
 
 import tensorflow as tf
 
-from common import cli
+from common import cli, precision
 from datasets import dataset_factory
-from evaluation import eval_lib, pr_curves, visualization
+from datasets import train_dir as train_dir_lib
+from evaluation import coco_eval, eval_lib, pr_curves, visualization
 from nets import checkpoints, nets_factory
+from nets import precision as nets_precision
 from preprocessing import preprocessing_factory
+
+DEFAULT_MODEL = 'ssd_300_vgg'
+METRICS = ('voc', 'coco')
 
 
 def build_parser():
@@ -42,16 +51,23 @@ def build_parser():
     data.add_argument('--max_num_batches', type=int, default=None,
                       help='evaluate only this many batches')
     model = parser.add_argument_group('model')
-    model.add_argument('--model_name', default='ssd_300_vgg', choices=nets_factory.NETWORK_NAMES,
-                       help='network (default %(default)s)')
+    model.add_argument('--model_name', default=None, choices=nets_factory.NETWORK_NAMES,
+                       help='network (default: the one of the train dir\'s train_info.json, '
+                       'else %s)' % DEFAULT_MODEL)
     model.add_argument('--moving_average_decay', type=float, default=None,
                        help='evaluate the moving averages of the weights')
+    precision.add_flag(model)
     cli.add_post_processing_flags(parser)
     metric = parser.add_argument_group('metric')
     metric.add_argument('--matching_threshold', type=float, default=0.5,
                         help='IoU of a true positive (default %(default)s)')
     cli.add_bool(metric, 'remove_difficult', True,
                  'difficult objects are neither misses nor false positives (VOC devkit)')
+    metric.add_argument('--metrics', type=cli.comma_list, default=list(METRICS),
+                        help='metrics to report, comma separated: voc (always computed), coco '
+                        '(default %s)' % ','.join(METRICS))
+    metric.add_argument('--detections_file', default=None,
+                        help='write the detections in COCO results format to this JSON file')
     pictures = parser.add_argument_group('pictures')
     pictures.add_argument('--num_visualizations', type=int, default=0,
                           help='pictures of the first N images: ground truth beside the '
@@ -76,6 +92,7 @@ def validate_flags(args):
     cli.check_post_processing(args)
     cli.in_range(args, ['matching_threshold', 'visualization_score_threshold'], 0.0, 1.0)
     cli.in_range(args, ['moving_average_decay'], 0.0, 1.0, low_open=True, high_open=True)
+    nets_precision.check_machine(args.precision)
     if args.wait_for_checkpoints:
         if not os.path.isdir(args.checkpoint_path):
             raise ValueError('--wait_for_checkpoints needs --checkpoint_path to be a train_dir, '
@@ -85,6 +102,16 @@ def validate_flags(args):
             checkpoints.resolve_checkpoint(args.checkpoint_path)
         except ValueError as error:
             raise ValueError('--checkpoint_path %s' % error) from None
+    unknown = sorted(set(args.metrics) - set(METRICS))
+    if unknown or not args.metrics:
+        raise ValueError('--metrics: choose from %s, got %s' % (', '.join(METRICS),
+                                                               ','.join(args.metrics) or '""'))
+    if args.detections_file and not os.path.isdir(
+            os.path.dirname(os.path.abspath(args.detections_file))):
+        raise ValueError('--detections_file %s: its folder does not exist' % args.detections_file)
+    folder = train_dir_lib.folder_of(args.checkpoint_path)
+    args.model_name = train_dir_lib.network_name(folder, train_dir_lib.read(folder),
+                                                 args.model_name, DEFAULT_MODEL)
 
 
 def parse_args(argv=None):
@@ -107,18 +134,20 @@ def _report(args, evaluation, checkpoint, labels):
     step = evaluation.step
     metrics_path = eval_lib.write_metrics(
         args.eval_dir, eval_lib.metrics_dict(evaluation.results, checkpoint,
-                                             evaluation.num_images))
+                                             evaluation.num_images, evaluation.coco))
     written = visualization.write_pictures(
         os.path.join(args.eval_dir, 'visualizations'), evaluation.examples, labels,
         args.visualization_score_threshold, ' (step %d)' % step)
     eval_lib.write_summaries(
         args.eval_dir, evaluation.results, step,
         [(os.path.splitext(os.path.basename(path))[0], picture, png)
-         for path, picture, png in written])
+         for path, picture, png in written], coco=evaluation.coco)
     pr_dir = os.path.join(args.eval_dir, 'pr_curves')
     pr_curves.write_pr_curves(pr_dir, evaluation.results['per_class'], ' (step %d)' % step)
     print('Checkpoint %s (step %d)' % (checkpoint, step))
     print(eval_lib.format_table(evaluation.results, evaluation.num_images))
+    if evaluation.coco is not None:
+        print(coco_eval.format_table(evaluation.coco))
     print('Wrote %s and PR curves in %s' % (metrics_path, pr_dir))
     if written:
         print('Wrote %d pictures in %s' % (len(written), os.path.dirname(written[0][0])))
@@ -130,6 +159,11 @@ def main(argv=None):
     try:
         dataset_info = dataset_factory.get_dataset(args.dataset_name, args.dataset_split_name,
                                                    args.dataset_dir)
+        folder = train_dir_lib.folder_of(args.checkpoint_path)
+        described = train_dir_lib.read(folder)
+        if described is not None:
+            train_dir_lib.check_labels(folder, described[1], dataset_info.labels,
+                                       dataset_info.labels_path)
     except ValueError as error:
         sys.exit('eval_ssd_network.py: error: %s' % error)
     cli.setup_logging()
@@ -146,7 +180,11 @@ def main(argv=None):
     for checkpoint in _checkpoints(args):
         evaluation = eval_lib.run_evaluation(
             graph, checkpoint, dataset_info.labels, matching_threshold=args.matching_threshold,
-            remove_difficult=args.remove_difficult, max_num_batches=args.max_num_batches)
+            remove_difficult=args.remove_difficult, max_num_batches=args.max_num_batches,
+            coco_metrics='coco' in args.metrics, category_ids=dataset_info.category_ids,
+            difficult_as_crowd=dataset_info.category_ids is not None or args.remove_difficult,
+            detections_file=args.detections_file,
+            session_config=nets_precision.session_config(args.precision))
         _report(args, evaluation, checkpoint, dataset_info.labels)
     return 0
 

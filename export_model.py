@@ -1,20 +1,28 @@
 """Exports an SSD checkpoint as a TF Serving SavedModel version.
 
-    python export_model.py --checkpoint_path=train_dir --model_name=ssd_300_mobilenet_v2 \\
-        --export_dir=exports/ssd --labels_file=data/shapes/labels.txt
+    python export_model.py --checkpoint_path=TRAIN_DIR --export_dir=exports/ssd
 
 writes `exports/ssd/<N>/` (N = next integer unless --version) with saved_model.pb, variables/
 and assets/labels.txt; signatures `serving_default` and `detect` (see export/ssd_export.py).
+The network and the classes come from the train dir (train_info.json and labels.txt, written
+by the trainer); --model_name and --labels_file override them and are checked against it.
 """
+import collections
 import os
 import sys
 
+import numpy as np
 import tensorflow as tf
 
-from common import cli
+from common import cli, np_preprocessing, precision
+from common import signatures as sig
 from datasets import labels as labels_lib
+from datasets import train_dir as train_dir_lib
 from export import ssd_export
 from nets import checkpoints, nets_factory
+from nets import precision as nets_precision
+
+DEFAULT_MODEL = 'ssd_300_mobilenet_v2'
 
 
 def build_parser():
@@ -23,8 +31,9 @@ def build_parser():
     model = parser.add_argument_group('model')
     model.add_argument('--checkpoint_path', required=True,
                        help='checkpoint prefix or train dir (its latest checkpoint)')
-    model.add_argument('--model_name', default='ssd_300_mobilenet_v2',
-                       choices=nets_factory.NETWORK_NAMES, help='network (default %(default)s)')
+    model.add_argument('--model_name', default=None, choices=nets_factory.NETWORK_NAMES,
+                       help='network (default: the one of the train dir\'s train_info.json, '
+                       'else %s)' % DEFAULT_MODEL)
     model.add_argument('--labels_file', default=None,
                        help='labels.txt of the training data (default: <train dir>/labels.txt)')
     output = parser.add_argument_group('output')
@@ -32,12 +41,13 @@ def build_parser():
                         help='model base path; the version is a subfolder')
     output.add_argument('--version', type=int, default=None,
                         help='version number (default: next integer)')
+    precision.add_flag(output)
     cli.add_post_processing_flags(parser, 'detect signature post-processing')
     return parser
 
 
 def validate_flags(args):
-    """Checks the flags; fills in the default --labels_file.
+    """Checks the flags; fills in --model_name and --labels_file from the train dir.
 
     Raises:
         ValueError: a message naming the flag.
@@ -46,23 +56,55 @@ def validate_flags(args):
         checkpoints.resolve_checkpoint(args.checkpoint_path)
     except ValueError as error:
         raise ValueError('--checkpoint_path %s' % error) from None
+    folder = train_dir_lib.folder_of(args.checkpoint_path)
+    described = train_dir_lib.read(folder)
+    args.model_name = train_dir_lib.network_name(folder, described, args.model_name,
+                                                 DEFAULT_MODEL)
     if args.labels_file is None:
-        folder = (args.checkpoint_path if os.path.isdir(args.checkpoint_path)
-                  else os.path.dirname(args.checkpoint_path))
         args.labels_file = os.path.join(folder, labels_lib.LABELS_FILENAME)
     if not os.path.isfile(args.labels_file):
         raise ValueError('--labels_file %s does not exist' % args.labels_file)
+    if described is not None:
+        try:
+            labels = labels_lib.read_labels(args.labels_file)
+        except labels_lib.LabelsError as error:
+            raise ValueError('--labels_file %s' % error) from None
+        train_dir_lib.check_labels(folder, described[1], labels,
+                                   '--labels_file %s' % args.labels_file)
     cli.positive(args, ['version'])
     if args.version is not None and os.path.exists(os.path.join(args.export_dir,
                                                                 str(args.version))):
         raise ValueError('--version %d exists already in %s; versions are never overwritten'
                          % (args.version, args.export_dir))
     cli.check_post_processing(args)
+    nets_precision.check_machine(args.precision)
 
 
 def parse_args(argv=None):
     """Parsed and validated flags (argv without the program name); exits on bad flags."""
     return cli.parse(build_parser(), argv, validate_flags)
+
+
+def precision_report(export_path, network_name, mixed_precision, num_images=2, seed=0):
+    """How `mixed_precision` runs the export's serving_default on random images.
+
+    Returns:
+      one line: ops in the low precision, largest changes of scores and boxes from float32.
+    """
+    params = nets_factory.get_network(network_name).params
+    rng = np.random.default_rng(seed)
+    images = np.stack([np_preprocessing.preprocess_image(
+        rng.integers(0, 256, [params.img_shape[0], params.img_shape[1], 3], dtype=np.uint8),
+        params.img_shape, params.normalization) for _ in range(num_images)])
+    changes, counts = nets_precision.compare_saved_model(
+        export_path, mixed_precision, sig.DEFAULT_SIGNATURE, {sig.IMAGES: images})
+    dtype = precision.LOW_DTYPES[mixed_precision]
+    low = counts.get(dtype, collections.Counter())
+    return ('%s in %s on %d random images: %d ops in %s (%s); largest change from '
+            'float32: scores %.4f, boxes %.4f' % (
+                sig.DEFAULT_SIGNATURE, mixed_precision, num_images, sum(low.values()), dtype,
+                ', '.join('%d %s' % (n, op) for op, n in low.most_common(4)),
+                changes[sig.SCORES], changes[sig.BOXES]))
 
 
 def main(argv=None):
@@ -72,11 +114,18 @@ def main(argv=None):
     tf.compat.v1.logging.set_verbosity(tf.compat.v1.logging.INFO)
     try:
         path = ssd_export.export(args.model_name, args.checkpoint_path, args.export_dir,
-                                 args.labels_file, args.version, cli.post_processing_kwargs(args))
+                                 args.labels_file, args.version, cli.post_processing_kwargs(args),
+                                 precision=args.precision)
     except (ValueError, FileExistsError) as error:
         print('export_model.py: error: %s' % error, file=sys.stderr)
         return 2
     print('Exported %s to %s' % (args.model_name, path))
+    if args.precision != precision.FLOAT32:
+        print(precision_report(path, args.model_name, args.precision))
+        print('The graph is float32; serve it in %s with python -m serving.model_server '
+              '--precision=%s, or TF Serving --platform_config_file=%s'
+              % (args.precision, args.precision,
+                 os.path.join(path, precision.EXPORT_PLATFORM_CONFIG)))
     return 0
 
 

@@ -4,24 +4,31 @@
         --dataset_split_name=trainval --model_name=ssd_300_mobilenet_v2 \\
         --train_dir=TRAIN --batch_size=16 --max_number_of_steps=5000
 
-Resumes from the newest checkpoint in --train_dir. --batch_size is per clone.
+Resumes from the newest checkpoint in --train_dir. --batch_size is per clone. Writes
+--train_dir/labels.txt and train_info.json (network, input, data sets) at start, or stops
+when those of an earlier run disagree. --dataset_name may list several data sets
+(voc2007,voc2012 or voc2007:trainval,voc2012:trainval), mixed in proportion to their sizes.
 """
+import argparse
 import logging
+import os
 import sys
 
 import tensorflow as tf
 
-from common import cli
+from common import cli, precision
 from datasets import dataset_factory
-from deployment import model_deploy
+from datasets import train_dir as train_dir_lib
+from deployment import cluster, model_deploy, servers
 from nets import checkpoints, nets_factory
+from nets import precision as nets_precision
 from preprocessing import preprocessing_factory
 from training import optimization, train_hooks, train_lib
 
 # DeploymentConfig argument -> flag (the config checks them; errors name the flags).
 DEPLOYMENT_FLAGS = {'num_clones': 'num_clones', 'clone_on_cpu': 'clone_on_cpu',
                     'replica_id': 'task', 'num_replicas': 'worker_replicas',
-                    'num_ps_tasks': 'num_ps_tasks'}
+                    'num_ps_tasks': 'num_ps_tasks', 'ps_strategy': 'ps_strategy'}
 
 
 def build_parser():
@@ -35,15 +42,21 @@ def build_parser():
     model.add_argument('--model_name', default='ssd_300_vgg', choices=nets_factory.NETWORK_NAMES,
                        help='network (default %(default)s)')
     model.add_argument('--weight_decay', type=float, default=0.0005, help='L2 weight decay')
+    precision.add_flag(model)
     deploy = parser.add_argument_group('deployment')
     deploy.add_argument('--num_clones', type=int, default=1,
                         help='model clones (one per GPU, or per CPU device)')
     cli.add_bool(deploy, 'clone_on_cpu', False, 'place the clones on CPU devices')
-    deploy.add_argument('--worker_replicas', type=int, default=1, help='number of worker replicas')
-    deploy.add_argument('--num_ps_tasks', type=int, default=0,
-                        help='parameter-server tasks (0: variables on this worker)')
-    deploy.add_argument('--task', type=int, default=0, help='task id of this worker replica')
-    deploy.add_argument('--master', default='', help='session target of a distributed run')
+    deploy.add_argument('--worker_replicas', type=int, default=None,
+                        help='number of worker replicas (default 1, or the cluster\'s)')
+    deploy.add_argument('--num_ps_tasks', type=int, default=None,
+                        help='parameter-server tasks (default 0: variables on this worker, or '
+                        'the cluster\'s)')
+    deploy.add_argument('--task', type=int, default=None,
+                        help='index of this task in its job (default 0, or TF_CONFIG\'s)')
+    deploy.add_argument('--master', default='',
+                        help='session target of a distributed run whose servers run elsewhere')
+    cluster.add_flags(parser, sorted(model_deploy.PS_STRATEGIES))
     opt = parser.add_argument_group('optimisation')
     opt.add_argument('--optimizer', default='momentum', choices=optimization.OPTIMIZERS,
                      help='optimizer (default %(default)s)')
@@ -157,7 +170,7 @@ def validate_flags(args):
                         'log_every_n_steps', 'save_interval_secs', 'save_interval_steps',
                         'save_summaries_steps', 'save_summaries_secs', 'num_readers',
                         'negative_ratio', 'max_checkpoints_to_keep', 'learning_rate_decay_steps',
-                        'opt_epsilon'])
+                        'opt_epsilon', 'cluster_wait_secs'])
     cli.non_negative(args, ['weight_decay', 'loss_alpha', 'warmup_steps', 'end_learning_rate',
                             'momentum'])
     cli.in_range(args, ['match_threshold'], 0.0, 1.0, low_open=True)
@@ -169,11 +182,40 @@ def validate_flags(args):
             if getattr(args, name):
                 raise ValueError('--%s needs --checkpoint_path' % name)
     deployment_config(args)
+    nets_precision.check_machine(args.precision)
 
 
-def deployment_config(args):
-    """The model_deploy.DeploymentConfig of the deployment flags."""
-    return cli.call_with_flags(model_deploy.DeploymentConfig, args, DEPLOYMENT_FLAGS)
+def cluster_of(args, environ=None):
+    """The cluster.Cluster of TF_CONFIG (in `environ`, default os.environ) and the cluster
+    flags, or None for a single machine.
+
+    Raises:
+        cluster.ClusterError: naming TF_CONFIG or the flag.
+    """
+    found = cluster.resolve(os.environ if environ is None else environ, args.ps_hosts,
+                            args.worker_hosts, args.job_name, args.task)
+    cluster.check_training_flags(found, args.sync_replicas, args.replicas_to_aggregate,
+                                 args.worker_replicas, args.num_ps_tasks, args.master)
+    return found
+
+
+def deployment_config(args, environ=None):
+    """The model_deploy.DeploymentConfig of the deployment and cluster flags (None for a ps
+    or evaluator task)."""
+    found = cluster_of(args, environ)
+    if found is None:
+        flags = argparse.Namespace(**dict(vars(args), task=args.task or 0,
+                                          worker_replicas=args.worker_replicas or 1,
+                                          num_ps_tasks=args.num_ps_tasks or 0))
+        return cli.call_with_flags(model_deploy.DeploymentConfig, flags, DEPLOYMENT_FLAGS)
+    if not found.is_replica:
+        return None
+    return model_deploy.DeploymentConfig(
+        num_clones=args.num_clones, clone_on_cpu=args.clone_on_cpu, replica_id=found.replica_id,
+        num_replicas=found.num_replicas, num_ps_tasks=found.num_ps,
+        worker_job_name=found.task_type, worker_task=found.task_index,
+        ps_strategy=args.ps_strategy, sync_replicas=args.sync_replicas,
+        replicas_to_aggregate=args.replicas_to_aggregate)
 
 
 def parse_args(argv=None):
@@ -192,17 +234,20 @@ def _learning_rate_kwargs(args):
                 warmup_steps=args.warmup_steps)
 
 
-def _build_graph(args):
+def _build_graph(args, deploy_config):
     """The training graph of the flags (in the default graph)."""
     if args.checkpoint_path:
         checkpoints.resolve_checkpoint(args.checkpoint_path)
     dataset_info = dataset_factory.get_dataset(args.dataset_name, args.dataset_split_name,
                                                args.dataset_dir)
     network = nets_factory.get_network(args.model_name, dataset_info.num_classes)
+    train_dir_lib.write_or_check(
+        args.train_dir, train_dir_lib.describe(args.model_name, network.params, dataset_info),
+        dataset_info.labels, is_chief=deploy_config.is_chief)
     return train_lib.build_train_graph(
         network, dataset_info,
         preprocessing_factory.get_preprocessing(args.model_name, is_training=True),
-        deployment_config(args), args.batch_size, _learning_rate_kwargs(args),
+        deploy_config, args.batch_size, _learning_rate_kwargs(args),
         dict(name=args.optimizer, momentum=args.momentum, adam_beta1=args.adam_beta1,
              adam_beta2=args.adam_beta2, rmsprop_decay=args.rmsprop_decay,
              epsilon=args.opt_epsilon),
@@ -214,20 +259,66 @@ def _build_graph(args):
                               exclude_scopes=args.checkpoint_exclude_scopes,
                               ignore_missing_vars=args.ignore_missing_vars),
         trainable_scopes=args.trainable_scopes, num_readers=args.num_readers,
-        num_preprocessing_threads=args.num_preprocessing_threads, seed=args.seed)
+        num_preprocessing_threads=args.num_preprocessing_threads, seed=args.seed,
+        precision=args.precision)
+
+
+def _evaluate(args):
+    """The evaluator task: eval_ssd_network.py --wait_for_checkpoints on the train_dir."""
+    import eval_ssd_network  # only the evaluator task needs the evaluation stack
+    os.makedirs(args.train_dir, exist_ok=True)
+    argv = ['--checkpoint_path=%s' % args.train_dir, '--wait_for_checkpoints',
+            '--eval_dir=%s' % (args.eval_dir or os.path.join(args.train_dir, 'eval')),
+            '--dataset_dir=%s' % args.dataset_dir,
+            '--dataset_name=%s' % (args.eval_dataset_name or args.dataset_name),
+            '--dataset_split_name=%s' % args.eval_split_name, '--model_name=%s' % args.model_name,
+            '--num_preprocessing_threads=%d' % args.num_preprocessing_threads,
+            '--precision=%s' % args.precision]
+    if args.moving_average_decay:
+        argv.append('--moving_average_decay=%r' % args.moving_average_decay)
+    return eval_ssd_network.main(argv)
+
+
+def _replica_kwargs(args, task, server, deploy_config, images_per_step):
+    """train_lib.train's arguments of this replica (of a cluster if `task`)."""
+    if task is None:
+        return dict(master=args.master, is_chief=deploy_config.is_chief)
+    per_global_step = images_per_step * (
+        deploy_config.replicas_to_aggregate if deploy_config.sync_replicas else 1)
+    return dict(master=server.target, is_chief=task.is_chief, wait_for=task.tasks([cluster.PS]),
+                wait_secs=args.cluster_wait_secs,
+                cluster_images_per_step=per_global_step if task.is_chief else None)
 
 
 def main(argv=None):
     args = parse_args(argv)
     cli.setup_logging()
+    task = cluster_of(args)
+    if task is not None and task.task_type == cluster.PS:
+        servers.serve(task)
+        return 0
+    if task is not None and task.task_type == cluster.EVALUATOR:
+        return _evaluate(args)
     tf.compat.v1.disable_eager_execution()
+    deploy_config = deployment_config(args)
+    server = None
+    if task is not None:
+        logging.info('%s of the cluster %s', task.task_name, task.training_jobs())
+        server = servers.start_server(task, servers.server_config(
+            args.num_clones if args.clone_on_cpu else None))
     try:
-        graph = _build_graph(args)
-    except ValueError as error:
+        if task is not None:
+            cluster.wait_for_tasks(task.peers(), args.cluster_wait_secs, log=logging.info)
+        graph = _build_graph(args, deploy_config)
+    except (ValueError, cluster.HostUnreachableError) as error:
         sys.exit('train_ssd_network.py: error: %s' % error)
     session_config = tf.compat.v1.ConfigProto(allow_soft_placement=True)
     if args.clone_on_cpu:
         session_config.device_count['CPU'] = args.num_clones
+    if task is not None:
+        session_config = servers.session_config(task, session_config)
+    session_config = nets_precision.session_config(args.precision, session_config)
+    replica_kwargs = _replica_kwargs(args, task, server, deploy_config, graph.images_per_step)
     try:
         train_lib.train(graph, args.train_dir, max_number_of_steps=args.max_number_of_steps,
                         log_every_n_steps=args.log_every_n_steps,
@@ -236,11 +327,13 @@ def main(argv=None):
                         save_summaries_steps=args.save_summaries_steps,
                         save_summaries_secs=args.save_summaries_secs,
                         max_checkpoints_to_keep=args.max_checkpoints_to_keep,
-                        session_config=session_config, master=args.master,
-                        max_train_secs=args.max_train_secs)
+                        session_config=session_config, max_train_secs=args.max_train_secs,
+                        **replica_kwargs)
     except train_lib.TrainingDivergedError as error:
         logging.error('%s', error)
         return 1
+    except cluster.HostUnreachableError as error:
+        sys.exit('train_ssd_network.py: error: %s' % error)
     return 0
 
 

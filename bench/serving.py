@@ -11,8 +11,6 @@ latency, request size, the gRPC overhead of (b) over (a), and the machine.
 """
 import argparse
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -23,16 +21,17 @@ import grpc
 import numpy as np
 import tensorflow as tf
 import tf_slim as slim
-from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from bench import machine
 from common import np_preprocessing
+from common import signatures as sig
 from datasets import labels as labels_lib
 from export import ssd_export
 from nets import nets_factory
 from serving import client as client_lib
-from serving import tensor_proto
+from serving import protos, tensor_proto
 from serving.model_server import GRPC_OPTIONS
+from tests import helpers
 
 NUM_CLASSES = 21
 
@@ -45,7 +44,8 @@ def _export(model_name, work):
         with slim.arg_scope(network.arg_scope()):
             network.net(tf.zeros([1, size[0], size[1], 3]), is_training=False)
         session.run(tf.compat.v1.global_variables_initializer())
-        checkpoint = tf.compat.v1.train.Saver().save(session, os.path.join(work, 'train', 'model.ckpt'))
+        checkpoint = tf.compat.v1.train.Saver().save(session,
+                                                     os.path.join(work, 'train', 'model.ckpt'))
     labels_file = os.path.join(work, 'labels.txt')
     labels_lib.write_labels(labels_file, {i: 'class%d' % i for i in range(1, NUM_CLASSES)})
     base = os.path.join(work, 'exports', 'ssd')
@@ -56,9 +56,11 @@ def _export(model_name, work):
 def _picture(height=480, width=640):
     """A smooth synthetic photo-like RGB image (JPEG size like a real photo's, not like noise)."""
     y, x = np.mgrid[0:height, 0:width].astype(np.float32)
-    image = np.stack([128 + 100 * np.sin(x / 37.0), 128 + 100 * np.cos(y / 23.0), (x + y) % 256], -1)
+    image = np.stack([128 + 100 * np.sin(x / 37.0), 128 + 100 * np.cos(y / 23.0),
+                      (x + y) % 256], -1)
     cv2.circle(image, (width // 3, height // 2), height // 5, (250, 40, 40), -1)
-    cv2.rectangle(image, (width // 2, height // 4), (width * 4 // 5, height * 3 // 4), (30, 200, 60), -1)
+    cv2.rectangle(image, (width // 2, height // 4), (width * 4 // 5, height * 3 // 4),
+                  (30, 200, 60), -1)
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
@@ -89,47 +91,22 @@ def _measure(call, iterations, concurrency):
     return len(latencies) / elapsed, float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
 
 
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
-def _start_server(base):
-    port = _free_port()
-    process = subprocess.Popen([sys.executable, '-m', 'serving.model_server', '--host=127.0.0.1',
-                                '--port=%d' % port, '--model_base_path=%s' % base],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    address = '127.0.0.1:%d' % port
-    probe = client_lib.SSDClient(address, timeout=5, retries=0)
-    deadline = time.monotonic() + 300
-    while True:
-        try:
-            probe.status()
-            break
-        except client_lib.ServingError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                process.kill()
-                raise RuntimeError('model server did not start')
-            time.sleep(0.5)
-    probe.close()
-    return process, address
-
-
 def _request(signature, alias, value):
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = 'ssd'
+    request = protos.PredictRequest()
+    request.model_spec.name = sig.DEFAULT_MODEL_NAME
     request.model_spec.signature_name = signature
-    request.inputs[alias].CopyFrom(tensor_proto.make_tensor_proto(value))
-    if signature == 'detect':
-        request.output_filter.extend(['detection_boxes', 'detection_scores', 'detection_classes', 'num_detections'])
+    tensor_proto.make_tensor_proto(value, request.inputs[alias])
+    if signature == sig.DETECT_SIGNATURE:
+        request.output_filter.extend(sig.DETECTION_OUTPUTS)
     return request
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--iterations', type=int, default=40, help='requests per client and case')
-    parser.add_argument('--model_name', default='ssd_300_mobilenet_v2', choices=nets_factory.NETWORK_NAMES)
+    parser.add_argument('--model_name', default='ssd_300_mobilenet_v2',
+                        choices=nets_factory.NETWORK_NAMES)
     args = parser.parse_args(argv)
     if args.iterations < 1:
         parser.error('--iterations must be >= 1')
@@ -138,48 +115,56 @@ def main(argv=None):
     tf.get_logger().setLevel('ERROR')
 
     picture = _picture()
-    jpeg = cv2.imencode('.jpg', cv2.cvtColor(picture, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+    jpeg = cv2.imencode('.jpg', cv2.cvtColor(picture, cv2.COLOR_RGB2BGR),
+                        [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
     with tempfile.TemporaryDirectory(prefix='bench_serving_') as work:
         base = _export(args.model_name, work)
         params = nets_factory.get_network(args.model_name, NUM_CLASSES).params
-        images = np_preprocessing.preprocess_image(picture, params.img_shape, params.normalization)[None]
+        images = np_preprocessing.preprocess_image(picture, params.img_shape,
+                                                   params.normalization)[None]
 
         session = tf.compat.v1.Session(graph=tf.Graph())
-        meta = tf.compat.v1.saved_model.loader.load(session, ['serve'], os.path.join(base, '1'))
-        signature = meta.signature_def['serving_default']
+        meta = tf.compat.v1.saved_model.loader.load(session, [sig.SERVE_TAG],
+                                                    os.path.join(base, '1'))
+        signature = meta.signature_def[sig.DEFAULT_SIGNATURE]
         # The same session callable the model server makes for a signature.
-        run_in_process = session.make_callable([v.name for v in signature.outputs.values()],
-                                               feed_list=[signature.inputs['images'].name])
+        run_in_process = session.make_callable(
+            [signature.outputs[alias].name for alias in sorted(signature.outputs)],
+            feed_list=[signature.inputs[sig.IMAGES].name])
 
-        process, address = _start_server(base)
+        process, address = helpers.start_model_server(base)
+        helpers.wait_until_serving(address, process, deadline_s=300)
         channel = grpc.insecure_channel(address, options=GRPC_OPTIONS)
-        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-        float_request = _request('serving_default', 'images', images)
-        jpeg_request = _request('detect', 'encoded_images', [jpeg])
+        predict = protos.unary_stub(channel, protos.PREDICTION_SERVICE, 'Predict')
+        float_request = _request(sig.DEFAULT_SIGNATURE, sig.IMAGES, images)
+        jpeg_request = _request(sig.DETECT_SIGNATURE, sig.ENCODED_IMAGES, [jpeg])
         ssd_client = client_lib.SSDClient(address, network=args.model_name, timeout=60)
         cases = [
             ('(a) in-process session.run', '-', lambda: run_in_process(images)),
             ('(b) gRPC serving_default float', float_request.ByteSize(),
-             lambda: stub.Predict(float_request, timeout=60)),
-            ('(c) gRPC detect JPEG', jpeg_request.ByteSize(), lambda: stub.Predict(jpeg_request, timeout=60)),
-            ('(d) SSDClient.detect JPEG', float_request.ByteSize(), lambda: ssd_client.detect(jpeg)),
+             lambda: predict(float_request, timeout=60)),
+            ('(c) gRPC detect JPEG', jpeg_request.ByteSize(),
+             lambda: predict(jpeg_request, timeout=60)),
+            ('(d) SSDClient.detect JPEG', float_request.ByteSize(),
+             lambda: ssd_client.detect(jpeg)),
         ]
         results = {}
         try:
             for name, size, call in cases:
                 for concurrency in (1, 4):
-                    results[name, concurrency] = _measure(call, args.iterations, concurrency) + (size,)
+                    results[name, concurrency] = _measure(call, args.iterations,
+                                                          concurrency) + (size,)
         finally:
             ssd_client.close()
             channel.close()
-            process.terminate()
-            process.wait(60)
+            helpers.stop_process(process, timeout=60)
             session.close()
 
     print('Serving benchmark: %s, batch 1, %d requests per client, %dx%d JPEG of %d bytes'
           % (args.model_name, args.iterations, picture.shape[1], picture.shape[0], len(jpeg)))
     print('machine: %s' % machine.describe())
-    print('%-32s %7s %10s %9s %9s %14s' % ('case', 'clients', 'images/s', 'p50 ms', 'p99 ms', 'request bytes'))
+    print('%-32s %7s %10s %9s %9s %14s' % ('case', 'clients', 'images/s', 'p50 ms', 'p99 ms',
+                                           'request bytes'))
     for (name, concurrency), (rate, p50, p99, size) in results.items():
         print('%-32s %7d %10.1f %9.1f %9.1f %14s' % (name, concurrency, rate, p50, p99, size))
     in_process = results['(a) in-process session.run', 1][1]

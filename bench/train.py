@@ -14,9 +14,8 @@
    machine load, each with one intra-op and one inter-op thread (TF_NUM_INTRAOP_THREADS,
    TF_NUM_INTEROP_THREADS), for the same --vgg_secs: ssd_300_vgg fine-tuned from it with
    the documented flags, ssd_300_vgg from scratch with the same SGD recipe, and the
-   from-scratch fix (ssd_300_vgg_bn, Adam); plain ssd_300_vgg with Adam runs the first
-   --vgg_short_secs beside them. Each is evaluated on the first --vgg_eval_batches
-   batches of 8 test images. Prints steps, speed, last losses and mAP per run.
+   from-scratch fix (ssd_300_vgg_bn, Adam). Each is evaluated on the first
+   --vgg_eval_batches batches of 8 test images. Prints steps, speed, last losses and mAP.
 Prints the machine (CPU, cores, load, TensorFlow version) and the figures.
 """
 import argparse
@@ -39,19 +38,17 @@ RECIPE = ['--model_name=ssd_300_mobilenet_v2', '--batch_size=8', '--optimizer=ad
           '--log_every_n_steps=20', '--save_interval_secs=300']
 BATCH_SIZE = 8
 # The VGG comparison (part 3): the paper's SGD setting (Liu et al. 2016, sec. 3: momentum
-# 0.9, learning rate 1e-3, weight decay 5e-4; batch 8 and a 20-step warm-up here), the
+# 0.9, learning rate 1e-3, weight decay 5e-4; batch 8 and a 5-step warm-up here), the
 # same for fine-tuning and from scratch; the from-scratch fix is batch norm + Adam.
 VGG_SGD = ['--optimizer=momentum', '--momentum=0.9', '--learning_rate=0.001',
-           '--warmup_steps=20', '--weight_decay=0.0005']
-VGG_RUNS = (  # name, network, flags, runs the short time only
+           '--warmup_steps=5', '--weight_decay=0.0005']
+VGG_RUNS = (  # name, network, flags
     ('fine-tuned', 'ssd_300_vgg', VGG_SGD + ['--checkpoint_path={checkpoint}',
                                              '--checkpoint_model_scope=vgg_16',
-                                             '--ignore_missing_vars'], False),
-    ('scratch', 'ssd_300_vgg', VGG_SGD, False),
+                                             '--ignore_missing_vars']),
+    ('scratch', 'ssd_300_vgg', VGG_SGD),
     ('scratch-bn-adam', 'ssd_300_vgg_bn', ['--optimizer=adam', '--learning_rate=0.001',
-                                           '--warmup_steps=20', '--weight_decay=0.0005'], False),
-    ('scratch-adam', 'ssd_300_vgg', ['--optimizer=adam', '--learning_rate=0.0001',
-                                     '--warmup_steps=20', '--weight_decay=0.0005'], True),
+                                           '--warmup_steps=5', '--weight_decay=0.0005']),
 )
 _PROGRESS = re.compile(r'step (\d+)(?:/\d+)?: loss ([\d.]+) \(([^)]*)\)')
 
@@ -112,16 +109,16 @@ def last_progress(log_path):
     return int(found.group(1)), float(found.group(2)), parts
 
 
-def vgg_comparison(records_dir, work_dir, checkpoint, train_secs, short_secs, eval_batches):
+def vgg_comparison(records_dir, work_dir, checkpoint, train_secs, eval_batches):
     """Runs VGG_RUNS side by side, then evaluates each; returns {name: result dict}."""
     processes = {}
-    for name, model, flags, short in VGG_RUNS:
+    for name, model, flags in VGG_RUNS:
         run_dir = os.path.join(work_dir, 'vgg', name)
         shutil.rmtree(run_dir, ignore_errors=True)
         os.makedirs(run_dir)
         args = ['--dataset_dir=%s' % records_dir, '--train_dir=%s' % os.path.join(run_dir, 'train'),
                 '--model_name=%s' % model, '--batch_size=%d' % BATCH_SIZE, '--seed=1',
-                '--max_train_secs=%d' % (short_secs if short else train_secs),
+                '--max_train_secs=%d' % train_secs,
                 '--log_every_n_steps=5', '--save_interval_secs=100000']
         args += [flag.format(checkpoint=checkpoint) for flag in flags]
         log = open(os.path.join(run_dir, 'train.log'), 'w', encoding='utf-8')
@@ -135,7 +132,7 @@ def vgg_comparison(records_dir, work_dir, checkpoint, train_secs, short_secs, ev
         results[name] = {'exit': code, 'seconds': time.time() - start,
                          'progress': last_progress(log.name)}
     evals = {}
-    for name, model, _, _ in VGG_RUNS:
+    for name, model, _ in VGG_RUNS:
         run_dir = os.path.join(work_dir, 'vgg', name)
         if results[name]['exit']:
             continue
@@ -225,14 +222,12 @@ def main():
                         help='use this vgg_16.ckpt instead of training the stand-in')
     parser.add_argument('--vgg_secs', type=int, default=2100,
                         help='training time of each VGG run')
-    parser.add_argument('--vgg_short_secs', type=int, default=900,
-                        help='training time of the short VGG run')
     parser.add_argument('--vgg_eval_batches', type=int, default=13,
                         help='test batches of 8 images evaluated per VGG run')
     args = parser.parse_args()
     for name in ('num_train', 'num_test', 'speed_steps', 'train_secs', 'max_steps',
                  'vgg_num_train', 'vgg_num_test', 'vgg_classifier_secs', 'vgg_secs',
-                 'vgg_short_secs', 'vgg_eval_batches'):
+                 'vgg_eval_batches'):
         if getattr(args, name) < 1:
             parser.error('--%s must be >= 1' % name)
     from tests import helpers  # pylint: disable=import-outside-toplevel
@@ -290,10 +285,10 @@ def run_vgg(args, helpers):
         print('vgg_16 stand-in: %d steps, %d crops of %d px in %.0f s, held-out accuracy %.3f'
               % (result['steps'], result['crops_seen'], result['crop_size'], result['seconds'],
                  result['held_out_accuracy']))
-    print('VGG runs side by side (one intra-op thread each), %d s (short run %d s); machine: %s'
-          % (args.vgg_secs, args.vgg_short_secs, machine.describe()))
+    print('VGG runs side by side (one intra-op thread each), %d s each; machine: %s'
+          % (args.vgg_secs, machine.describe()))
     results = vgg_comparison(records_dir, args.work_dir, checkpoint, args.vgg_secs,
-                             args.vgg_short_secs, args.vgg_eval_batches)
+                             args.vgg_eval_batches)
     print_vgg_results(results)
 
 

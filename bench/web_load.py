@@ -2,6 +2,7 @@
 
     python -m bench.web_load [--requests 300 --concurrency 8 --workers 2] [--image small]
         [--model_base_path exports/ssd | --serving_address host:port | --url http://host:port]
+        [--servers 2 [--kill]]
 
 By default it exports a randomly initialised ssd_300_mobilenet_v2 (speed does not depend on the
 weights), starts `python -m serving.model_server` and gunicorn (web/gunicorn.conf.py) on free
@@ -9,17 +10,23 @@ ports, posts a synthetic image to /api/v1/detect and prints latency percentiles,
 (when it started gunicorn) the peak memory of the web workers. --image chooses the upload:
 `small` (a 400x300 JPEG), `png6000` (a 6000x6000 PNG of about 150 KB, mostly flat) or
 `jpeg6000` (a 6000x4000 JPEG photo-like gradient). With --serving_address it uses that model
-server; with --url it loads a running app. Exits 1 when any request failed.
+server; with --url it loads a running app. --servers N starts N model servers on the same export
+and gives gunicorn all their addresses (SERVING_ADDRESS=a:p,b:q, balanced round-robin); --kill
+SIGKILLs the first server once a third of the requests are done, starts it again on its port and
+reports p50/p99 before, during (until it listens again) and after, and the CPU seconds the
+restarted server spent answering (> 0: requests reach it again). Exits 1 when any request failed.
 """
 import argparse
 import concurrent.futures
 import http.client
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 
@@ -135,7 +142,7 @@ def wait_until_healthy(url, processes, deadline_s):
 
 
 def post_image(url, data, content_type='image/jpeg'):
-    """POSTs the image as the raw body; returns (HTTP status, seconds)."""
+    """POSTs the image as the raw body; returns (HTTP status, seconds, start time)."""
     parsed = urllib.parse.urlsplit(url)
     start = time.perf_counter()
     try:
@@ -151,27 +158,98 @@ def post_image(url, data, content_type='image/jpeg'):
     except OSError as e:
         logging.warning('request failed: %s', e)
         status = 0
-    return status, time.perf_counter() - start
+    return status, time.perf_counter() - start, start
 
 
-def run_load(url, data, num_requests, concurrency, content_type='image/jpeg'):
+def run_load(url, data, num_requests, concurrency, content_type='image/jpeg', on_done=None):
     """Sends num_requests POSTs from `concurrency` threads.
+
+    Args:
+      on_done: optional callable(number of requests done), called from the client threads after
+        each request (e.g. to kill a server midway).
 
     Returns:
       dict with latencies_ms (sorted list of successful requests), errors (dict status -> count),
-      seconds (wall time).
+      seconds (wall time), results (list of (status, seconds, start perf_counter)).
     """
+    counter = iter(range(1, num_requests + 1))
+
+    def one(_):
+        result = post_image(url, data, content_type)
+        if on_done is not None:
+            on_done(next(counter))
+        return result
+
     start = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
-        results = list(pool.map(lambda _: post_image(url, data, content_type),
-                                range(num_requests)))
+        results = list(pool.map(one, range(num_requests)))
     seconds = time.perf_counter() - start
     errors = {}
-    for status, _ in results:
+    for status, _, _ in results:
         if status != 200:
             errors[status] = errors.get(status, 0) + 1
-    latencies = sorted(1e3 * s for status, s in results if status == 200)
-    return {'latencies_ms': latencies, 'errors': errors, 'seconds': seconds}
+    latencies = sorted(1e3 * s for status, s, _ in results if status == 200)
+    return {'latencies_ms': latencies, 'errors': errors, 'seconds': seconds, 'results': results}
+
+
+def phase_latencies(results, killed_at, back_at):
+    """Sorted latencies (ms) of the successful requests started before the kill, while the server
+    was down (until it listened again) and after."""
+    phases = {'before': [], 'during': [], 'after': []}
+    for status, seconds, start in results:
+        if status == 200:
+            phase = 'before' if start < killed_at else 'during' if start < back_at else 'after'
+            phases[phase].append(1e3 * seconds)
+    return {name: sorted(values) for name, values in phases.items()}
+
+
+def cpu_seconds(pid):
+    """User + system CPU seconds a process has used (/proc/<pid>/stat)."""
+    with open(f'/proc/{pid}/stat', encoding='utf-8') as f:
+        fields = f.read().rsplit(')', 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+
+
+class ServerKiller:
+    """Kills a model server with SIGKILL after `after` requests, then starts it again.
+
+    Attributes:
+      killed_at, back_at: perf_counter times of the kill and of the restarted server listening.
+      process: the restarted server's process; cpu_at_start: its CPU seconds once it listened.
+    """
+
+    def __init__(self, processes, index, address, env, log_path, after):
+        self._processes, self._index, self._address = processes, index, address
+        self._command, self._env, self._log_path = processes[index].args, env, log_path
+        self._after = after
+        self._lock = threading.Lock()
+        self._thread = None
+        self.killed_at = self.back_at = self.process = self.cpu_at_start = None
+
+    def __call__(self, done):
+        with self._lock:
+            if done < self._after or self._thread is not None:
+                return
+            self._thread = threading.Thread(target=self._kill_and_restart, daemon=True)
+            self._thread.start()
+
+    def _kill_and_restart(self):
+        victim = self._processes[self._index]
+        self.killed_at = time.perf_counter()
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        logging.info('Killed model server pid %d; starting it again', victim.pid)
+        self.process = start(self._command, self._env, self._log_path)
+        self._processes[self._index] = self.process
+        wait_for_port(self._address, [self.process], deadline_s=180)
+        self.back_at = time.perf_counter()
+        self.cpu_at_start = cpu_seconds(self.process.pid)
+        logging.info('Model server pid %d listens again', self.process.pid)
+
+    def join(self, timeout):
+        """Waits for the restart (the run is reported only once the server is back)."""
+        if self._thread is not None:
+            self._thread.join(timeout)
 
 
 def percentile(sorted_values, q):
@@ -224,7 +302,9 @@ def stop(processes):
 
 def _show_logs(folder):
     """Writes the last lines of the servers' logs to stderr."""
-    for name in ('model_server.log', 'gunicorn.log'):
+    for name in sorted(os.listdir(folder)):
+        if not name.endswith('.log'):
+            continue
         path = os.path.join(folder, name)
         if os.path.exists(path):
             with open(path, errors='replace') as log:
@@ -246,8 +326,12 @@ def _parse_args(argv):
                         help='host:port of a running model server')
     target.add_argument('--model_base_path', default=None, help='SavedModel base path to serve')
     target.add_argument('--workers', type=int, default=2, help='gunicorn workers')
+    target.add_argument('--servers', type=int, default=1, help='model servers to start')
+    target.add_argument('--kill', action='store_true',
+                        help='SIGKILL the first model server after a third of the requests and '
+                             'start it again')
     args = parser.parse_args(argv)
-    for flag in ('requests', 'concurrency', 'workers'):
+    for flag in ('requests', 'concurrency', 'workers', 'servers'):
         if getattr(args, flag) < 1:
             parser.error(f'--{flag} must be >= 1')
     if args.warmup < 0:
@@ -256,32 +340,48 @@ def _parse_args(argv):
         parser.error('give at most one of --url, --serving_address and --model_base_path')
     if args.model_base_path and not os.path.isdir(args.model_base_path):
         parser.error(f'--model_base_path {args.model_base_path} is not a folder')
+    if (args.servers > 1 or args.kill) and (args.url or args.serving_address):
+        parser.error('--servers and --kill start their own model servers: '
+                     'not with --url or --serving_address')
+    if args.kill and args.servers < 2:
+        parser.error('--kill needs --servers >= 2 (the others answer while one restarts)')
     return args
 
 
+def server_env():
+    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
+
+
 def start_servers(args, scratch, processes):
-    """Starts the model server (unless given) and gunicorn; returns (url, gunicorn process)."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
-    address = args.serving_address
+    """Starts the model servers (unless given) and gunicorn.
+
+    Returns:
+      (url, gunicorn process, addresses of the model servers started, in `processes` order).
+    """
+    env = server_env()
+    address, addresses = args.serving_address, []
     if address is None:
         base = args.model_base_path
         if base is None:
             logging.info('Exporting a randomly initialised %s', NETWORK)
             base = export_random_model(scratch)
-        address = f'127.0.0.1:{free_port()}'
-        processes.append(start([sys.executable, '-m', 'serving.model_server', '--host=127.0.0.1',
-                                f'--port={address.rsplit(":", 1)[1]}',
-                                f'--model_base_path={base}'],
-                               env, os.path.join(scratch, 'model_server.log')))
-        # Started before the server listens, the app's gRPC channels would sit in backoff.
-        wait_for_port(address, processes, deadline_s=180)
+        for index in range(args.servers):
+            addresses.append(f'127.0.0.1:{free_port()}')
+            processes.append(start([sys.executable, '-m', 'serving.model_server',
+                                    '--host=127.0.0.1', f'--port={addresses[-1].rsplit(":")[1]}',
+                                    f'--model_base_path={base}'],
+                                   env, os.path.join(scratch, f'model_server{index}.log')))
+        # Started before the servers listen, the app's gRPC channels would sit in backoff.
+        for server in addresses:
+            wait_for_port(server, processes, deadline_s=180)
+        address = ','.join(addresses)
     bind = f'127.0.0.1:{free_port()}'
-    env.update(SERVING_ADDRESS=address, WEB_BIND=bind, WEB_WORKERS=str(args.workers),
+    env = dict(env, SERVING_ADDRESS=address, WEB_BIND=bind, WEB_WORKERS=str(args.workers),
                WEB_LOG_LEVEL='warning')
     gunicorn = start([sys.executable, '-m', 'gunicorn', '-c', 'web/gunicorn.conf.py',
                       'web:create_app()'], env, os.path.join(scratch, 'gunicorn.log'))
     processes.append(gunicorn)
-    return f'http://{bind}', gunicorn
+    return f'http://{bind}', gunicorn, addresses
 
 
 def main(argv=None):
@@ -292,16 +392,28 @@ def main(argv=None):
     processes, memory = [], None
     with tempfile.TemporaryDirectory(prefix='web_load_') as scratch:
         try:
-            url, gunicorn = args.url, None
+            url, gunicorn, killer = args.url, None, None
             if url is None:
-                url, gunicorn = start_servers(args, scratch, processes)
+                url, gunicorn, addresses = start_servers(args, scratch, processes)
+                if args.kill:
+                    killer = ServerKiller(processes, 0, addresses[0], server_env(),
+                                          os.path.join(scratch, 'model_server0.restarted.log'),
+                                          after=max(1, args.requests // 3))
+            started = time.monotonic()
             logging.info('Waiting for %s/healthz', url)
             wait_until_healthy(url, processes, deadline_s=180)
+            startup_s = time.monotonic() - started
             run_load(url, data, args.warmup, min(args.warmup, args.concurrency) or 1,
                      content_type)
             idle = worker_memory_mb(gunicorn.pid)[0] if gunicorn else None
             logging.info('Sending %d requests from %d clients', args.requests, args.concurrency)
-            result = run_load(url, data, args.requests, args.concurrency, content_type)
+            result = run_load(url, data, args.requests, args.concurrency, content_type,
+                              on_done=killer)
+            if killer:
+                killer.join(timeout=180)
+                if killer.back_at is None:
+                    raise RuntimeError('the killed model server did not listen again in time')
+                restarted_cpu_s = cpu_seconds(killer.process.pid) - killer.cpu_at_start
             if gunicorn:
                 memory = (idle, worker_memory_mb(gunicorn.pid)[1])
         except (RuntimeError, subprocess.CalledProcessError) as e:
@@ -322,8 +434,17 @@ def main(argv=None):
           f'p99 {percentile(latencies, 99):.1f}  '
           f'max {latencies[-1] if latencies else float("nan"):.1f}')
     print(f'throughput: {len(latencies) / result["seconds"]:.1f} requests/s')
+    if killer:
+        phases = phase_latencies(result['results'], killer.killed_at, killer.back_at)
+        print(f'server 0 killed (SIGKILL) after {args.requests // 3} requests, listening again '
+              f'{killer.back_at - killer.killed_at:.1f} s later')
+        for name, values in phases.items():
+            print(f'  {name:6s}: {len(values):4d} ok, p50 {percentile(values, 50):.1f} ms, '
+                  f'p99 {percentile(values, 99):.1f} ms')
+        print(f'  restarted server answered: {restarted_cpu_s:.2f} CPU s after it listened')
     if memory:
         print(f'web worker memory MB: after warm-up {memory[0]:.0f}, peak {memory[1]:.0f}')
+        print(f'gunicorn start-up (spawn to first healthy /healthz): {startup_s:.1f} s')
     return 1 if errors else 0
 
 

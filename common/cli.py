@@ -175,9 +175,11 @@ def add_dataset_flags(parser, split_name):
     """The flags naming a converted split (dataset_factory.get_dataset) and its readers."""
     group = parser.add_argument_group('dataset')
     group.add_argument('--dataset_dir', required=True,
-                       help='directory of the TFRecords and labels.txt')
+                       help='directory of the TFRecords and labels.txt (several data sets: '
+                       'one, or one per data set, comma separated)')
     group.add_argument('--dataset_name', default='shapes',
-                       help='data set name, the records\' prefix (default %(default)s)')
+                       help='data set name, the records\' prefix (default %(default)s); '
+                       'several read as one: voc2007,voc2012 or voc2007:trainval,voc2012:train')
     group.add_argument('--dataset_split_name', default=split_name,
                        help='split to read (default %(default)s)')
     group.add_argument('--num_preprocessing_threads', type=int, default=2,
@@ -186,8 +188,10 @@ def add_dataset_flags(parser, split_name):
 
 
 def check_dataset_flags(args):
-    """--dataset_dir is a directory, --num_preprocessing_threads > 0."""
-    directory(args, 'dataset_dir')
+    """--dataset_dir is a directory (or a comma list of them), --num_preprocessing_threads > 0."""
+    for folder in args.dataset_dir.split(','):
+        if not os.path.isdir(folder.strip()):
+            raise ValueError('--dataset_dir %s is not a directory' % folder.strip())
     positive(args, ['num_preprocessing_threads'])
 
 

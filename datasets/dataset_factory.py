@@ -96,7 +96,8 @@ class DatasetInfo:
         self.category_ids = category_ids
         self.parts = tuple(parts)
 
-    def read(self, shuffle=False, seed=None, num_readers=2, num_epochs=1, shuffle_buffer=1000):
+    def read(self, shuffle=False, seed=None, num_readers=2, num_epochs=1, shuffle_buffer=1000,
+             num_shards=1, shard_index=0):
         """The decoded examples as a tf.data.Dataset of parse_record dicts.
 
         Args:
@@ -106,27 +107,44 @@ class DatasetInfo:
           num_readers: shards read in parallel (interleaved record by record).
           num_epochs: passes over the data; None = forever.
           shuffle_buffer: records in the shuffle buffer (encoded, before decoding).
+          num_shards, shard_index: read only part `shard_index` of `num_shards` disjoint
+            parts (a worker of a cluster): every num_shards-th file when there are at least
+            as many files as shards, else every num_shards-th record.
         """
+        if not 0 <= shard_index < num_shards:
+            raise ValueError('shard_index must be in [0, %d), got %d' % (num_shards, shard_index))
         if self.parts:
-            return self._read_parts(shuffle, seed, num_readers, num_epochs, shuffle_buffer)
+            return self._read_parts(shuffle, seed, num_readers, num_epochs, shuffle_buffer,
+                                    num_shards, shard_index)
         deterministic = not shuffle or seed is not None
         files = tf.data.Dataset.from_tensor_slices(self.files)
-        if shuffle:
-            files = files.shuffle(len(self.files), seed=seed, reshuffle_each_iteration=True)
-        files = files.repeat(num_epochs)
         cycle_length = max(1, min(num_readers, len(self.files)))
-        records = files.interleave(
-            tf.data.TFRecordDataset, cycle_length=cycle_length, block_length=1,
-            num_parallel_calls=cycle_length, deterministic=deterministic)
+        if num_shards > len(self.files):
+            # Fewer files than shards: each reader keeps every num_shards-th record of one
+            # pass in file order (the same order everywhere, so the parts are disjoint).
+            records = files.interleave(
+                tf.data.TFRecordDataset, cycle_length=cycle_length, block_length=1,
+                num_parallel_calls=cycle_length, deterministic=True)
+            records = records.shard(num_shards, shard_index).repeat(num_epochs)
+        else:
+            if num_shards > 1:
+                files = files.shard(num_shards, shard_index)
+            if shuffle:
+                files = files.shuffle(len(self.files), seed=seed, reshuffle_each_iteration=True)
+            files = files.repeat(num_epochs)
+            records = files.interleave(
+                tf.data.TFRecordDataset, cycle_length=cycle_length, block_length=1,
+                num_parallel_calls=cycle_length, deterministic=deterministic)
         if shuffle:
             records = records.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
         return records.map(parse_record, num_parallel_calls=tf.data.AUTOTUNE,
                            deterministic=deterministic)
 
-    def _read_parts(self, shuffle, seed, num_readers, num_epochs, shuffle_buffer):
+    def _read_parts(self, shuffle, seed, num_readers, num_epochs, shuffle_buffer, num_shards,
+                    shard_index):
         """Several data sets: sampled by size when shuffling, else one after the other."""
         datasets = [part.read(shuffle, None if seed is None else seed + index, num_readers,
-                              num_epochs, shuffle_buffer)
+                              num_epochs, shuffle_buffer, num_shards, shard_index)
                     for index, part in enumerate(self.parts)]
         if not shuffle:
             combined = datasets[0]

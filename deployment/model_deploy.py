@@ -2,7 +2,8 @@
 
 A `DeploymentConfig` says where things live:
 
-* variables: the CPU of the worker, or round-robin over parameter-server tasks;
+* variables: the CPU of the worker, or the parameter-server tasks of a cluster (round-robin,
+  or balanced by size: `ps_strategy`);
 * the input pipeline and the optimizer: the CPU of the worker;
 * clone `i`: `/device:GPU:i`, or `/device:CPU:i` with `clone_on_cpu` (one clone per
   CPU device; a session with `ConfigProto(device_count={'CPU': n})` has n of them).
@@ -11,7 +12,9 @@ A `DeploymentConfig` says where things live:
 computes each clone's loss and gradients on the clone's device and sums the
 gradients of all clones; each clone's loss is divided by the number of clones so the
 sum equals the gradient of the mean loss over the whole batch, and regularisation
-losses are added once. `build_train_op` applies the summed gradients in one op.
+losses are added once. `build_train_op` applies the summed gradients in one op; with
+several replicas, each applies its own (asynchronous) or a SyncReplicasOptimizer averages
+the replicas' gradients into one update per global step (`sync_replicas`).
 
 Typical use (training/train_lib.py)::
 
@@ -33,9 +36,10 @@ import tensorflow as tf
 Clone = collections.namedtuple('Clone', ['outputs', 'scope', 'device'])
 """One copy of the model: `outputs` of model_fn, its name `scope` and `device`."""
 
-TrainStep = collections.namedtuple('TrainStep',
-                                   ['train_op', 'total_loss', 'grads_and_vars', 'gradient_norm'])
-"""The ops of one step of all clones (`build_train_op`)."""
+TrainStep = collections.namedtuple(
+    'TrainStep', ['train_op', 'total_loss', 'grads_and_vars', 'gradient_norm', 'hooks'])
+"""The ops of one step of all clones (`build_train_op`), and the session hooks they need
+(SyncReplicasOptimizer's token queue and chief queue runner; empty otherwise)."""
 
 NAN_MESSAGE = 'NaN or Inf'
 """In the InvalidArgumentError of a non-finite loss or gradient (with check_numerics)."""
@@ -44,20 +48,28 @@ _VARIABLE_OPS = frozenset(['Variable', 'VariableV2', 'VarHandleOp', 'AutoReloadV
 
 
 class DeploymentConfig:
-    """Where variables, inputs, optimizer and clones are placed.
+    """Where variables, inputs, optimizer and clones are placed, and how replicas update.
 
     Args:
         num_clones: model copies per replica (one per GPU, or per CPU device).
         clone_on_cpu: put the clones on CPU devices instead of GPUs.
-        replica_id: index of this worker (replica) in a multi-worker job.
+        replica_id: index of this worker (replica) in a multi-worker job; replica 0 is the
+            chief.
         num_replicas: number of workers.
         num_ps_tasks: number of parameter-server tasks (0: variables stay on the worker).
-        worker_job_name: job name of the workers.
+        worker_job_name: job name of this replica ('worker', or 'chief').
         ps_job_name: job name of the parameter servers.
+        worker_task: this replica's task index in its job (default: replica_id).
+        ps_strategy: how variables are spread over the ps tasks: 'round_robin' (in
+            creation order) or 'size' (each to the least loaded task in bytes).
+        sync_replicas: aggregate the gradients of the replicas before each update
+            (SyncReplicasOptimizer); else each replica updates on its own (asynchronous).
+        replicas_to_aggregate: gradients per synchronous update (default num_replicas).
     """
 
     def __init__(self, num_clones=1, clone_on_cpu=False, replica_id=0, num_replicas=1,
-                 num_ps_tasks=0, worker_job_name='worker', ps_job_name='ps'):
+                 num_ps_tasks=0, worker_job_name='worker', ps_job_name='ps', worker_task=None,
+                 ps_strategy='round_robin', sync_replicas=False, replicas_to_aggregate=None):
         if num_clones < 1:
             raise ValueError('num_clones must be >= 1, got %d' % num_clones)
         if num_replicas < 1:
@@ -68,13 +80,34 @@ class DeploymentConfig:
             raise ValueError('num_replicas > 1 needs num_ps_tasks >= 1')
         if not 0 <= replica_id < num_replicas:
             raise ValueError('replica_id must be in [0, %d), got %d' % (num_replicas, replica_id))
+        if ps_strategy not in PS_STRATEGIES:
+            raise ValueError('ps_strategy must be one of %s, got %r'
+                             % (', '.join(PS_STRATEGIES), ps_strategy))
+        if sync_replicas and num_ps_tasks < 1:
+            raise ValueError('sync_replicas needs num_ps_tasks >= 1')
+        if replicas_to_aggregate is not None and replicas_to_aggregate < 1:
+            raise ValueError('replicas_to_aggregate must be >= 1, got %d'
+                             % replicas_to_aggregate)
         self.num_clones = num_clones
         self.clone_on_cpu = clone_on_cpu
         self.replica_id = replica_id
         self.num_replicas = num_replicas
         self.num_ps_tasks = num_ps_tasks
-        self._worker = '/job:%s/task:%d' % (worker_job_name, replica_id) if num_ps_tasks else ''
-        self._ps_job = '/job:' + ps_job_name
+        self.sync_replicas = sync_replicas
+        self.replicas_to_aggregate = replicas_to_aggregate or num_replicas
+        task = replica_id if worker_task is None else worker_task
+        self._worker = '/job:%s/task:%d' % (worker_job_name, task) if num_ps_tasks else ''
+        self._variables_device = '/device:CPU:0'
+        if num_ps_tasks:
+            self._variables_device = tf.compat.v1.train.replica_device_setter(
+                ps_tasks=num_ps_tasks, ps_device='/job:%s/device:CPU:0' % ps_job_name,
+                worker_device=self._worker + '/device:CPU:0',
+                ps_strategy=PS_STRATEGIES[ps_strategy](num_ps_tasks))
+
+    @property
+    def is_chief(self):
+        """Replica 0 initialises, restores and saves."""
+        return self.replica_id == 0
 
     def worker_device(self):
         """Prefix of every device of this worker ('' for a single machine)."""
@@ -101,28 +134,60 @@ class DeploymentConfig:
         return self._worker + '/device:CPU:0'
 
     def variables_device(self):
-        """Device or device function for variables (worker CPU or round-robin ps tasks)."""
-        if not self.num_ps_tasks:
-            return '/device:CPU:0'
-        return _RoundRobinPs(self._ps_job, self.num_ps_tasks)
+        """Device or device function for variables: the worker's CPU, or the ps tasks
+        (tf.compat.v1.train.replica_device_setter with the ps strategy; one placement state
+        for the whole graph, so every call continues the same spreading)."""
+        return self._variables_device
 
 
-class _RoundRobinPs:
-    """Device function putting each new variable on the next parameter-server task."""
+def _variable_bytes(op):
+    """Bytes of the variable a VariableV2 / VarHandleOp op creates (0 if its shape is unknown)."""
+    attrs = op.node_def.attr
+    shape = tf.TensorShape(attrs['shape'].shape)
+    elements = shape.num_elements() if shape.is_fully_defined() else 0
+    return elements * tf.as_dtype(attrs['dtype'].type).size
 
-    def __init__(self, ps_job, num_tasks):
-        self._ps_job = ps_job
+
+class RoundRobinPsStrategy:
+    """ps_strategy of replica_device_setter: the variables go to the ps tasks in turn.
+
+    An op asked about twice keeps its task.
+    """
+
+    def __init__(self, num_tasks):
         self._num_tasks = num_tasks
-        self._next = 0
+        self._tasks = {}
 
     def __call__(self, op):
-        if op.device:
-            return op.device
-        if op.type not in _VARIABLE_OPS:
-            return ''
-        task = self._next
-        self._next = (self._next + 1) % self._num_tasks
-        return '%s/task:%d/device:CPU:0' % (self._ps_job, task)
+        if op.name not in self._tasks:
+            self._tasks[op.name] = len(self._tasks) % self._num_tasks
+        return self._tasks[op.name]
+
+
+class ByteSizePsStrategy:
+    """ps_strategy of replica_device_setter: each variable goes to the ps task holding the
+    fewest bytes so far (greedy balancing by size, the rule of TF 1.x's
+    tf.contrib.training.GreedyLoadBalancingStrategy with byte_size_load_fn, which TF 2
+    no longer has).
+
+    Attributes:
+        loads: bytes placed on each task.
+    """
+
+    def __init__(self, num_tasks):
+        self.loads = [0] * num_tasks
+        self._tasks = {}
+
+    def __call__(self, op):
+        if op.name not in self._tasks:
+            task = min(range(len(self.loads)), key=lambda i: (self.loads[i], i))
+            self.loads[task] += _variable_bytes(op)
+            self._tasks[op.name] = task
+        return self._tasks[op.name]
+
+
+PS_STRATEGIES = {'round_robin': RoundRobinPsStrategy, 'size': ByteSizePsStrategy}
+"""--ps_strategy name -> strategy class (called with the number of ps tasks)."""
 
 
 def _name_scope(name):
@@ -154,18 +219,27 @@ def create_clones(config, model_fn, args=None, kwargs=None):
     go to `config.variables_device()`. Losses model_fn adds to the LOSSES collection
     are later found by the clone's scope.
 
+    With several clones and variables on ps tasks, each variable is read once per step
+    into the worker's CPU (`caching_device`) and the clones use that copy: TensorFlow
+    sends a tensor once to each device that consumes it, so clones on k GPUs reading
+    the variables directly would pull every parameter over the network k times.
+
     Returns:
         list of `Clone`.
     """
     args = args or []
     kwargs = kwargs or {}
+    caching_device = None
+    if config.num_ps_tasks and config.num_clones > 1:
+        caching_device = config.inputs_device()
     clones = []
     for i in range(config.num_clones):
         device = config.clone_device(i)
         with _name_scope(config.clone_scope(i)) as scope:
             with tf.compat.v1.device(_clone_device_fn(config.variables_device(), device)):
                 with tf.compat.v1.variable_scope(tf.compat.v1.get_variable_scope(),
-                                                 reuse=True if i > 0 else None):
+                                                 reuse=True if i > 0 else None,
+                                                 caching_device=caching_device):
                     outputs = model_fn(*args, **kwargs)
         clones.append(Clone(outputs, scope or '', device))
     return clones
@@ -254,9 +328,81 @@ def sum_clone_gradients(clone_grads):
     return summed
 
 
+class SyncReplicasHook(tf.compat.v1.train.SessionRunHook):
+    """Runs a SyncReplicasOptimizer: the steps of TensorFlow's own hook
+    (`make_session_run_hook`), except that the chief's queue runner ends quietly when the
+    session closes.
+
+    After each session (re)creation: every replica sets its local step to the global step;
+    the chief also sets the accumulators' step, puts the first tokens in the token queue and
+    starts the queue runner that applies each aggregated update. At the end of a run that
+    runner is blocked waiting for gradients no replica will send; closing the session
+    cancels it, which TensorFlow's hook reports as an error in its thread.
+
+    Args:
+        sync_optimizer: a SyncReplicasOptimizer whose apply_gradients was built.
+        is_chief: this replica is the chief.
+    """
+
+    def __init__(self, sync_optimizer, is_chief):
+        self._optimizer = sync_optimizer
+        self._is_chief = is_chief
+        self._local_init_op = None
+        self._init_tokens_op = None
+        self._queue_runner = None
+
+    def begin(self):
+        optimizer = self._optimizer
+        if not self._is_chief:
+            self._local_init_op = optimizer.local_step_init_op
+            return
+        self._local_init_op = optimizer.chief_init_op
+        self._init_tokens_op = optimizer.get_init_tokens_op()
+        runner = optimizer.get_chief_queue_runner()
+        self._queue_runner = tf.compat.v1.train.QueueRunner(
+            runner.queue, runner.enqueue_ops,
+            queue_closed_exception_types=(tf.errors.OutOfRangeError, tf.errors.CancelledError))
+
+    def after_create_session(self, session, coord):
+        uninitialized = session.run(self._optimizer.ready_for_local_init_op)
+        if len(uninitialized):
+            raise RuntimeError('SyncReplicasOptimizer: variables not initialised: %s'
+                               % ', '.join(name.decode() for name in uninitialized))
+        session.run(self._local_init_op)
+        if self._init_tokens_op is not None:
+            session.run(self._init_tokens_op)
+        if self._queue_runner is not None:
+            self._queue_runner.create_threads(session, coord=coord, daemon=True, start=True)
+
+
+def _sync_optimizer(config, optimizer, variable_averages, variables_to_average):
+    """`optimizer` wrapped to aggregate `config.replicas_to_aggregate` replicas' gradients."""
+    return tf.compat.v1.train.SyncReplicasOptimizer(
+        optimizer, replicas_to_aggregate=config.replicas_to_aggregate,
+        total_num_replicas=config.num_replicas, variable_averages=variable_averages,
+        variables_to_average=variables_to_average)
+
+
+def _checked_gradient_norm(gradient_norm, loss_scale=None):
+    """`gradient_norm`, failing ('NaN or Inf') when it is not finite, with loss scaling only
+    at loss scale 1 (above, the loss-scale optimizer skips the step and lowers the scale)."""
+    message = 'Gradient norm is ' + NAN_MESSAGE
+    if loss_scale is None:
+        return tf.debugging.check_numerics(gradient_norm, message)
+    finite = tf.logical_or(tf.math.is_finite(gradient_norm), loss_scale > 1.0)
+    with tf.control_dependencies([tf.debugging.Assert(finite, [message + ' at loss scale 1'])]):
+        return tf.identity(gradient_norm)
+
+
 def build_train_op(config, clones, optimizer, global_step, var_list=None, update_ops=None,
-                   check_numerics=True):
+                   check_numerics=True, variable_averages=None, variables_to_average=None,
+                   loss_scale=None):
     """One training step of all clones: their summed gradients applied once.
+
+    With `config.sync_replicas`, the optimizer is wrapped in a SyncReplicasOptimizer: each
+    replica's summed gradient goes to accumulators on the ps tasks, and one update with
+    their mean is applied once `config.replicas_to_aggregate` replicas have sent theirs
+    (gradients of an older step are dropped); the step's hooks must run in the session.
 
     Args:
         config: `DeploymentConfig`.
@@ -268,22 +414,38 @@ def build_train_op(config, clones, optimizer, global_step, var_list=None, update
             e.g. batch-norm moving averages).
         check_numerics: fail (InvalidArgumentError 'NaN or Inf') before any update when a
             clone's loss or the gradient norm is not finite.
+        variable_averages: a tf.compat.v1.train.ExponentialMovingAverage applied to
+            `variables_to_average` after each update (once per synchronous update), or None.
+        variables_to_average: list of variables.
+        loss_scale: the loss scale (scalar tensor) when `optimizer` does dynamic loss
+            scaling and skips the steps whose gradients overflow; a non-finite gradient norm
+            then stops training only at loss scale 1, where no scaling caused it.
 
     Returns:
         `TrainStep`; its train_op's value is the total loss.
     """
+    if config.sync_replicas:
+        optimizer = _sync_optimizer(config, optimizer, variable_averages, variables_to_average)
     total_loss, grads_and_vars = optimize_clones(clones, optimizer, var_list=var_list,
                                                  check_numerics=check_numerics)
     gradient_norm = tf.linalg.global_norm([g for g, _ in grads_and_vars])
     if check_numerics:
-        gradient_norm = tf.debugging.check_numerics(gradient_norm,
-                                                    'Gradient norm is ' + NAN_MESSAGE)
+        gradient_norm = _checked_gradient_norm(gradient_norm, loss_scale)
     if update_ops is None:
         update_ops = tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS,
                                                  clones[0].scope or None)
+    hooks = []
     with tf.compat.v1.device(config.optimizer_device()):
         with tf.control_dependencies([gradient_norm]):
             apply_op = optimizer.apply_gradients(grads_and_vars, global_step=global_step)
         with tf.control_dependencies([apply_op] + list(update_ops)):
             train_op = tf.identity(total_loss, name='train_op')
-    return TrainStep(train_op, total_loss, grads_and_vars, gradient_norm)
+        if config.sync_replicas:
+            hooks.append(SyncReplicasHook(optimizer, config.is_chief))
+        elif variable_averages is not None:
+            # The averages follow the step's update (weights and batch-norm statistics).
+            with tf.control_dependencies([train_op]):
+                average_op = variable_averages.apply(variables_to_average)
+            with tf.control_dependencies([average_op]):
+                train_op = tf.identity(total_loss, name='train_op_with_averages')
+    return TrainStep(train_op, total_loss, grads_and_vars, gradient_norm, hooks)

@@ -1,4 +1,4 @@
-"""SSD evaluation: the detection graph, a pass over the test split, VOC metrics and reports."""
+"""SSD evaluation: the detection graph, a pass over the test split, VOC / COCO metrics, reports."""
 import collections
 import json
 import logging
@@ -10,7 +10,7 @@ import tf_slim as slim
 
 from common import fields, progress
 from common.files import atomic_write
-from evaluation import voc_eval
+from evaluation import coco_eval, voc_eval
 from nets import post_processing
 from preprocessing import inputs
 
@@ -33,6 +33,7 @@ Evaluation = collections.namedtuple('Evaluation', [
     'num_images',
     'step',         # global step of the checkpoint.
     'examples',     # dicts of the first images for visualization.side_by_side.
+    'coco',         # CocoEvaluator.evaluate() dict, or None when not asked for.
 ])
 
 
@@ -64,7 +65,8 @@ def build_eval_graph(network, dataset_info, preprocess_fn, batch_size, postproce
     Returns:
         EvalGraph; fetches hold `detection_boxes` [B, K, 4], `detection_scores` [B, K],
         `detection_classes` [B, K], `num_detections` [B] and the ground truth `boxes`
-        [B, N, 4], `labels` [B, N], `difficult` [B, N], `num_boxes` [B], `filename` [B].
+        [B, N, 4], `labels` [B, N], `difficult` [B, N], `num_boxes` [B], `filename` [B],
+        `source_id` [B] and the original image `shape` [B, 3] (for the COCO metrics).
     """
     global_step = tf.compat.v1.train.get_or_create_global_step()
     dataset = inputs.eval_dataset(dataset_info, preprocess_fn, batch_size,
@@ -75,7 +77,8 @@ def build_eval_graph(network, dataset_info, preprocess_fn, batch_size, postproce
         logits, locs, _ = network.net(batch[fields.IMAGE], is_training=False)
     scores, boxes = network.decode_outputs(logits, locs)
     fetches = post_processing.postprocess(scores, boxes, **(postprocess_kwargs or {}))
-    for key in (fields.BOXES, fields.LABELS, fields.DIFFICULT, fields.NUM_BOXES, fields.FILENAME):
+    for key in (fields.BOXES, fields.LABELS, fields.DIFFICULT, fields.NUM_BOXES, fields.FILENAME,
+                fields.SOURCE_ID, fields.SHAPE):
         fetches[key] = batch[key]
     if moving_average_decay:
         ema = tf.compat.v1.train.ExponentialMovingAverage(moving_average_decay, global_step)
@@ -89,8 +92,21 @@ def build_eval_graph(network, dataset_info, preprocess_fn, batch_size, postproce
 
 
 def run_evaluation(eval_graph, checkpoint_path, class_names, matching_threshold=0.5,
-                   remove_difficult=True, max_num_batches=None, session_config=None):
-    """Restores `checkpoint_path` and accumulates VOC metrics over the split.
+                   remove_difficult=True, max_num_batches=None, session_config=None,
+                   coco_metrics=False, category_ids=None, difficult_as_crowd=True,
+                   detections_file=None):
+    """Restores `checkpoint_path` and accumulates VOC (and COCO) metrics over the split.
+
+    Args:
+        eval_graph: from build_eval_graph.
+        checkpoint_path: checkpoint prefix.
+        class_names: dict id -> name (0 = background).
+        matching_threshold, remove_difficult: VOC metric settings.
+        max_num_batches: evaluate only this many batches.
+        session_config: tf.compat.v1.ConfigProto.
+        coco_metrics: also compute the COCO metrics (evaluation/coco_eval.py).
+        category_ids, difficult_as_crowd: arguments of coco_eval.CocoEvaluator.
+        detections_file: write the detections there in COCO results format.
 
     Returns:
         Evaluation; its `examples` are the first images (as many as the graph's
@@ -98,6 +114,9 @@ def run_evaluation(eval_graph, checkpoint_path, class_names, matching_threshold=
     """
     evaluator = voc_eval.VOCEvaluator(class_names, iou_threshold=matching_threshold,
                                       remove_difficult=remove_difficult)
+    coco = None
+    if coco_metrics or detections_file:
+        coco = coco_eval.CocoEvaluator(class_names, category_ids, difficult_as_crowd)
     total = eval_graph.num_samples
     if max_num_batches is not None:
         total = min(total, max_num_batches * eval_graph.batch_size)
@@ -114,7 +133,7 @@ def run_evaluation(eval_graph, checkpoint_path, class_names, matching_threshold=
                 values = session.run(eval_graph.fetches)
             except tf.errors.OutOfRangeError:
                 break
-            for image in _add_batch(evaluator, values):
+            for image in _add_batch(evaluator, values, coco):
                 if len(examples) < wanted:
                     examples.append(image)
             num_batches += 1
@@ -123,7 +142,11 @@ def run_evaluation(eval_graph, checkpoint_path, class_names, matching_threshold=
             examples = _with_originals(session, eval_graph.originals, examples)
     logging.info('Evaluated %d images of %s in %.1f s', evaluator.num_images, checkpoint_path,
                  log.elapsed)
-    return Evaluation(evaluator.evaluate(), evaluator.num_images, step, examples)
+    if detections_file:
+        coco.write_detections(detections_file, atomic_write)
+        logging.info('Wrote the detections in COCO results format to %s', detections_file)
+    return Evaluation(evaluator.evaluate(), evaluator.num_images, step, examples,
+                      coco.evaluate() if coco_metrics else None)
 
 
 def _with_originals(session, originals, examples):
@@ -144,8 +167,8 @@ def _with_originals(session, originals, examples):
     return complete
 
 
-def _add_batch(evaluator, values):
-    """Adds each image of a batch of fetched values to the evaluator.
+def _add_batch(evaluator, values, coco=None):
+    """Adds each image of a batch of fetched values to the evaluator (and the COCO one).
 
     Returns:
         list of per-image dicts: ground truth and detections without the padding.
@@ -163,13 +186,19 @@ def _add_batch(evaluator, values):
         evaluator.add_image(image[fields.BOXES], image[fields.LABELS], image[fields.DIFFICULT],
                             image[fields.DETECTION_BOXES], image[fields.DETECTION_SCORES],
                             image[fields.DETECTION_CLASSES])
+        if coco is not None:
+            height, width = values[fields.SHAPE][i][:2]
+            coco.add_image(height, width, image[fields.BOXES], image[fields.LABELS],
+                           image[fields.DIFFICULT], image[fields.DETECTION_BOXES],
+                           image[fields.DETECTION_SCORES], image[fields.DETECTION_CLASSES],
+                           source_id=values[fields.SOURCE_ID][i])
         images.append(image)
     return images
 
 
-def metrics_dict(results, checkpoint_path, num_images):
-    """The content of metrics.json (see the README)."""
-    return {
+def metrics_dict(results, checkpoint_path, num_images, coco=None):
+    """The content of metrics.json (see the README); `coco` adds the COCO metrics."""
+    metrics = {
         'mAP_voc07': results['mAP_voc07'],
         'mAP_voc12': results['mAP_voc12'],
         'per_class': {name: {'ap_voc07': r['ap_voc07'], 'ap_voc12': r['ap_voc12'],
@@ -178,6 +207,9 @@ def metrics_dict(results, checkpoint_path, num_images):
         'checkpoint': checkpoint_path,
         'num_images': num_images,
     }
+    if coco is not None:
+        metrics['coco'] = dict(coco)
+    return metrics
 
 
 def write_metrics(eval_dir, metrics):
@@ -187,7 +219,7 @@ def write_metrics(eval_dir, metrics):
     return path
 
 
-def write_summaries(eval_dir, results, step, pictures=()):
+def write_summaries(eval_dir, results, step, pictures=(), coco=None):
     """mAP and per-class AP as TensorBoard scalars at `step`, and pictures as images.
 
     Args:
@@ -196,6 +228,7 @@ def write_summaries(eval_dir, results, step, pictures=()):
         step: global step of the evaluated checkpoint.
         pictures: (name, uint8 [H, W, 3] picture, its PNG bytes) triples, shown under
             the tags `visualizations/<name>`.
+        coco: CocoEvaluator.evaluate() dict, shown as `eval_coco/<metric>`.
     """
     values = []
     for key in ('mAP_voc07', 'mAP_voc12'):
@@ -207,6 +240,9 @@ def write_summaries(eval_dir, results, step, pictures=()):
             if r[key] is not None:
                 values.append(tf.compat.v1.Summary.Value(tag='eval_%s/%s' % (key, name),
                                                          simple_value=r[key]))
+    for key, value in (coco or {}).items():
+        if value is not None:
+            values.append(tf.compat.v1.Summary.Value(tag='eval_coco/' + key, simple_value=value))
     for name, picture, png in pictures:
         image = tf.compat.v1.Summary.Image(height=picture.shape[0], width=picture.shape[1],
                                            colorspace=3, encoded_image_string=png)

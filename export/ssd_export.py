@@ -18,6 +18,8 @@ import tempfile
 import tensorflow as tf
 import tf_slim as slim
 
+from common import precision as precision_lib
+from common import signatures as sig
 from datasets import labels as labels_lib
 from export import saved_model_writer
 from nets import checkpoints, post_processing
@@ -41,8 +43,8 @@ def build_signatures(network, class_names, postprocess_kwargs=None):
     """
     height, width = network.params.img_shape
     normalization = network.params.normalization
-    images = tf.compat.v1.placeholder(tf.float32, [None, height, width, 3], name='images')
-    encoded = tf.compat.v1.placeholder(tf.string, [None], name='encoded_images')
+    images = tf.compat.v1.placeholder(tf.float32, [None, height, width, 3], name=sig.IMAGES)
+    encoded = tf.compat.v1.placeholder(tf.string, [None], name=sig.ENCODED_IMAGES)
 
     @tf.autograph.experimental.do_not_convert
     def decode_one(data):
@@ -61,12 +63,14 @@ def build_signatures(network, class_names, postprocess_kwargs=None):
     detections = post_processing.postprocess(*network.decode_outputs(detect_logits, detect_locs),
                                              **(postprocess_kwargs or {}))
     names = tf.constant(class_names, tf.string)
-    detections['class_names'] = tf.tile(names[None], [tf.shape(encoded)[0], 1], name='class_names')
+    detections[sig.CLASS_NAMES] = tf.tile(names[None], [tf.shape(encoded)[0], 1],
+                                          name=sig.CLASS_NAMES)
     return {
-        'serving_default': saved_model_writer.predict_signature(
-            {'images': images},
-            {'scores': tf.identity(scores, 'scores'), 'boxes': tf.identity(boxes, 'boxes')}),
-        'detect': saved_model_writer.predict_signature({'encoded_images': encoded}, detections),
+        sig.DEFAULT_SIGNATURE: saved_model_writer.predict_signature(
+            {sig.IMAGES: images}, {sig.SCORES: tf.identity(scores, sig.SCORES),
+                                   sig.BOXES: tf.identity(boxes, sig.BOXES)}),
+        sig.DETECT_SIGNATURE: saved_model_writer.predict_signature({sig.ENCODED_IMAGES: encoded},
+                                                                   detections),
     }
 
 
@@ -104,8 +108,13 @@ def restore_variables(session, checkpoint):
 
 
 def export(network_name, checkpoint_path, export_base, labels_file, version=None,
-           postprocess_kwargs=None):
+           postprocess_kwargs=None, precision=precision_lib.FLOAT32):
     """Exports a checkpoint as `<export_base>/<version>/` (assets/labels.txt included).
+
+    The graph is float32 whatever `precision`: mixed precision is an option of the session
+    that loads it (the serving machine's, which may lack bfloat16). For another precision
+    than float32 the export gets common.precision.EXPORT_PLATFORM_CONFIG, TF Serving's
+    --platform_config_file loading it in that precision.
 
     Returns:
       path of the written version.
@@ -125,6 +134,11 @@ def export(network_name, checkpoint_path, export_base, labels_file, version=None
             averaged = restore_variables(session, checkpoint)
             logging.info('Restored %s (%d variables from their moving averages)', checkpoint,
                          averaged)
-            path = saved_model_writer.write_saved_model(session, export_base, signatures, version)
+            extra = {}
+            if precision != precision_lib.FLOAT32:
+                extra[precision_lib.EXPORT_PLATFORM_CONFIG] = (
+                    precision_lib.platform_config_text(precision))
+            path = saved_model_writer.write_saved_model(session, export_base, signatures, version,
+                                                        extra_files=extra)
     logging.info('Exported %s with %d classes to %s', network_name, num_classes, path)
     return path

@@ -3,6 +3,11 @@
 tf_slim.batch_norm does not import on TF 2.21 (it needs tf_keras.legacy_tf_layers), so
 the networks use this one. Variables are named as slim's: `beta`, `gamma` (when
 scale=True), `moving_mean`, `moving_variance` under the scope `BatchNorm`.
+
+In inference mode the normalisation is folded into the convolution that produces its
+input (see `fold_into_conv`): TensorFlow then fuses convolution, bias and activation into
+one op, in float32 and in bfloat16 (where the mixed precision rewrite would otherwise
+leave a separate FusedBatchNorm and activation after most convolutions).
 """
 import tensorflow as tf
 import tf_slim as slim
@@ -22,7 +27,8 @@ def batch_norm(inputs,
                outputs_collections=None,
                param_initializers=None,
                reuse=None,
-               scope=None):
+               scope=None,
+               fold_into_conv=True):
     """Fused batch normalisation of NHWC inputs.
 
     In training mode the batch statistics normalise the inputs and the moving averages
@@ -46,6 +52,11 @@ def batch_norm(inputs,
         moving_variance.
       reuse: reuse the variables of the scope.
       scope: variable scope (default 'BatchNorm').
+      fold_into_conv: in inference mode, when `inputs` is the output of a Conv2D or
+        DepthwiseConv2dNative (NHWC, SAME or VALID padding) that nothing else uses, return
+        conv(x, w * s) + (beta - moving_mean * s), s = gamma / sqrt(moving_variance +
+        epsilon), instead of normalising the convolution's output (same values, one pass
+        over the activations fewer; the unused convolution is never run).
 
     Returns:
       float32 [B, H, W, C].
@@ -89,6 +100,10 @@ def batch_norm(inputs,
             else:
                 tf.compat.v1.add_to_collections(updates_collections, update_mean)
                 tf.compat.v1.add_to_collections(updates_collections, update_variance)
+        elif fold_into_conv and _foldable(inputs):
+            factor = gamma * tf.math.rsqrt(moving_variance + epsilon)
+            outputs = tf.nn.bias_add(_scaled_conv(inputs.op, factor),
+                                     beta - moving_mean * factor)
         else:
             outputs, _, _ = tf.compat.v1.nn.fused_batch_norm(
                 inputs, gamma, beta, mean=moving_mean, variance=moving_variance,
@@ -96,3 +111,33 @@ def batch_norm(inputs,
         if activation_fn is not None:
             outputs = activation_fn(outputs)
         return slim.utils.collect_named_outputs(outputs_collections, sc.name, outputs)
+
+
+def _foldable(inputs):
+    """Whether `inputs` comes straight from a convolution batch_norm can fold into."""
+    op = inputs.op
+    return (op.type in ('Conv2D', 'DepthwiseConv2dNative') and not inputs.consumers()
+            and op.get_attr('data_format') == b'NHWC'
+            and op.get_attr('padding') in (b'SAME', b'VALID'))
+
+
+def _scaled_conv(conv, factor):
+    """The convolution op `conv` again, its output channel k multiplied by factor[k].
+
+    Args:
+      conv: a Conv2D or DepthwiseConv2dNative op (NHWC), weights [kh, kw, in, out] or
+        [kh, kw, in, multiplier].
+      factor: float32 [out] (out = in * multiplier for a depthwise convolution).
+
+    Returns:
+      float32 [B, H', W', out].
+    """
+    inputs, weights = conv.inputs[0], conv.inputs[1]
+    strides = conv.get_attr('strides')
+    padding = conv.get_attr('padding').decode()
+    dilations = conv.get_attr('dilations')
+    if conv.type == 'Conv2D':
+        return tf.nn.conv2d(inputs, weights * factor, strides, padding, dilations=dilations)
+    factor = tf.reshape(factor, weights.shape[2:])
+    return tf.nn.depthwise_conv2d(inputs, weights * factor, strides, padding,
+                                  dilations=dilations[1:3])

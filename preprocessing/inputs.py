@@ -26,7 +26,7 @@ def _prepare_train_sample(sample, preprocess_fn, anchors, match_threshold, prior
 
 def train_dataset(dataset_info, preprocess_fn, anchors, prior_scaling, batch_size,
                   match_threshold=0.5, shuffle_buffer=1000, num_readers=2,
-                  num_preprocessing_threads=2, seed=None):
+                  num_preprocessing_threads=2, seed=None, num_shards=1, shard_index=0):
     """Endless training batches.
 
     Args:
@@ -40,6 +40,8 @@ def train_dataset(dataset_info, preprocess_fn, anchors, prior_scaling, batch_siz
         num_readers: parallel TFRecord readers.
         num_preprocessing_threads: parallel map calls.
         seed: shuffle seed.
+        num_shards, shard_index: read part `shard_index` of `num_shards` disjoint parts of
+            the data (one per worker of a cluster; DatasetInfo.read).
 
     Returns:
         tf.data.Dataset of dicts: `image` float32 [B, S, S, 3], `target_labels` int64
@@ -48,7 +50,8 @@ def train_dataset(dataset_info, preprocess_fn, anchors, prior_scaling, batch_siz
     """
     num_readers = max(1, min(num_readers, len(dataset_info.files)))
     dataset = dataset_info.read(shuffle=True, seed=seed, num_readers=num_readers,
-                                num_epochs=None, shuffle_buffer=shuffle_buffer)
+                                num_epochs=None, shuffle_buffer=shuffle_buffer,
+                                num_shards=num_shards, shard_index=shard_index)
     prepare = functools.partial(_prepare_train_sample, preprocess_fn=preprocess_fn,
                                 anchors=tf.constant(anchors, tf.float32),
                                 match_threshold=match_threshold, prior_scaling=prior_scaling)

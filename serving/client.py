@@ -1,4 +1,4 @@
-"""gRPC client for the SSD model behind TF Serving or `serving.model_server` (no TensorFlow ops).
+"""gRPC client for the SSD model behind TF Serving or `serving.model_server`, without TensorFlow.
 
 `SSDClient.detect(image)` decodes the image (OpenCV, EXIF orientation honoured), preprocesses it
 in numpy, calls Predict on `serving_default` and runs the numpy post-processing; with
@@ -9,6 +9,9 @@ Class names come from the export itself: the `detect` signature has an output `c
 input and `output_filter=['class_names']` (nothing is decoded), which works the same against
 real TF Serving.
 A `labels_path` (labels.txt) overrides it.
+
+The gRPC messages come from serving.protos (TF Serving's wire format, defined without the
+tensorflow package), so importing this module never imports TensorFlow.
 """
 import dataclasses
 import logging
@@ -18,31 +21,39 @@ import time
 import cv2
 import grpc
 import numpy as np
-from tensorflow_serving.apis import (
-    get_model_metadata_pb2,
-    get_model_status_pb2,
-    model_service_pb2_grpc,
-    predict_pb2,
-    prediction_service_pb2_grpc,
-)
 
 from common import np_post_processing, np_preprocessing
 from common.images import EXIF_ORIENTATION, decode_image  # noqa: F401  (EXIF_ORIENTATION: API)
 from common.images import MAX_PIXELS as DEFAULT_MAX_PIXELS
 from common.images import ImageError as InvalidImage  # typed subclasses in common.images
 from common.images import exif_rotated as _exif_rotated
-from serving import tensor_proto
+from common.signatures import (
+    BOXES,
+    CLASS_NAMES,
+    DEFAULT_MODEL_NAME,
+    DEFAULT_SIGNATURE,
+    DETECT_SIGNATURE,
+    DETECTION_BOXES,
+    DETECTION_CLASSES,
+    DETECTION_OUTPUTS,
+    DETECTION_SCORES,
+    ENCODED_IMAGES,
+    IMAGES,
+    MAX_MESSAGE_BYTES,
+    NUM_DETECTIONS,
+    SCORES,
+    SIGNATURES,
+    ServingError,
+)
+from serving import protos, tensor_proto
 
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-_UNAVAILABLE_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.NOT_FOUND)
-
-
-class ServingError(Exception):
-    """The server refused a request; `code` is the grpc.StatusCode."""
-
-    def __init__(self, message, code=None):
-        super().__init__(message)
-        self.code = code
+_UNAVAILABLE_CODES = ('UNAVAILABLE', 'DEADLINE_EXCEEDED', 'NOT_FOUND')
+# A failed connection is tried again every second, each attempt may take a second (gRPC's
+# min_reconnect_backoff is also the connect timeout: shorter ones fail on a busy machine).
+_CHANNEL_OPTIONS = [('grpc.max_send_message_length', MAX_MESSAGE_BYTES),
+                    ('grpc.max_receive_message_length', MAX_MESSAGE_BYTES),
+                    ('grpc.min_reconnect_backoff_ms', 1000),
+                    ('grpc.max_reconnect_backoff_ms', 1000)]
 
 
 class ServingUnavailable(ServingError):
@@ -73,12 +84,17 @@ class _ModelInfo:
     class_names: dict
 
 
+def _ignore_connectivity(state):
+    """Channel connectivity callback: watching the channel is what keeps it connecting."""
+    del state
+
+
 class SSDClient:
     """One connection to a model server; thread-safe."""
 
-    def __init__(self, address, model_name='ssd', signature='serving_default', network='ssd_300_mobilenet_v2',
-                 timeout=10.0, retries=3, score_threshold=0.5, labels_path=None, max_pixels=DEFAULT_MAX_PIXELS,
-                 postprocess_kwargs=None):
+    def __init__(self, address, model_name=DEFAULT_MODEL_NAME, signature=DEFAULT_SIGNATURE,
+                 network='ssd_300_mobilenet_v2', timeout=10.0, retries=3, score_threshold=0.5,
+                 labels_path=None, max_pixels=DEFAULT_MAX_PIXELS, postprocess_kwargs=None):
         """Args:
           address: 'host:port' of the gRPC server.
           model_name: served model name.
@@ -91,10 +107,12 @@ class SSDClient:
           max_pixels: larger images raise InvalidImage before decoding.
           postprocess_kwargs: optional kwargs for nets.np_post_processing.postprocess.
         """
-        if signature not in ('serving_default', 'detect'):
-            raise ValueError('signature must be serving_default or detect, got %r' % signature)
+        if signature not in SIGNATURES:
+            raise ValueError('signature must be one of %s, got %r' % (', '.join(SIGNATURES),
+                                                                      signature))
         if network not in np_preprocessing.NORMALIZATION:
-            raise ValueError('unknown network %r (known: %s)' % (network, ', '.join(np_preprocessing.NORMALIZATION)))
+            raise ValueError('unknown network %r (known: %s)'
+                             % (network, ', '.join(np_preprocessing.NORMALIZATION)))
         self.address = address
         self.model_name = model_name
         self.signature = signature
@@ -108,16 +126,17 @@ class SSDClient:
         if labels_path:
             from datasets import labels  # pylint: disable=import-outside-toplevel
             self._labels = labels.read_labels(labels_path)
-        # A short reconnect backoff (gRPC's default grows to 120 s), so a client started before
-        # its server, or kept across a server restart, is usable again within about a second.
-        self._channel = grpc.insecure_channel(address, options=[
-            ('grpc.max_send_message_length', MAX_MESSAGE_BYTES),
-            ('grpc.max_receive_message_length', MAX_MESSAGE_BYTES),
-            ('grpc.initial_reconnect_backoff_ms', 100),
-            ('grpc.min_reconnect_backoff_ms', 100),
-            ('grpc.max_reconnect_backoff_ms', 1000)])
-        self._predict_stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
-        self._model_stub = model_service_pb2_grpc.ModelServiceStub(self._channel)
+        # A client started before its server, or kept across a server restart, must be usable
+        # again about a second after the server listens. A short reconnect back-off is not
+        # enough: without a call in progress gRPC Python handles the connection's events only
+        # every 5 s (its backup poller), so the channel is watched (and connects) all the time.
+        self._channel = grpc.insecure_channel(address, options=_CHANNEL_OPTIONS)
+        self._channel.subscribe(_ignore_connectivity, try_to_connect=True)
+        self._predict = protos.unary_stub(self._channel, protos.PREDICTION_SERVICE, 'Predict')
+        self._get_model_metadata = protos.unary_stub(self._channel, protos.PREDICTION_SERVICE,
+                                                     'GetModelMetadata')
+        self._get_model_status = protos.unary_stub(self._channel, protos.MODEL_SERVICE,
+                                                   'GetModelStatus')
         self._info = None
         self._info_lock = threading.Lock()
 
@@ -131,19 +150,21 @@ class SSDClient:
         self.close()
 
     def _call(self, method, request):
-        """Calls an RPC with the deadline, retrying UNAVAILABLE; maps errors to ServingError types."""
+        """Calls an RPC with the deadline, retrying UNAVAILABLE; raises ServingError types."""
         for attempt in range(self.retries + 1):
             try:
                 return method(request, timeout=self.timeout)
             except grpc.RpcError as e:
-                code = e.code()
-                if code == grpc.StatusCode.UNAVAILABLE and attempt < self.retries:
+                code = e.code().name
+                if code == 'UNAVAILABLE' and attempt < self.retries:
                     delay = 0.1 * 2 ** attempt
-                    logging.warning('%s unavailable (%s), retrying in %.1f s', self.address, e.details(), delay)
+                    # Expected while a server starts or restarts; the last failure is raised.
+                    logging.info('%s unavailable (%s), retrying in %.1f s', self.address,
+                                 e.details(), delay)
                     time.sleep(delay)
                     continue
                 error = ServingUnavailable if code in _UNAVAILABLE_CODES else ServingError
-                raise error('%s from %s: %s' % (code.name, self.address, e.details()), code) from e
+                raise error('%s from %s: %s' % (code, self.address, e.details()), code) from e
         raise AssertionError('unreachable')
 
     def predict(self, inputs, signature_name=None, version=None, output_filter=()):
@@ -152,24 +173,30 @@ class SSDClient:
         Returns:
           (dict alias -> numpy array, served version).
         """
-        request = predict_pb2.PredictRequest()
+        request = protos.PredictRequest()
         request.model_spec.name = self.model_name
         request.model_spec.signature_name = signature_name or self.signature
         if version is not None:
             request.model_spec.version.value = version
         for alias, value in inputs.items():
-            request.inputs[alias].CopyFrom(tensor_proto.make_tensor_proto(value))
+            tensor_proto.make_tensor_proto(value, request.inputs[alias])
         request.output_filter.extend(output_filter)
-        response = self._call(self._predict_stub.Predict, request)
-        outputs = {alias: tensor_proto.make_ndarray(proto) for alias, proto in response.outputs.items()}
+        response = self._call(self._predict, request)
+        outputs = {alias: tensor_proto.make_ndarray(proto)
+                   for alias, proto in response.outputs.items()}
         return outputs, response.model_spec.version.value
 
     def metadata(self):
-        """Returns {'name', 'version', 'signatures': {key: {'inputs'|'outputs': {alias: {dtype, shape}}}}}."""
-        request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=['signature_def'])
+        """The served version's signatures.
+
+        Returns:
+          {'name', 'version', 'signatures': {key: {'inputs' | 'outputs': {alias: {'dtype',
+          'shape'}}}}}.
+        """
+        request = protos.GetModelMetadataRequest(metadata_field=['signature_def'])
         request.model_spec.name = self.model_name
-        response = self._call(self._predict_stub.GetModelMetadata, request)
-        signature_map = get_model_metadata_pb2.SignatureDefMap()
+        response = self._call(self._get_model_metadata, request)
+        signature_map = protos.SignatureDefMap()
         response.metadata['signature_def'].Unpack(signature_map)
         signatures = {}
         for key, signature in signature_map.signature_def.items():
@@ -183,24 +210,26 @@ class SSDClient:
 
     def status(self):
         """Returns {'name', 'versions': [{'version', 'state'}]} from ModelService.GetModelStatus."""
-        request = get_model_status_pb2.GetModelStatusRequest()
+        request = protos.GetModelStatusRequest()
         request.model_spec.name = self.model_name
-        response = self._call(self._model_stub.GetModelStatus, request)
+        response = self._call(self._get_model_status, request)
         return {'name': self.model_name, 'versions': [
-            {'version': s.version, 'state': get_model_status_pb2.ModelVersionStatus.State.Name(s.state)}
+            {'version': s.version, 'state': protos.ModelVersionStatus.State.Name(s.state)}
             for s in response.model_version_status]}
 
     def model_info(self, version=None, refresh=False):
         """Input size and class names of the served model (cached per version)."""
         with self._info_lock:
-            if not refresh and self._info is not None and (version is None or self._info.version == version):
+            if not refresh and self._info is not None and version in (None, self._info.version):
                 return self._info
         meta = self.metadata()
-        shape = meta['signatures']['serving_default']['inputs']['images']['shape']
+        shape = meta['signatures'][DEFAULT_SIGNATURE]['inputs'][IMAGES]['shape']
         class_names = self._labels
         if class_names is None:
-            outputs, _ = self.predict({'encoded_images': [b'']}, 'detect', meta['version'], ['class_names'])
-            class_names = {i: name.decode('utf-8') for i, name in enumerate(outputs['class_names'][0])}
+            outputs, _ = self.predict({ENCODED_IMAGES: [b'']}, DETECT_SIGNATURE, meta['version'],
+                                      [CLASS_NAMES])
+            class_names = {i: name.decode('utf-8')
+                           for i, name in enumerate(outputs[CLASS_NAMES][0])}
         info = _ModelInfo(meta['version'], (shape[1], shape[2]), class_names)
         with self._info_lock:
             self._info = info
@@ -214,7 +243,8 @@ class SSDClient:
         except ValueError as e:
             raise InvalidImage(str(e)) from e
         if rgb.shape[0] * rgb.shape[1] > self.max_pixels:
-            raise InvalidImage('image is %dx%d pixels, the limit is %d' % (rgb.shape[1], rgb.shape[0], self.max_pixels))
+            raise InvalidImage('image is %dx%d pixels, the limit is %d'
+                               % (rgb.shape[1], rgb.shape[0], self.max_pixels))
         return rgb
 
     def detect(self, image, score_threshold=None):
@@ -234,14 +264,14 @@ class SSDClient:
         height, width = rgb.shape[:2]
         decoded = time.perf_counter()
         info = self.model_info()
-        if self.signature == 'detect':
+        if self.signature == DETECT_SIGNATURE:
             boxes, scores, classes, version, timing = self._detect_in_graph(image, rgb)
         else:
             try:
                 boxes, scores, classes, version, timing = self._detect_client_side(rgb, info)
             except ServingError as e:  # a new version may expect another input size
                 fresh = self.model_info(refresh=True)
-                if e.code != grpc.StatusCode.INVALID_ARGUMENT or fresh.input_hw == info.input_hw:
+                if e.code != 'INVALID_ARGUMENT' or fresh.input_hw == info.input_hw:
                     raise
                 info = fresh
                 boxes, scores, classes, version, timing = self._detect_client_side(rgb, info)
@@ -253,21 +283,23 @@ class SSDClient:
         detections = [Detection(int(c), info.class_names.get(int(c), 'class_%d' % c), float(s),
                                 [float(b[1]), float(b[0]), float(b[3]), float(b[2])])
                       for b, s, c in zip(pixels, scores[keep], classes[keep])]
-        timing = {'decode': (decoded - start) * 1e3, **timing, 'total': (time.perf_counter() - start) * 1e3}
-        return DetectionResult(width, height, detections,
-                               {'name': self.model_name, 'version': version, 'signature': self.signature}, timing)
+        timing = {'decode': (decoded - start) * 1e3, **timing,
+                  'total': (time.perf_counter() - start) * 1e3}
+        model = {'name': self.model_name, 'version': version, 'signature': self.signature}
+        return DetectionResult(width, height, detections, model, timing)
 
     def _detect_client_side(self, rgb, info):
         t0 = time.perf_counter()
         normalization = np_preprocessing.NORMALIZATION[self.network]
         batch = np_preprocessing.preprocess_image(rgb, info.input_hw, normalization)[None]
         t1 = time.perf_counter()
-        outputs, version = self.predict({'images': batch}, 'serving_default')
+        outputs, version = self.predict({IMAGES: batch}, DEFAULT_SIGNATURE)
         t2 = time.perf_counter()
-        boxes, scores, classes = np_post_processing.postprocess(outputs['scores'][0], outputs['boxes'][0],
-                                                                **self._postprocess_kwargs)
+        boxes, scores, classes = np_post_processing.postprocess(
+            outputs[SCORES][0], outputs[BOXES][0], **self._postprocess_kwargs)
         t3 = time.perf_counter()
-        timing = {'preprocess': (t1 - t0) * 1e3, 'predict': (t2 - t1) * 1e3, 'postprocess': (t3 - t2) * 1e3}
+        timing = {'preprocess': (t1 - t0) * 1e3, 'predict': (t2 - t1) * 1e3,
+                  'postprocess': (t3 - t2) * 1e3}
         return np.asarray(boxes), np.asarray(scores), np.asarray(classes), version, timing
 
     def _detect_in_graph(self, image, rgb):
@@ -277,11 +309,10 @@ class SSDClient:
         else:  # arrays, and EXIF-rotated images the graph's decoder would not rotate
             data = cv2.imencode('.png', cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))[1].tobytes()
         t1 = time.perf_counter()
-        outputs, version = self.predict({'encoded_images': [data]}, 'detect',
-                                        output_filter=['detection_boxes', 'detection_scores',
-                                                       'detection_classes', 'num_detections'])
+        outputs, version = self.predict({ENCODED_IMAGES: [data]}, DETECT_SIGNATURE,
+                                        output_filter=DETECTION_OUTPUTS)
         t2 = time.perf_counter()
-        count = int(outputs['num_detections'][0])
+        count = int(outputs[NUM_DETECTIONS][0])
         timing = {'preprocess': (t1 - t0) * 1e3, 'predict': (t2 - t1) * 1e3, 'postprocess': 0.0}
-        return (outputs['detection_boxes'][0, :count], outputs['detection_scores'][0, :count],
-                outputs['detection_classes'][0, :count].astype(np.int64), version, timing)
+        return (outputs[DETECTION_BOXES][0, :count], outputs[DETECTION_SCORES][0, :count],
+                outputs[DETECTION_CLASSES][0, :count].astype(np.int64), version, timing)

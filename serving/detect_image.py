@@ -16,13 +16,11 @@ import time
 
 import cv2
 
-from common import drawing, images, np_preprocessing
+from common import drawing, images, np_preprocessing, signatures
 from common.files import atomic_write
 from serving import client as client_lib
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.mpo', '.png', '.gif', '.bmp', '.webp')
-DETECT_SIGNATURE = 'detect'
-DETECT_OUTPUTS = ('detection_boxes', 'detection_scores', 'detection_classes', 'num_detections')
 
 
 def resolve_export(path):
@@ -31,15 +29,13 @@ def resolve_export(path):
     Raises:
       ValueError: naming the path when it holds no saved_model.pb.
     """
-    if os.path.isfile(os.path.join(path, 'saved_model.pb')):
+    if os.path.isfile(os.path.join(path, signatures.SAVED_MODEL_FILENAME)):
         return path
-    versions = sorted(int(name) for name in (os.listdir(path) if os.path.isdir(path) else [])
-                      if name.isascii() and name.isdigit() and
-                      os.path.isfile(os.path.join(path, name, 'saved_model.pb')))
+    versions, _ = signatures.scan_versions(path)
     if not versions:
-        raise ValueError('%s holds no saved_model.pb (give an export folder such as '
-                         'exports/ssd/1, or its base folder exports/ssd)' % path)
-    return os.path.join(path, str(versions[-1]))
+        raise ValueError('%s holds no %s (give an export folder such as exports/ssd/1, or its '
+                         'base folder exports/ssd)' % (path, signatures.SAVED_MODEL_FILENAME))
+    return versions[max(versions)]
 
 
 class SavedModelDetector:
@@ -56,23 +52,25 @@ class SavedModelDetector:
         self.score_threshold = score_threshold
         self.max_pixels = max_pixels
         self._session = tf.compat.v1.Session(graph=tf.Graph())
-        meta_graph = tf.compat.v1.saved_model.loader.load(self._session, ['serve'], self.export_dir)
-        signature = meta_graph.signature_def.get(DETECT_SIGNATURE)
+        meta_graph = tf.compat.v1.saved_model.loader.load(self._session, [signatures.SERVE_TAG],
+                                                          self.export_dir)
+        signature = meta_graph.signature_def.get(signatures.DETECT_SIGNATURE)
         if signature is None:
             self.close()
             raise ValueError('%s has no "%s" signature (export it with export_model.py)'
-                             % (self.export_dir, DETECT_SIGNATURE))
-        feed = [signature.inputs['encoded_images'].name]
+                             % (self.export_dir, signatures.DETECT_SIGNATURE))
+        feed = [signature.inputs[signatures.ENCODED_IMAGES].name]
         self._detect = self._session.make_callable(
-            [signature.outputs[name].name for name in DETECT_OUTPUTS], feed_list=feed)
+            [signature.outputs[name].name for name in signatures.DETECTION_OUTPUTS],
+            feed_list=feed)
         # Only the names are computed (no image is decoded), as SSDClient's output_filter does.
-        names = self._session.make_callable([signature.outputs['class_names'].name],
+        names = self._session.make_callable([signature.outputs[signatures.CLASS_NAMES].name],
                                             feed_list=feed)([b''])[0][0]
         self.class_names = {i: name.decode('utf-8') for i, name in enumerate(names)}
         version = os.path.basename(os.path.normpath(self.export_dir))
         self.model = {'name': os.path.basename(os.path.dirname(os.path.normpath(self.export_dir))),
                       'version': int(version) if version.isdigit() else 0,
-                      'signature': DETECT_SIGNATURE}
+                      'signature': signatures.DETECT_SIGNATURE}
 
     def close(self):
         self._session.close()
@@ -147,9 +145,9 @@ def _parse_args(argv):
     parser.add_argument('images', nargs='+', metavar='IMG', help='image files or folders')
     source = parser.add_argument_group('model (a server, or --saved_model)')
     source.add_argument('--server', default='127.0.0.1:8500', help='gRPC host:port')
-    source.add_argument('--model_name', default='ssd')
-    source.add_argument('--signature', default='serving_default',
-                        choices=['serving_default', 'detect'])
+    source.add_argument('--model_name', default=signatures.DEFAULT_MODEL_NAME)
+    source.add_argument('--signature', default=signatures.DEFAULT_SIGNATURE,
+                        choices=signatures.SIGNATURES)
     source.add_argument('--network', default='ssd_300_mobilenet_v2',
                         choices=sorted(np_preprocessing.NORMALIZATION))
     source.add_argument('--timeout', type=float, default=10.0, help='seconds per request')

@@ -3,8 +3,8 @@
 Layout: `<base_path>/<version>/saved_model.pb` (common.signatures.scan_versions: hidden folders
 such as an export's temporary one are skipped, other names that are no version are logged once).
 Like TF Serving's default version policy, the highest version that loads is served. A version
-that fails to load (often a copy still in progress) is retried as soon as its files change, and
-otherwise after a back-off; meanwhile the served version stays.
+that fails to load (often a copy still in progress) is retried once its files have changed and
+settled, and otherwise after a back-off; meanwhile the served version stays.
 
 Requests are checked against `RequestLimits` before anything is decoded: a tensor with a single
 value expands to its whole shape, so a small request could otherwise allocate gigabytes.
@@ -210,10 +210,20 @@ def _fingerprint(path):
 
 @dataclasses.dataclass
 class _Failure:
-    """A version that failed to load: retried when its files change or at retry_at."""
+    """A version that failed to load with the files `fingerprint`.
+
+    It is retried once its files have changed and then stayed the same for one poll (a copy in
+    progress is not loaded again at every poll), or at retry_at.
+    """
     fingerprint: tuple
+    last_seen: tuple
     retry_at: float
     backoff: float
+
+    def due(self, fingerprint, now):
+        settled = fingerprint != self.fingerprint and fingerprint == self.last_seen
+        self.last_seen = fingerprint
+        return settled or now >= self.retry_at
 
 
 class ModelManager:
@@ -228,7 +238,7 @@ class ModelManager:
           poll_seconds: interval of the polling thread.
           session_config: tf.compat.v1.ConfigProto of the sessions, or None.
           limits: RequestLimits of every request.
-          retry_seconds: first back-off before a failed version with unchanged files is
+          retry_seconds: first back-off before a failed version whose files did not change is
             retried; it doubles up to max_retry_seconds.
           max_retry_seconds: the longest back-off.
           clock: monotonic time source (tests replace it).
@@ -289,7 +299,7 @@ class ModelManager:
         fingerprint = _fingerprint(path)
         failure = self._failures.get(version)
         now = self._clock()
-        if failure is not None and failure.fingerprint == fingerprint and now < failure.retry_at:
+        if failure is not None and not failure.due(fingerprint, now):
             return False
         logging.info('Loading model %s version %d from %s', self.model_name, version, path)
         try:
@@ -297,7 +307,7 @@ class ModelManager:
         except Exception as e:  # any load failure must keep the served version
             backoff = (self._retry_seconds if failure is None or failure.fingerprint != fingerprint
                        else min(2 * failure.backoff, self._max_retry_seconds))
-            self._failures[version] = _Failure(fingerprint, now + backoff, backoff)
+            self._failures[version] = _Failure(fingerprint, fingerprint, now + backoff, backoff)
             logging.error('Failed to load model %s version %d from %s: %s; still serving version '
                           '%s; retrying when its files change or in %.0f s', self.model_name,
                           version, path, e, self._current.version if self._current else None,

@@ -2,113 +2,128 @@
 
     python -m serving.model_server --port=8500 --model_name=ssd --model_base_path=exports/ssd
 
-Serves Predict, GetModelMetadata and GetModelStatus from `tensorflow_serving.apis`, so clients
-work unchanged against `tensorflow/serving`. The highest version under the base path is served;
-new versions are picked up by polling. SIGTERM/SIGINT drain in-flight requests, then exit.
+Serves Predict, GetModelMetadata and GetModelStatus with TF Serving's messages (serving.protos),
+so clients work unchanged against `tensorflow/serving`. The highest version under the base path
+is served; new versions are picked up by polling. Like TF Serving it listens on all interfaces
+(0.0.0.0) by default: pass --host=127.0.0.1 to serve this machine only.
+
+A request may bring at most --max_batch_size items per input, and --max_request_elements and
+--max_request_bytes once decoded; larger ones are refused with INVALID_ARGUMENT naming the limit.
+SIGTERM/SIGINT drain the requests in flight for up to --grace_seconds, then exit; another signal
+during the drain cancels them at once.
 """
 import argparse
 import logging
+import os
 import signal
 import sys
-import threading
+import time
 from concurrent import futures
 
 import grpc
-from tensorflow_serving.apis import (
-    get_model_metadata_pb2,
-    get_model_status_pb2,
-    model_service_pb2_grpc,
-    predict_pb2,
-    prediction_service_pb2_grpc,
+
+from common.signatures import (
+    DEFAULT_GRPC_PORT,
+    DEFAULT_MODEL_NAME,
+    DEFAULT_SIGNATURE,
+    MAX_MESSAGE_BYTES,
+    ServingError,
 )
+from serving import protos, tensor_proto
 
-from serving import tensor_proto
-from serving.model_manager import ModelManager, ServingError
-
-DEFAULT_SIGNATURE = 'serving_default'
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 GRPC_OPTIONS = [('grpc.max_send_message_length', MAX_MESSAGE_BYTES),
                 ('grpc.max_receive_message_length', MAX_MESSAGE_BYTES)]
+_POLL_SECONDS = 0.1
 
 
 def _abort(context, error):
-    context.abort(getattr(grpc.StatusCode, error.code), str(error))
+    context.abort(getattr(grpc.StatusCode, error.code, grpc.StatusCode.UNKNOWN), str(error))
 
 
 def _version(model_spec):
     """Returns the requested version or None. Raises ServingError for version labels."""
     if model_spec.version_label:
-        raise ServingError('INVALID_ARGUMENT', 'version labels are not supported by this server ("%s"); '
-                           'use a version number' % model_spec.version_label)
+        raise ServingError('version labels are not supported by this server ("%s"); use a '
+                           'version number' % model_spec.version_label, 'INVALID_ARGUMENT')
     return model_spec.version.value if model_spec.HasField('version') else None
 
 
-class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
-    """Predict and GetModelMetadata."""
+def _output_bytes(outputs):
+    """Bytes of a response's tensors (strings: their lengths)."""
+    return sum(sum(len(v) for v in value.flat) if value.dtype == object else value.nbytes
+               for value in outputs.values())
+
+
+def _answers_errors(method):
+    """Turns ServingError into its status and any other exception into INTERNAL (logged)."""
+    def wrapper(self, request, context):
+        try:
+            return method(self, request, context)
+        except ServingError as e:
+            return _abort(context, e)
+        except Exception as e:  # a bug must answer INTERNAL with a logged traceback
+            logging.exception('%s failed', method.__name__)
+            return _abort(context, ServingError('%s: %s' % (type(e).__name__, e), 'INTERNAL'))
+    wrapper.__name__ = method.__name__
+    return wrapper
+
+
+class _Services:
+    """PredictionService (Predict, GetModelMetadata) and ModelService (GetModelStatus)."""
 
     def __init__(self, manager):
         self._manager = manager
 
-    def Predict(self, request, context):
+    @_answers_errors
+    def predict(self, request, context):
         signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
-        try:
-            loaded = self._manager.acquire(request.model_spec.name, _version(request.model_spec))
-        except ServingError as e:
-            return _abort(context, e)
+        loaded = self._manager.acquire(request.model_spec.name, _version(request.model_spec))
         try:
             outputs = loaded.run(signature_name, request.inputs, request.output_filter)
-        except ServingError as e:
-            return _abort(context, e)
         finally:
             loaded.release()
-        response = predict_pb2.PredictResponse()
+        size = _output_bytes(outputs)
+        if size > MAX_MESSAGE_BYTES:
+            raise ServingError('the answer would hold %d bytes of tensors, over the message limit '
+                               'of %d; send fewer items per request' % (size, MAX_MESSAGE_BYTES),
+                               'RESOURCE_EXHAUSTED')
+        response = protos.PredictResponse()
         response.model_spec.name = request.model_spec.name
         response.model_spec.version.value = loaded.version
         response.model_spec.signature_name = signature_name
         for alias, value in outputs.items():
-            response.outputs[alias].CopyFrom(tensor_proto.make_tensor_proto(value))
+            tensor_proto.make_tensor_proto(value, response.outputs[alias])
         return response
 
-    def GetModelMetadata(self, request, context):
+    @_answers_errors
+    def get_model_metadata(self, request, context):
         fields = set(request.metadata_field)
         if fields != {'signature_def'}:
-            return _abort(context, ServingError('INVALID_ARGUMENT', 'metadata_field must be ["signature_def"], got %s'
-                                                % sorted(fields)))
-        try:
-            loaded = self._manager.acquire(request.model_spec.name, _version(request.model_spec))
-        except ServingError as e:
-            return _abort(context, e)
+            raise ServingError('metadata_field must be ["signature_def"], got %s' % sorted(fields),
+                               'INVALID_ARGUMENT')
+        loaded = self._manager.acquire(request.model_spec.name, _version(request.model_spec))
         loaded.release()
-        response = get_model_metadata_pb2.GetModelMetadataResponse()
+        response = protos.GetModelMetadataResponse()
         response.model_spec.name = request.model_spec.name
         response.model_spec.version.value = loaded.version
-        signatures = get_model_metadata_pb2.SignatureDefMap()
+        signatures = protos.SignatureDefMap()
         for key, signature in loaded.signature_defs.items():
             signatures.signature_def[key].CopyFrom(signature)
         response.metadata['signature_def'].Pack(signatures)
         return response
 
-
-class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
-    """GetModelStatus."""
-
-    def __init__(self, manager):
-        self._manager = manager
-
-    def GetModelStatus(self, request, context):
+    @_answers_errors
+    def get_model_status(self, request, context):
         name = request.model_spec.name
-        try:
-            version = _version(request.model_spec)
-        except ServingError as e:
-            return _abort(context, e)
+        version = _version(request.model_spec)
         states = self._manager.status(version) if name == self._manager.model_name else []
         if not states:
-            return _abort(context, ServingError('NOT_FOUND', 'Could not find any versions of model "%s"%s'
-                                                % (name, '' if version is None else ' version %d' % version)))
-        response = get_model_status_pb2.GetModelStatusResponse()
+            raise ServingError('Could not find any versions of model "%s"%s' % (
+                name, '' if version is None else ' version %d' % version), 'NOT_FOUND')
+        response = protos.GetModelStatusResponse()
         for number, state in states:
             status = response.model_version_status.add(version=number)
-            status.state = get_model_status_pb2.ModelVersionStatus.State.Value(state)
+            status.state = protos.ModelVersionStatus.State.Value(state)
         return response
 
 
@@ -119,10 +134,15 @@ def create_server(manager, port, host='0.0.0.0', max_workers=8):
       (server, bound port) - port 0 picks a free port.
     """
     # No SO_REUSEPORT: a second server on a busy port must fail, not silently share the port.
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix='grpc'),
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers,
+                                                    thread_name_prefix='grpc'),
                          options=GRPC_OPTIONS + [('grpc.so_reuseport', 0)])
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(manager), server)
-    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(manager), server)
+    services = _Services(manager)
+    server.add_generic_rpc_handlers([
+        protos.generic_handler(protos.PREDICTION_SERVICE, {
+            'Predict': services.predict, 'GetModelMetadata': services.get_model_metadata}),
+        protos.generic_handler(protos.MODEL_SERVICE, {
+            'GetModelStatus': services.get_model_status})])
     try:
         bound = server.add_insecure_port('%s:%d' % (host, port))
     except RuntimeError as e:
@@ -132,31 +152,115 @@ def create_server(manager, port, host='0.0.0.0', max_workers=8):
     return server, bound
 
 
+class _Signals:
+    """Records SIGTERM and SIGINT. The handler only appends (no lock, no I/O), so any number of
+    signals, arriving in any order and even inside the handler, cannot deadlock the main thread."""
+
+    def __init__(self):
+        self.received = []
+
+    def install(self):
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame):
+        del frame
+        self.received.append(signum)
+
+
 def _parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--port', type=int, default=8500, help='gRPC port')
-    parser.add_argument('--host', default='0.0.0.0', help='interface to bind')
-    parser.add_argument('--rest_api_port', type=int, default=0, help='REST port (0 = no REST API)')
-    parser.add_argument('--model_name', default='ssd')
-    parser.add_argument('--model_base_path', required=True, help='folder with <int version>/ subfolders')
-    parser.add_argument('--file_system_poll_wait_seconds', type=float, default=1.0)
-    parser.add_argument('--max_workers', type=int, default=8, help='gRPC worker threads')
-    parser.add_argument('--grace_seconds', type=float, default=10.0, help='drain time on SIGTERM')
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    network = parser.add_argument_group('network')
+    network.add_argument('--port', type=int, default=DEFAULT_GRPC_PORT, help='gRPC port')
+    network.add_argument('--host', default='0.0.0.0',
+                         help='interface to bind (0.0.0.0 = all, as TF Serving; 127.0.0.1 = '
+                              'this machine only)')
+    network.add_argument('--rest_api_port', type=int, default=0,
+                         help='REST port (0 = no REST API)')
+    network.add_argument('--max_workers', type=int, default=8, help='gRPC worker threads')
+    model = parser.add_argument_group('model')
+    model.add_argument('--model_name', default=DEFAULT_MODEL_NAME)
+    model.add_argument('--model_base_path', required=True,
+                       help='folder with <int version>/ subfolders')
+    model.add_argument('--file_system_poll_wait_seconds', type=float, default=1.0)
+    limits = parser.add_argument_group('request limits')
+    limits.add_argument('--max_batch_size', type=int, default=32,
+                        help='largest batch (dimension 0) of an input')
+    limits.add_argument('--max_request_elements', type=int, default=MAX_MESSAGE_BYTES // 4,
+                        help='elements of all inputs of a request once decoded')
+    limits.add_argument('--max_request_bytes', type=int, default=MAX_MESSAGE_BYTES,
+                        help='bytes of all inputs of a request once decoded')
+    parser.add_argument('--grace_seconds', type=float, default=10.0,
+                        help='drain time on SIGTERM/SIGINT')
     args = parser.parse_args(argv)
     for flag in ('port', 'rest_api_port'):
         if not 0 <= getattr(args, flag) <= 65535:
             parser.error('--%s must be in 0..65535' % flag)
     if args.file_system_poll_wait_seconds <= 0:
         parser.error('--file_system_poll_wait_seconds must be > 0')
-    if args.max_workers < 1:
-        parser.error('--max_workers must be >= 1')
+    for flag in ('max_workers', 'max_batch_size', 'max_request_elements', 'max_request_bytes'):
+        if getattr(args, flag) < 1:
+            parser.error('--%s must be >= 1' % flag)
+    if args.grace_seconds < 0:
+        parser.error('--grace_seconds must be >= 0')
     return args
 
 
+class _DropDeprecationNotices(logging.Filter):
+    """TensorFlow's notices about the TF1 SavedModel loader, which this server uses on purpose."""
+
+    def filter(self, record):
+        return 'is deprecated and will be removed' not in record.getMessage()
+
+
+def _load_tensorflow():
+    """Imports TensorFlow quietly: no INFO lines from C++ (warnings and errors stay), and no CUDA
+    initialisation (`failed call to cuInit`) on a machine without an NVIDIA driver.
+
+    Returns:
+      (ModelManager class, RequestLimits class, session config or None).
+    """
+    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '1')
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    from serving.model_manager import (  # pylint: disable=import-outside-toplevel
+        ModelManager,
+        RequestLimits,
+    )
+    tf.get_logger().addFilter(_DropDeprecationNotices())
+    has_gpu = (os.path.exists('/proc/driver/nvidia/version') and
+               os.environ.get('CUDA_VISIBLE_DEVICES', '0') not in ('', '-1'))
+    config = None if has_gpu else tf.compat.v1.ConfigProto(device_count={'GPU': 0})
+    return ModelManager, RequestLimits, config
+
+
+def _drain(server, rest, signals, grace_seconds):
+    """Stops the servers; a signal after the first one cancels the requests still in flight."""
+    first = len(signals.received)
+    logging.info('Stopping: draining requests for up to %.1f s (signal again to cancel them)',
+                 grace_seconds)
+    if rest is not None:
+        rest.shutdown()
+    done = server.stop(grace_seconds)
+    while not done.wait(_POLL_SECONDS):
+        if len(signals.received) > first:
+            logging.info('Second signal: cancelling the requests in flight')
+            first = len(signals.received)
+            server.stop(0)
+
+
 def main(argv=None):
+    signals = _Signals()
+    signals.install()
     args = _parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(message)s')
-    manager = ModelManager(args.model_name, args.model_base_path, args.file_system_poll_wait_seconds)
+    model_manager_class, limits_class, session_config = _load_tensorflow()
+    limits = limits_class(max_batch_size=args.max_batch_size,
+                          max_elements=args.max_request_elements,
+                          max_bytes=args.max_request_bytes)
+    manager = model_manager_class(args.model_name, args.model_base_path,
+                                  args.file_system_poll_wait_seconds, session_config, limits)
     manager.start()
     try:
         server, port = create_server(manager, args.port, args.host, args.max_workers)
@@ -170,15 +274,12 @@ def main(argv=None):
         rest = rest_api.start(manager, args.host, args.rest_api_port)
         logging.info('REST API on %s:%d', args.host, args.rest_api_port)
     server.start()
-    logging.info('gRPC PredictionService/ModelService for model %s on %s:%d', args.model_name, args.host, port)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
-    logging.info('Stopping: draining requests for up to %.1f s', args.grace_seconds)
-    if rest is not None:
-        rest.shutdown()
-    server.stop(args.grace_seconds).wait()
+    logging.info('gRPC PredictionService/ModelService for model %s on %s:%d (limits: batch %d, '
+                 '%d elements, %d bytes per request)', args.model_name, args.host, port,
+                 limits.max_batch_size, limits.max_elements, limits.max_bytes)
+    while not signals.received:
+        time.sleep(_POLL_SECONDS)
+    _drain(server, rest, signals, args.grace_seconds)
     manager.stop()
     logging.info('Stopped')
     return 0

@@ -4,7 +4,8 @@
   (row format, answers `{"predictions": [...]}`) or `{"inputs": ...}` (columnar, answers
   `{"outputs": ...}`); bytes are `{"b64": "..."}` both ways.
 - `GET /v1/models/<name>[/versions/<v>]` (status) and `.../metadata` (signature defs).
-Errors answer `{"error": "..."}` with 404 (NOT_FOUND) or 400 (INVALID_ARGUMENT / bad JSON).
+Errors answer `{"error": "..."}` with 404 (NOT_FOUND), 400 (INVALID_ARGUMENT / bad JSON) or 429
+(RESOURCE_EXHAUSTED).
 """
 import base64
 import http.server
@@ -14,14 +15,14 @@ import threading
 
 import numpy as np
 from google.protobuf import json_format
-from tensorflow.core.framework import types_pb2
 
+from common.signatures import DEFAULT_SIGNATURE, MAX_MESSAGE_BYTES, ServingError
 from serving import tensor_proto
-from serving.model_manager import ServingError
 
-_PATH = re.compile(r'^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+))?(?P<verb>:predict|/metadata)?$')
-_HTTP_STATUS = {'NOT_FOUND': 404, 'INVALID_ARGUMENT': 400}
-MAX_BODY_BYTES = 64 * 1024 * 1024
+_PATH = re.compile(r'^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+))?'
+                   r'(?P<verb>:predict|/metadata)?$')
+_HTTP_STATUS = {'NOT_FOUND': 404, 'INVALID_ARGUMENT': 400, 'RESOURCE_EXHAUSTED': 429}
+MAX_BODY_BYTES = MAX_MESSAGE_BYTES
 
 
 def _decode_value(value):
@@ -49,22 +50,25 @@ def _encode_array(array):
 
 def _to_proto(alias, value, tensor_info):
     try:
-        if tensor_info.dtype == types_pb2.DT_STRING:
+        if tensor_info.dtype == tensor_proto.DT_STRING:
             return tensor_proto.make_tensor_proto(np.array(value, dtype=object))
-        return tensor_proto.make_tensor_proto(np.asarray(value, dtype=tensor_proto.DTYPE_TO_NUMPY[tensor_info.dtype]))
+        dtype = tensor_proto.DTYPE_TO_NUMPY[tensor_info.dtype]
+        return tensor_proto.make_tensor_proto(np.asarray(value, dtype=dtype))
     except (ValueError, TypeError, KeyError) as e:
-        raise ServingError('INVALID_ARGUMENT', 'input "%s" cannot be converted to %s: %s'
-                           % (alias, tensor_proto.dtype_name(tensor_info.dtype), e)) from e
+        raise ServingError('input "%s" cannot be converted to %s: %s'
+                           % (alias, tensor_proto.dtype_name(tensor_info.dtype), e),
+                           'INVALID_ARGUMENT') from e
 
 
 def predict(manager, name, version, body):
     """Runs a REST predict body against the manager. Returns the JSON-ready answer."""
-    signature_name = body.get('signature_name') or 'serving_default'
+    signature_name = body.get('signature_name') or DEFAULT_SIGNATURE
     loaded = manager.acquire(name, version)
     try:
         signature = loaded.signature_defs.get(signature_name)
         if signature is None:
-            raise ServingError('INVALID_ARGUMENT', 'Serving signature key "%s" not found' % signature_name)
+            raise ServingError('Serving signature key "%s" not found' % signature_name,
+                               'INVALID_ARGUMENT')
         aliases = sorted(signature.inputs)
         if 'instances' in body:
             rows = [_decode_value(row) for row in body['instances']]
@@ -74,15 +78,15 @@ def predict(manager, name, version, body):
             inputs = _decode_value(body['inputs'])
             columns = inputs if isinstance(inputs, dict) else {aliases[0]: inputs}
         else:
-            raise ServingError('INVALID_ARGUMENT', 'request body needs "instances" or "inputs"')
+            raise ServingError('request body needs "instances" or "inputs"', 'INVALID_ARGUMENT')
         unknown = sorted(set(columns) - set(aliases))
         if unknown:
-            raise ServingError('INVALID_ARGUMENT', 'signature "%s" has no inputs %s; inputs: %s'
-                               % (signature_name, unknown, aliases))
+            raise ServingError('signature "%s" has no inputs %s; inputs: %s'
+                               % (signature_name, unknown, aliases), 'INVALID_ARGUMENT')
         protos = {a: _to_proto(a, v, signature.inputs[a]) for a, v in columns.items()}
         outputs = loaded.run(signature_name, protos)
     except KeyError as e:
-        raise ServingError('INVALID_ARGUMENT', 'instance lacks input %s' % e) from e
+        raise ServingError('instance lacks input %s' % e, 'INVALID_ARGUMENT') from e
     finally:
         loaded.release()
     encoded = {alias: _encode_array(np.asarray(value)) for alias, value in outputs.items()}
@@ -91,8 +95,8 @@ def predict(manager, name, version, body):
             return {'predictions': next(iter(encoded.values()))}
         counts = {len(v) for v in encoded.values()}
         if len(counts) != 1:
-            raise ServingError('INVALID_ARGUMENT', 'outputs have different batch sizes %s; use the columnar '
-                               '"inputs" format' % sorted(counts))
+            raise ServingError('outputs have different batch sizes %s; use the columnar '
+                               '"inputs" format' % sorted(counts), 'INVALID_ARGUMENT')
         count = counts.pop()
         return {'predictions': [{a: v[i] for a, v in encoded.items()} for i in range(count)]}
     return {'outputs': next(iter(encoded.values())) if len(encoded) == 1 else encoded}
@@ -102,9 +106,10 @@ def status(manager, name, version):
     """JSON-ready GetModelStatus answer."""
     states = manager.status(version) if name == manager.model_name else []
     if not states:
-        raise ServingError('NOT_FOUND', 'Could not find any versions of model "%s"' % name)
-    return {'model_version_status': [{'version': str(v), 'state': s,
-                                      'status': {'error_code': 'OK', 'error_message': ''}} for v, s in states]}
+        raise ServingError('Could not find any versions of model "%s"' % name, 'NOT_FOUND')
+    ok = {'error_code': 'OK', 'error_message': ''}
+    return {'model_version_status': [{'version': str(v), 'state': s, 'status': ok}
+                                     for v, s in states]}
 
 
 def metadata(manager, name, version):
@@ -137,13 +142,14 @@ def _handler(manager):
                 if method == 'POST':
                     length = int(self.headers.get('Content-Length') or 0)
                     if length > MAX_BODY_BYTES:
-                        raise ServingError('INVALID_ARGUMENT', 'body of %d bytes exceeds %d' % (length, MAX_BODY_BYTES))
+                        raise ServingError('body of %d bytes exceeds %d' % (length, MAX_BODY_BYTES),
+                                           'INVALID_ARGUMENT')
                     try:
                         body = json.loads(self.rfile.read(length) or b'{}')
                     except ValueError as e:
-                        raise ServingError('INVALID_ARGUMENT', 'body is not JSON: %s' % e) from e
+                        raise ServingError('body is not JSON: %s' % e, 'INVALID_ARGUMENT') from e
                     if not isinstance(body, dict):
-                        raise ServingError('INVALID_ARGUMENT', 'body must be a JSON object')
+                        raise ServingError('body must be a JSON object', 'INVALID_ARGUMENT')
                     return self._answer(200, predict(manager, match['name'], version, body))
                 if match['verb'] == '/metadata':
                     return self._answer(200, metadata(manager, match['name'], version))

@@ -33,7 +33,10 @@ def toy_base(tmp_path):
 
 @pytest.fixture
 def toy_server(toy_base):
-    """In-process server on a free 127.0.0.1 port, polling every 0.1 s. Yields (address, manager)."""
+    """In-process server on a free 127.0.0.1 port, polling every 0.1 s.
+
+    Yields (address, manager).
+    """
     manager = ModelManager('ssd', toy_base, poll_seconds=0.1)
     manager.start()
     server, port = model_server.create_server(manager, 0, host='127.0.0.1', max_workers=4)
@@ -45,6 +48,7 @@ def toy_server(toy_base):
 
 @pytest.fixture
 def toy():
-    """The toy model's helpers (test modules cannot import conftest under --import-mode=importlib)."""
-    return types.SimpleNamespace(export=helpers.export_toy_model, outputs=helpers.toy_outputs, classes=helpers.TOY_CLASSES,
-                                 anchors=helpers.TOY_ANCHORS, hw=helpers.TOY_HW)
+    """The toy model's helpers (test modules cannot import conftest under importlib mode)."""
+    return types.SimpleNamespace(export=helpers.export_toy_model, outputs=helpers.toy_outputs,
+                                 classes=helpers.TOY_CLASSES, anchors=helpers.TOY_ANCHORS,
+                                 hw=helpers.TOY_HW)

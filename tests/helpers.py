@@ -1,5 +1,11 @@
-"""Helpers shared by the tests and benchmarks: the shapes data set as TFRecords, a toy SavedModel."""
+"""Helpers shared by the tests and benchmarks: the shapes data set as TFRecords, a toy SavedModel,
+free ports and `python -m serving.model_server` processes."""
 import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 
 import numpy as np
 import tensorflow as tf
@@ -44,13 +50,17 @@ TOY_ANCHORS = np.array([[0.1, 0.2, 0.5, 0.6], [0.0, 0.0, 1.0, 1.0]], np.float32)
 
 
 def export_toy_model(export_base, box_scale=1.0, version=None, classes=None):
-    """Writes a toy SavedModel: serving_default images [None,4,4,3] -> scores [None,2,3], boxes [None,2,4]
-    (= TOY_ANCHORS * box_scale); detect encoded_images [None] -> num_detections = byte length, class_names;
-    slow iterations [] int32 -> count (a busy loop, to keep a request in flight); echo x [None] -> y = 2 x."""
+    """Writes a toy SavedModel; returns the version's path.
+
+    Signatures: serving_default images [None, 4, 4, 3] -> scores [None, 2, 3], boxes
+    [None, 2, 4] (= TOY_ANCHORS * box_scale); detect encoded_images [None] -> zero detections,
+    num_detections = byte length, class_names; slow iterations [] int32 -> count (a busy loop,
+    to keep a request in flight); echo x [None, None] -> y = 2 x.
+    """
     with tf.Graph().as_default() as graph, tf.compat.v1.Session(graph=graph) as session:
-        images = tf.compat.v1.placeholder(tf.float32, [None, TOY_HW[0], TOY_HW[1], 3], name='images')
-        weights = tf.compat.v1.get_variable('w', initializer=np.linspace(-1, 1, 48 * 6).reshape(48, 6)
-                                            .astype(np.float32))
+        images = tf.compat.v1.placeholder(tf.float32, [None, TOY_HW[0], TOY_HW[1], 3],
+                                          name='images')
+        weights = tf.compat.v1.get_variable('w', initializer=_toy_weights())
         scale = tf.compat.v1.get_variable('box_scale', initializer=np.float32(box_scale))
         logits = tf.reshape(tf.matmul(tf.reshape(images, [-1, 48]), weights), [-1, 2, 3])
         scores = tf.nn.softmax(logits)
@@ -60,20 +70,25 @@ def export_toy_model(export_base, box_scale=1.0, version=None, classes=None):
         batch = tf.shape(encoded)[0]
         iterations = tf.compat.v1.placeholder(tf.int32, [], name='iterations')
         count = tf.while_loop(lambda i: i < iterations, lambda i: i + 1, [tf.constant(0)])[0]
-        values = tf.compat.v1.placeholder(tf.float32, [None], name='x')
+        values = tf.compat.v1.placeholder(tf.float32, [None, None], name='x')
         saved_model_writer.add_asset(_labels_file(os.path.dirname(export_base)))
         session.run(tf.compat.v1.global_variables_initializer())
+        detections = {
+            'detection_boxes': tf.zeros([batch, 2, 4]), 'detection_scores': tf.zeros([batch, 2]),
+            'detection_classes': tf.zeros([batch, 2]), 'num_detections': lengths,
+            'class_names': tf.tile(tf.constant(classes or TOY_CLASSES)[None], [batch, 1])}
+        predict = saved_model_writer.predict_signature
         signatures = {
-            'serving_default': saved_model_writer.predict_signature(
-                {'images': images}, {'scores': scores, 'boxes': boxes}),
-            'detect': saved_model_writer.predict_signature({'encoded_images': encoded}, {
-                'detection_boxes': tf.zeros([batch, 2, 4]), 'detection_scores': tf.zeros([batch, 2]),
-                'detection_classes': tf.zeros([batch, 2]), 'num_detections': lengths,
-                'class_names': tf.tile(tf.constant(classes or TOY_CLASSES)[None], [batch, 1])}),
-            'slow': saved_model_writer.predict_signature({'iterations': iterations}, {'count': count}),
-            'echo': saved_model_writer.predict_signature({'x': values}, {'y': values * 2.0}),
+            'serving_default': predict({'images': images}, {'scores': scores, 'boxes': boxes}),
+            'detect': predict({'encoded_images': encoded}, detections),
+            'slow': predict({'iterations': iterations}, {'count': count}),
+            'echo': predict({'x': values}, {'y': values * 2.0}),
         }
         return saved_model_writer.write_saved_model(session, export_base, signatures, version)
+
+
+def _toy_weights():
+    return np.linspace(-1, 1, 48 * 6).reshape(48, 6).astype(np.float32)
 
 
 def _labels_file(folder):
@@ -86,10 +101,10 @@ def _labels_file(folder):
 
 def toy_outputs(images, box_scale=1.0):
     """numpy reference of the toy serving_default."""
-    weights = np.linspace(-1, 1, 48 * 6).reshape(48, 6).astype(np.float32)
-    logits = (images.reshape(-1, 48) @ weights).reshape(-1, 2, 3)
+    logits = (images.reshape(-1, 48) @ _toy_weights()).reshape(-1, 2, 3)
     exp = np.exp(logits - logits.max(-1, keepdims=True))
-    return exp / exp.sum(-1, keepdims=True), np.tile(TOY_ANCHORS[None], [len(images), 1, 1]) * box_scale
+    boxes = np.tile(TOY_ANCHORS[None], [len(images), 1, 1]) * box_scale
+    return exp / exp.sum(-1, keepdims=True), boxes
 
 
 def random_boxes(rng, shape):
@@ -109,3 +124,67 @@ def run_dataset(dataset):
                 elements.append(session.run(next_element))
             except tf.errors.OutOfRangeError:
                 return elements
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def free_port(host='127.0.0.1'):
+    """A TCP port nothing listens on now (bind it soon: another process may take it)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def start_model_server(base, port=None, flags=(), log=subprocess.DEVNULL, env=None):
+    """Starts `python -m serving.model_server` on 127.0.0.1 (from the repository root).
+
+    Args:
+        base: model base path.
+        port: gRPC port (None: a free one).
+        flags: more command-line flags.
+        log: where stdout and stderr go (a file object, subprocess.PIPE or DEVNULL).
+        env: environment (None: this one).
+
+    Returns:
+        (process, 'host:port'); wait for it with wait_until_serving.
+    """
+    port = free_port() if port is None else port
+    command = [sys.executable, '-m', 'serving.model_server', '--host=127.0.0.1',
+               '--port=%d' % port, '--model_base_path=%s' % base, *flags]
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    return process, '127.0.0.1:%d' % port
+
+
+def wait_until_serving(address, process=None, deadline_s=180.0, model_name='ssd'):
+    """Polls GetModelStatus until a version is AVAILABLE (bounded; no fixed sleeps).
+
+    Raises:
+        RuntimeError: the process exited, or nothing was served within deadline_s.
+    """
+    from serving import client as client_lib  # pylint: disable=import-outside-toplevel
+    deadline = time.monotonic() + deadline_s
+    with client_lib.SSDClient(address, model_name=model_name, retries=0, timeout=2.0) as probe:
+        while True:
+            if process is not None and process.poll() is not None:
+                raise RuntimeError('model server exited with %d' % process.returncode)
+            try:
+                if any(v['state'] == 'AVAILABLE' for v in probe.status()['versions']):
+                    return
+            except client_lib.ServingUnavailable:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError('model server at %s not serving after %.0f s'
+                                   % (address, deadline_s))
+            time.sleep(0.1)
+
+
+def stop_process(process, timeout=30.0):
+    """Stops a process by its pid: SIGTERM, SIGKILL after timeout seconds. Returns its exit code."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    return process.wait()

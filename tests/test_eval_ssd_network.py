@@ -5,13 +5,17 @@ import os
 import stat
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
 import tensorflow as tf
 import tf_slim as slim
+from pycocotools.coco import COCO
 
-from evaluation import eval_lib, pr_curves, voc_eval
+from datasets import labels as labels_lib
+from datasets import train_dir as train_dir_lib
+from evaluation import coco_eval, eval_lib, pr_curves, voc_eval
 from nets import nets_factory
 from tests import helpers
 
@@ -60,7 +64,8 @@ def test_eval_script_waits_for_checkpoints_and_writes_reports(records_dir, tmp_p
     for name in ('circle', 'square', 'triangle', 'star', 'cross', 'mAP'):
         assert name in result.stdout
     metrics = json.loads((eval_dir / 'metrics.json').read_text())
-    assert set(metrics) == METRIC_KEYS
+    assert set(metrics) == METRIC_KEYS | {'coco'}
+    assert set(metrics['coco']) == set(coco_eval.METRIC_KEYS)
     assert metrics['num_images'] == 4
     assert metrics['checkpoint'].endswith('model.ckpt-7')
     assert 0.0 <= metrics['mAP_voc07'] <= 1.0
@@ -74,6 +79,8 @@ def test_eval_script_waits_for_checkpoints_and_writes_reports(records_dir, tmp_p
         for event in tf.compat.v1.train.summary_iterator(path):
             tags.update(v.tag for v in event.summary.value)
     assert 'eval/mAP_voc07' in tags and 'eval/mAP_voc12' in tags
+    assert 'eval_coco/AP' in tags and 'eval_coco/AR100' in tags
+    assert 'AP @[IoU .50:.95]' in result.stdout
     # 5 pictures asked, the split has 4 images: all of them, in evaluation order.
     pictures = sorted(os.listdir(eval_dir / 'visualizations'))
     assert [name[:3] for name in pictures] == ['00_', '01_', '02_', '03_']
@@ -162,3 +169,87 @@ def test_reports_get_the_umask_permissions(tmp_path):
         os.umask(previous)
     modes = [stat.S_IMODE(os.stat(path).st_mode) for path in paths]
     assert modes == [0o640] * 3 + [0o664] * 2
+
+
+def test_network_from_the_train_dir_coco_only_and_detections_file(records_dir, tmp_path):
+    """No --model_name: the train dir's train_info.json names the network; --metrics=voc skips
+    COCO; --detections_file writes COCO results that COCO.loadRes reads."""
+    train_dir, eval_dir = tmp_path / 'train', tmp_path / 'eval'
+    _write_checkpoint(str(train_dir), 6)
+    labels = labels_lib.read_labels(os.path.join(records_dir, 'labels.txt'))
+    params = nets_factory.get_network('ssd_300_mobilenet_v2', 6).params
+    dataset = types.SimpleNamespace(name='shapes', split_name='trainval', num_samples=8, parts=(),
+                                    files=[os.path.join(records_dir, 'x.tfrecord')])
+    train_dir_lib.write_or_check(str(train_dir), train_dir_lib.describe(
+        'ssd_300_mobilenet_v2', params, dataset), labels)
+    dets = tmp_path / 'dets.json'
+    result = _run(['--checkpoint_path=%s' % train_dir, '--eval_dir=%s' % eval_dir,
+                   '--dataset_dir=%s' % records_dir, '--batch_size=4', '--metrics=voc',
+                   '--detections_file=%s' % dets, '--select_threshold=0.1'])
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((eval_dir / 'metrics.json').read_text())
+    assert set(metrics) == METRIC_KEYS
+    assert 'AP @[IoU .50:.95]' not in result.stdout
+    detections = json.loads(dets.read_text())
+    assert detections and set(detections[0]) == {'image_id', 'category_id', 'bbox', 'score'}
+    assert {d['category_id'] for d in detections} <= set(range(1, 6))
+    assert all(d['score'] > 0.1 for d in detections)
+    # Shapes records keep the VOC image names ('test_000002'): not integers, so 1..N.
+    assert {d['image_id'] for d in detections} <= {1, 2, 3, 4}
+    evaluator = coco_eval.CocoEvaluator(labels)
+    for image_id in range(4):
+        evaluator.add_image(100, 100, [], [], [], [], [], [], source_id=b'%d' % (image_id + 1))
+    ground_truth = COCO()
+    ground_truth.dataset = evaluator.datasets()[0]
+    ground_truth.createIndex()
+    assert len(ground_truth.loadRes(str(dets)).getAnnIds()) == len(detections)
+    # An explicit --model_name is checked against the train dir.
+    result = _run(['--checkpoint_path=%s' % train_dir, '--eval_dir=%s' % eval_dir,
+                   '--dataset_dir=%s' % records_dir, '--model_name=ssd_300_vgg'])
+    assert result.returncode == 2
+    assert 'says the checkpoint is a ssd_300_mobilenet_v2' in result.stderr
+
+
+def test_data_with_other_classes_than_the_train_dir_is_refused(records_dir, tmp_path):
+    train_dir = tmp_path / 'train'
+    _write_checkpoint(str(train_dir), 6)
+    params = nets_factory.get_network('ssd_300_mobilenet_v2', 6).params
+    dataset = types.SimpleNamespace(name='shapes', split_name='trainval', num_samples=8, parts=(),
+                                    files=[os.path.join(records_dir, 'x.tfrecord')])
+    other = {0: 'background', 1: 'cat', 2: 'square', 3: 'triangle', 4: 'star', 5: 'cross'}
+    train_dir_lib.write_or_check(str(train_dir), train_dir_lib.describe(
+        'ssd_300_mobilenet_v2', params, dataset), other)
+    result = _run(['--checkpoint_path=%s' % train_dir, '--eval_dir=%s' % (tmp_path / 'e'),
+                   '--dataset_dir=%s' % records_dir])
+    assert result.returncode != 0
+    assert 'labels.txt has other classes than %s' % os.path.join(records_dir, 'labels.txt') \
+        in result.stderr
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['--metrics=voc,kitti'], '--metrics: choose from voc, coco, got voc,kitti'),
+    (['--detections_file=/no/such/dir/dets.json'], '--detections_file /no/such/dir/dets.json'),
+])
+def test_metric_flags_are_checked(records_dir, tmp_path, argv, message):
+    _write_checkpoint(str(tmp_path / 'train'), 6)
+    result = _run(['--checkpoint_path=%s' % (tmp_path / 'train'),
+                   '--eval_dir=%s' % (tmp_path / 'e'), '--dataset_dir=%s' % records_dir] + argv)
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
+def test_add_batch_feeds_the_coco_evaluator_with_original_sizes():
+    box = [0.25, 0.25, 0.75, 0.75]
+    values = {
+        'num_detections': np.array([1.0]), 'detection_boxes': np.array([[box]]),
+        'detection_scores': np.array([[0.9]]), 'detection_classes': np.array([[1.0]]),
+        'num_boxes': np.array([1]), 'boxes': np.array([[box]]), 'labels': np.array([[1]]),
+        'difficult': np.array([[0]]), 'filename': np.array([b'a.jpg']),
+        'source_id': np.array([b'42']), 'shape': np.array([[200, 400, 3]]),
+    }
+    coco = coco_eval.CocoEvaluator(NAMES)
+    eval_lib._add_batch(voc_eval.VOCEvaluator(NAMES), values, coco)  # pylint: disable=protected-access
+    ground_truth, detections = coco.datasets()
+    assert ground_truth['images'] == [{'id': 42, 'height': 200, 'width': 400, 'file_name': '42'}]
+    assert detections[0]['bbox'] == [100.0, 50.0, 200.0, 100.0]
+    assert coco.evaluate()['AP'] == pytest.approx(1.0)

@@ -1,8 +1,10 @@
 """export_model.py: the SavedModel's signatures, its outputs against the training graph,
 detect vs numpy."""
 import os
+import shutil
 import subprocess
 import sys
+import types
 
 import cv2
 import numpy as np
@@ -13,6 +15,7 @@ import tf_slim as slim
 import export_model
 from common import cli, np_post_processing, np_preprocessing
 from datasets import labels as labels_lib
+from datasets import train_dir as train_dir_lib
 from export import ssd_export
 from nets import checkpoints, nets_factory
 from preprocessing import image_ops
@@ -225,3 +228,46 @@ def _labels_with_classes(folder, count):
     path = str(folder / 'labels5.txt')
     labels_lib.write_labels(path, {i: 'c%d' % i for i in range(1, count)})
     return path
+
+
+def _described_train_dir(exported, tmp_path):
+    """A copy of the fixture's train dir with the trainer's labels.txt and train_info.json."""
+    train = tmp_path / 'train'
+    shutil.copytree(exported['work'] / 'train', train)
+    network = nets_factory.get_network(NETWORK, len(LABELS))
+    dataset = types.SimpleNamespace(name='shapes', split_name='trainval', num_samples=8, parts=(),
+                                    files=[str(tmp_path / 'records' / 'x.tfrecord')])
+    train_dir_lib.write_or_check(str(train), train_dir_lib.describe(NETWORK, network.params,
+                                                                    dataset), LABELS)
+    return train
+
+
+def test_a_described_train_dir_is_all_export_needs(exported, tmp_path):
+    """Issue 13: `export_model.py --checkpoint_path=TRAIN_DIR --export_dir=...` and nothing else."""
+    train = _described_train_dir(exported, tmp_path)
+    args = export_model.parse_args(['--checkpoint_path=%s' % train,
+                                    '--export_dir=%s' % (tmp_path / 'ssd')])
+    assert args.model_name == NETWORK
+    assert args.labels_file == str(train / 'labels.txt')
+    assert export_model.main(['--checkpoint_path=%s' % train,
+                              '--export_dir=%s' % (tmp_path / 'ssd')]) == 0
+    assert labels_lib.read_labels(str(tmp_path / 'ssd' / '1' / 'assets' / 'labels.txt')) == LABELS
+
+
+@pytest.mark.parametrize('flags, message', [
+    (['--model_name=ssd_300_vgg'], 'says the checkpoint is a ssd_300_mobilenet_v2'),
+    (['--labels_file={other}'], "has other classes than --labels_file {other}: id 2 is 'square' "
+                                "vs 'cat'"),
+])
+def test_explicit_flags_are_checked_against_the_train_dir(exported, tmp_path, capsys, flags,
+                                                          message):
+    train = _described_train_dir(exported, tmp_path)
+    other = str(tmp_path / 'other_labels.txt')
+    labels_lib.write_labels(other, {1: 'circle', 2: 'cat'})
+    with pytest.raises(SystemExit) as exit_info:
+        export_model.main(['--checkpoint_path=%s' % (train / 'model.ckpt-7'),
+                           '--export_dir=%s' % (tmp_path / 'ssd')]
+                          + [flag.format(other=other) for flag in flags])
+    assert exit_info.value.code == 2
+    assert message.format(other=other) in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / 'ssd')

@@ -1,6 +1,8 @@
 """Tests for train_ssd_network.py: flag checks, multi-clone training, resume, summaries."""
 import glob
+import json
 import os
+import pathlib
 import subprocess
 import sys
 
@@ -140,3 +142,100 @@ def test_two_clones_train_log_resume_and_summaries(records_dir, tmp_path):
                 'learning_rate'):
         assert tag in tags, tags
     assert any(tag.startswith('train_images_with_boxes') for tag in tags), tags
+
+
+def test_two_data_sets_and_the_self_describing_train_dir(records_dir, tmp_path):
+    """--dataset_name lists two data sets; the train dir gets labels.txt and train_info.json,
+    and a run with another network in it stops with a message naming the file."""
+    train_dir = tmp_path / 'train'
+    common = ['--dataset_dir=%s' % records_dir, '--train_dir=%s' % train_dir,
+              '--dataset_name=shapes:trainval,shapes:test', '--batch_size=1',
+              '--max_number_of_steps=1', '--seed=1']
+    result = _run(common + ['--model_name=ssd_300_mobilenet_v2'])
+    assert result.returncode == 0, result.stderr[-3000:]
+    info = json.loads((train_dir / 'train_info.json').read_text())
+    assert info['network'] == 'ssd_300_mobilenet_v2'
+    assert (info['image_size'], info['normalization'], info['num_classes']) == (
+        [300, 300], 'minus_one_to_one', 6)
+    assert [(d['name'], d['split'], d['num_samples']) for d in info['datasets']] == [
+        ('shapes', 'trainval', 8), ('shapes', 'test', 4)]
+    assert (train_dir / 'labels.txt').read_text() == (
+        pathlib.Path(records_dir) / 'labels.txt').read_text()
+    result = _run(common + ['--model_name=ssd_300_vgg', '--max_number_of_steps=2'])
+    assert result.returncode != 0
+    assert 'train_info.json: network is "ssd_300_mobilenet_v2", this run has "ssd_300_vgg"' \
+        in result.stderr
+    assert 'use another --train_dir' in result.stderr
+    assert tf.train.latest_checkpoint(str(train_dir)).endswith('model.ckpt-1')
+
+
+def test_dataset_lists_are_checked_before_building(records_dir, tmp_path):
+    result = _run(['--dataset_dir=%s,%s' % (records_dir, tmp_path / 'nope'),
+                   '--train_dir=%s' % (tmp_path / 't'), '--dataset_name=shapes,shapes'])
+    assert result.returncode == 2
+    assert '--dataset_dir %s is not a directory' % (tmp_path / 'nope') in result.stderr
+
+
+def _tf_config(task_type, index, jobs=None):
+    jobs = jobs or {'worker': ['127.0.0.1:1', '127.0.0.1:2'], 'ps': ['127.0.0.1:3']}
+    return json.dumps({'cluster': jobs, 'task': {'type': task_type, 'index': index}})
+
+
+@pytest.mark.parametrize('tf_config, argv, message', [
+    ('{"cluster": {"worker": ["a:1"]', [], 'TF_CONFIG is not valid JSON'),
+    (_tf_config('worker', 2), [], 'TF_CONFIG task.index 2 is outside the cluster'),
+    (_tf_config('worker', 0), ['--task=3'], '--task 3 is outside the cluster'),
+    (_tf_config('worker', 0, {'worker': ['a:1']}), ['--sync_replicas'],
+     '--sync_replicas needs ps tasks'),
+    ('', ['--sync_replicas'], '--sync_replicas needs a cluster'),
+    ('', ['--worker_hosts=a:1,b:1', '--job_name=worker'], 'needs ps tasks'),
+    (_tf_config('worker', 0), ['--worker_replicas=5'], '--worker_replicas=5 disagrees'),
+])
+def test_bad_cluster_descriptions_are_refused_before_building(
+        monkeypatch, capsys, tmp_path, tf_config, argv, message):
+    monkeypatch.setenv('TF_CONFIG', tf_config)
+    train_dir = tmp_path / 'train'
+    with pytest.raises(SystemExit) as exit_info:
+        train_ssd_network.main(['--dataset_dir=%s' % tmp_path, '--train_dir=%s' % train_dir]
+                               + argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not train_dir.exists()
+
+
+def test_cluster_flags_make_the_deployment_of_each_task(tmp_path):
+    base = ['--dataset_dir=%s' % tmp_path, '--train_dir=%s' % tmp_path, '--sync_replicas',
+            '--ps_strategy=size', '--num_clones=2', '--clone_on_cpu']
+    jobs = {'chief': ['c:1'], 'worker': ['w:1', 'w:2'], 'ps': ['p:1']}
+    args = train_ssd_network.build_parser().parse_args(base)
+    worker = train_ssd_network.deployment_config(args, {'TF_CONFIG': _tf_config('worker', 1,
+                                                                                 jobs)})
+    assert (worker.replica_id, worker.num_replicas, worker.num_ps_tasks) == (2, 3, 1)
+    assert (worker.is_chief, worker.sync_replicas, worker.num_clones) == (False, True, 2)
+    assert worker.clone_device(1) == '/job:worker/task:1/device:CPU:1'
+    chief = train_ssd_network.deployment_config(args, {'TF_CONFIG': _tf_config('chief', 0, jobs)})
+    assert chief.is_chief and chief.worker_device() == '/job:chief/task:0'
+    assert train_ssd_network.deployment_config(args, {'TF_CONFIG': _tf_config('ps', 0)}) is None
+    flags = _validate(base + ['--ps_hosts=p:1', '--worker_hosts=w:1,w:2', '--job_name=worker',
+                              '--task=1', '--replicas_to_aggregate=1'])
+    from_flags = train_ssd_network.deployment_config(flags, {})
+    assert (from_flags.replica_id, from_flags.replicas_to_aggregate) == (1, 1)
+    legacy = train_ssd_network.deployment_config(_validate(
+        ['--dataset_dir=%s' % tmp_path, '--train_dir=%s' % tmp_path, '--worker_replicas=2',
+         '--num_ps_tasks=1', '--task=1', '--master=grpc://m:1']), {})
+    assert (legacy.replica_id, legacy.num_replicas, legacy.is_chief) == (1, 2, False)
+
+
+def test_a_cluster_host_that_never_answers_is_named(monkeypatch, records_dir, tmp_path):
+    dead_ps = '127.0.0.1:%d' % helpers.free_port()
+    worker = '127.0.0.1:%d' % helpers.free_port()
+    monkeypatch.setenv('TF_CONFIG', _tf_config('worker', 0, {'worker': [worker],
+                                                             'ps': [dead_ps]}))
+    with pytest.raises(SystemExit) as exit_info:
+        train_ssd_network.main(['--dataset_dir=%s' % records_dir,
+                                '--train_dir=%s' % (tmp_path / 'train'),
+                                '--model_name=ssd_300_mobilenet_v2', '--batch_size=1',
+                                '--cluster_wait_secs=1'])
+    message = str(exit_info.value.code)
+    assert 'no answer from ps 0 at %s after 1 s (--cluster_wait_secs)' % dead_ps in message
+    assert not glob.glob(str(tmp_path / 'train' / 'model.ckpt*'))

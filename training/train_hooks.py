@@ -40,21 +40,25 @@ def summary_hooks(output_dir, save_steps, image_secs):
     return hooks
 
 
-def format_progress(step, last_step, values, images_per_sec, sec_per_step):
+def format_progress(step, last_step, values, images_per_sec, sec_per_step,
+                    cluster_images_per_sec=None):
     """One log line: step, total and per-part loss, learning rate, images/s and ETA.
 
     Args:
         step: global step after this run.
         last_step: final step of the run (None: no ETA).
         values: dict with `total`, `learning_rate` and further loss parts.
-        images_per_sec: measured speed (images of all clones).
-        sec_per_step: measured seconds per step (for the ETA).
+        images_per_sec: measured speed (images of all clones of this replica).
+        sec_per_step: measured seconds per global step (for the ETA).
+        cluster_images_per_sec: speed of all replicas of a cluster, or None.
     """
     parts = ' '.join('%s %.4f' % (k, v) for k, v in sorted(values.items())
                      if k not in ('total', 'learning_rate'))
     line = 'step %d%s: loss %.4f (%s), lr %.6g, %.2f images/s' % (
         step, '/%d' % last_step if last_step else '', values['total'], parts,
         values['learning_rate'], images_per_sec)
+    if cluster_images_per_sec is not None:
+        line += ' (cluster %.2f images/s)' % cluster_images_per_sec
     if last_step:
         line += ', ETA %s' % progress.format_duration((last_step - step) * sec_per_step)
     return line
@@ -63,23 +67,33 @@ def format_progress(step, last_step, values, images_per_sec, sec_per_step):
 class ProgressLogHook(tf.compat.v1.train.SessionRunHook):
     """Logs a progress line every `every_n_steps` steps (and on the last step).
 
+    In a cluster (`distributed`) other replicas move the global step too: the line shows
+    the global step read after the run, this replica's images/s and, with
+    `cluster_images_per_step`, the cluster's (global steps x images per global step).
+
     Args:
         tensors: dict name -> scalar tensor; must hold `total` and `learning_rate`.
         global_step: the global step tensor.
         every_n_steps: log period.
         images_per_step: images consumed by one step (batch size x clones).
         last_step: final step (for the ETA), or None.
+        distributed: other replicas advance the global step.
+        cluster_images_per_step: images of all replicas per global step, or None.
     """
 
-    def __init__(self, tensors, global_step, every_n_steps, images_per_step, last_step=None):
+    def __init__(self, tensors, global_step, every_n_steps, images_per_step, last_step=None,
+                 distributed=False, cluster_images_per_step=None):
         self._tensors = tensors
         self._global_step = global_step
         self._every_n = max(1, int(every_n_steps))
         self._images_per_step = images_per_step
         self._last_step = last_step
+        self._distributed = distributed
+        self._cluster_images_per_step = cluster_images_per_step
         self._step = 0
         self._first_step = 0
         self._mark_step = 0
+        self._mark_runs = 0
         self._mark_time = 0.0
 
     @property
@@ -105,14 +119,22 @@ class ProgressLogHook(tf.compat.v1.train.SessionRunHook):
 
     def after_run(self, run_context, run_values):
         self._step += 1
+        self._mark_runs += 1
         if run_values.results is None:
             return
+        if self._distributed:
+            self._step = int(run_context.session.run(self._global_step))
         now = time.time()
-        steps = self._step - self._mark_step
         elapsed = max(now - self._mark_time, 1e-9)
+        steps = max(self._step - self._mark_step, 1)
+        cluster_speed = None
+        if self._cluster_images_per_step:
+            cluster_speed = steps * self._cluster_images_per_step / elapsed
         logging.info(format_progress(self._step, self._last_step, run_values.results,
-                                     steps * self._images_per_step / elapsed, elapsed / steps))
+                                     self._mark_runs * self._images_per_step / elapsed,
+                                     elapsed / steps, cluster_speed))
         self._mark_step = self._step
+        self._mark_runs = 0
         self._mark_time = now
 
 

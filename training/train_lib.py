@@ -7,9 +7,10 @@ import tensorflow as tf
 import tf_slim as slim
 
 from common import fields, np_preprocessing
-from deployment import model_deploy
+from deployment import cluster, model_deploy, servers
 from nets import checkpoints
 from nets import losses as losses_lib
+from nets import precision as nets_precision
 from preprocessing import inputs
 from training import optimization, train_hooks
 
@@ -19,7 +20,8 @@ TrainGraph = collections.namedtuple('TrainGraph', [
     'log_tensors',     # dict name -> scalar: total, loss parts, learning_rate.
     'init_fn',         # fn(scaffold, session) restoring a fine-tuning checkpoint, or None.
     'images_per_step',
-])
+    'hooks',           # session hooks the train_op needs (synchronous replicas), or ().
+], defaults=((),))
 
 
 class TrainingDivergedError(RuntimeError):
@@ -44,7 +46,7 @@ def build_train_graph(network, dataset_info, preprocess_fn, deploy_config, batch
                       match_threshold=0.5, negative_ratio=3.0, loss_alpha=1.0,
                       moving_average_decay=None, fine_tune_kwargs=None, trainable_scopes=None,
                       num_readers=2, num_preprocessing_threads=2, seed=None,
-                      num_summary_images=3):
+                      num_summary_images=3, precision='float32'):
     """Builds the training graph in the default graph.
 
     Args:
@@ -64,6 +66,8 @@ def build_train_graph(network, dataset_info, preprocess_fn, deploy_config, batch
         trainable_scopes: train only these scopes (default all).
         num_readers, num_preprocessing_threads, seed: input pipeline settings.
         num_summary_images: training images shown in TensorBoard.
+        precision: common.precision name; mixed_float16 adds dynamic loss scaling (the
+            graph rewrite itself is an option of the session: nets.precision.session_config).
 
     Returns:
         TrainGraph.
@@ -76,7 +80,8 @@ def build_train_graph(network, dataset_info, preprocess_fn, deploy_config, batch
         dataset = inputs.train_dataset(
             dataset_info, preprocess_fn, network.anchors(), network.params.prior_scaling,
             batch_size, match_threshold=match_threshold, num_readers=num_readers,
-            num_preprocessing_threads=num_preprocessing_threads, seed=seed)
+            num_preprocessing_threads=num_preprocessing_threads, seed=seed,
+            num_shards=deploy_config.num_replicas, shard_index=deploy_config.replica_id)
         iterator = tf.compat.v1.data.make_one_shot_iterator(dataset)
 
     def clone_fn():
@@ -94,18 +99,15 @@ def build_train_graph(network, dataset_info, preprocess_fn, deploy_config, batch
     with tf.compat.v1.device(deploy_config.optimizer_device()):
         learning_rate = optimization.learning_rate_schedule(global_step, **learning_rate_kwargs)
         optimizer = optimization.make_optimizer(learning_rate=learning_rate, **optimizer_kwargs)
-    train_step = model_deploy.build_train_op(
-        deploy_config, clones, optimizer, global_step,
-        var_list=checkpoints.trainable_variables(trainable_scopes))
-    train_op = train_step.train_op
+        optimizer, loss_scale = nets_precision.loss_scale_optimizer(optimizer, precision)
+    ema = None
     if moving_average_decay:
         ema = tf.compat.v1.train.ExponentialMovingAverage(moving_average_decay, global_step)
-        # The averages follow the step's update (weights and batch-norm statistics).
-        with tf.compat.v1.device(deploy_config.optimizer_device()):
-            with tf.control_dependencies([train_op]):
-                average_op = ema.apply(model_variables)
-            with tf.control_dependencies([average_op]):
-                train_op = tf.identity(train_step.total_loss, name='train_op_with_averages')
+    train_step = model_deploy.build_train_op(
+        deploy_config, clones, optimizer, global_step,
+        var_list=checkpoints.trainable_variables(trainable_scopes), variable_averages=ema,
+        variables_to_average=model_variables, loss_scale=loss_scale)
+    train_op = train_step.train_op
 
     log_tensors = _loss_summaries(clones, train_step.total_loss, learning_rate,
                                   train_step.gradient_norm)
@@ -120,7 +122,8 @@ def build_train_graph(network, dataset_info, preprocess_fn, deploy_config, batch
                                                      **kwargs)
         init_fn = checkpoints.make_init_fn(restore_map, path)
     return TrainGraph(train_op, global_step, log_tensors, init_fn,
-                      batch_size * deploy_config.num_clones)
+                      batch_size * deploy_config.num_clones,
+                      list(train_step.hooks) + nets_precision.loss_scale_hooks(loss_scale))
 
 
 def _loss_summaries(clones, total_loss, learning_rate, grad_norm):
@@ -143,8 +146,16 @@ def _loss_summaries(clones, total_loss, learning_rate, grad_norm):
 def train(train_graph, train_dir, max_number_of_steps=None, log_every_n_steps=10,
           save_interval_secs=600, save_interval_steps=None, save_summaries_secs=60,
           max_checkpoints_to_keep=5, session_config=None, master='', max_train_secs=None,
-          save_summaries_steps=None):
+          save_summaries_steps=None, is_chief=True, wait_for=(),
+          wait_secs=cluster.DEFAULT_WAIT_SECS, cluster_images_per_step=None):
     """Runs the training loop; resumes from the newest checkpoint in `train_dir`.
+
+    In a cluster (`master` = this replica's server target), only the chief (`is_chief`)
+    initialises or restores, and writes checkpoints and summaries; the others wait for it.
+    Each session (re)creation first waits up to `wait_secs` for the `wait_for` tasks
+    (cluster.Task list: the ps tasks). The progress line shows the global step and this
+    replica's images/s, and the cluster's with `cluster_images_per_step` (images per
+    global step).
 
     Stops at `max_number_of_steps` or after `max_train_secs` of training (if given).
     Checkpoints are written every `save_interval_secs` (or `save_interval_steps`) and
@@ -162,10 +173,12 @@ def train(train_graph, train_dir, max_number_of_steps=None, log_every_n_steps=10
     """
     progress = train_hooks.ProgressLogHook(train_graph.log_tensors, train_graph.global_step,
                                            log_every_n_steps, train_graph.images_per_step,
-                                           max_number_of_steps)
-    hooks = [progress] + train_hooks.summary_hooks(
+                                           max_number_of_steps, distributed=bool(master),
+                                           cluster_images_per_step=cluster_images_per_step)
+    hooks = [progress] + list(train_graph.hooks)
+    chief_hooks = train_hooks.summary_hooks(
         train_dir, save_summaries_steps or train_hooks.summary_steps(max_number_of_steps),
-        save_summaries_secs)
+        save_summaries_secs) if is_chief else []
     if max_train_secs:
         hooks.append(train_hooks.StopAfterSecondsHook(max_train_secs))
     if max_number_of_steps:
@@ -174,12 +187,12 @@ def train(train_graph, train_dir, max_number_of_steps=None, log_every_n_steps=10
         init_fn=train_graph.init_fn,
         saver=tf.compat.v1.train.Saver(max_to_keep=max_checkpoints_to_keep))
     try:
-        with tf.compat.v1.train.MonitoredTrainingSession(
-                master=master, checkpoint_dir=train_dir, scaffold=scaffold, hooks=hooks,
+        with servers.monitored_session(
+                master=master, is_chief=is_chief, checkpoint_dir=train_dir, scaffold=scaffold,
+                hooks=hooks, chief_only_hooks=chief_hooks,
                 save_checkpoint_secs=None if save_interval_steps else save_interval_secs,
-                save_checkpoint_steps=save_interval_steps,
-                save_summaries_steps=None, save_summaries_secs=None, log_step_count_steps=None,
-                config=session_config) as session:
+                save_checkpoint_steps=save_interval_steps, config=session_config,
+                wait_for=wait_for, wait_secs=wait_secs) as session:
             while not session.should_stop():
                 session.run(train_graph.train_op)
     except tf.errors.InvalidArgumentError as error:

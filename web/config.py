@@ -1,13 +1,13 @@
 """Configuration of the web app: defaults, then a mapping, then environment variables."""
 import os
 
-from common import images
+from common import images, signatures
 
 # Settings and their defaults; each can be set by an environment variable of the same name.
 DEFAULTS = {
     'SERVING_ADDRESS': 'localhost:8500',
-    'MODEL_NAME': 'ssd',
-    'SIGNATURE': 'serving_default',
+    'MODEL_NAME': signatures.DEFAULT_MODEL_NAME,
+    'SIGNATURE': signatures.DEFAULT_SIGNATURE,
     'NETWORK': 'ssd_300_mobilenet_v2',
     'LABELS_FILE': None,
     'SERVING_TIMEOUT': 10.0,

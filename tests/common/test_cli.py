@@ -32,11 +32,15 @@ def test_valid_flags_pass(tmp_path):
     cli.in_range(f, ['moving_average_decay', 'threshold'], 0.0, 1.0, low_open=True)
     cli.in_range(_flags(tmp_path, moving_average_decay=0.999), ['moving_average_decay'], 0.0,
                  1.0, low_open=True, high_open=True)
+    # Several data sets: one folder per data set, comma separated.
+    cli.check_dataset_flags(_flags(tmp_path, dataset_dir='%s,%s' % (tmp_path, tmp_path)))
 
 
 @pytest.mark.parametrize('check, overrides, message', [
     (lambda f: cli.required(f, ['dataset_dir']), {'dataset_dir': ''}, '--dataset_dir is required'),
     (cli.check_dataset_flags, {'dataset_dir': '/no/such/dir'},
+     '--dataset_dir /no/such/dir is not a directory'),
+    (cli.check_dataset_flags, {'dataset_dir': '/tmp,/no/such/dir'},
      '--dataset_dir /no/such/dir is not a directory'),
     (cli.check_dataset_flags, {'num_preprocessing_threads': 0},
      '--num_preprocessing_threads must be > 0'),

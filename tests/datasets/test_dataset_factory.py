@@ -199,3 +199,21 @@ def test_disagreeing_labels_name_both_files(two_sets, tmp_path):
     with pytest.raises(dataset_factory.DatasetNotFoundError, match='one data set'):
         dataset_factory.get_dataset('seta,setb', 'trainval', str(two_sets / 'a'),
                                     file_pattern='*.tfrecord')
+
+
+@pytest.mark.parametrize('num_shards, by_file', [(2, True), (3, True), (5, False)])
+def test_workers_read_disjoint_parts_that_cover_the_split(converted, read_all, num_shards,
+                                                          by_file):
+    info = dataset_factory.get_dataset('shapes', 'trainval', str(converted))
+    parts = [[e['filename'] for e in read_all(info, shuffle=True, shuffle_buffer=8,
+                                              num_shards=num_shards, shard_index=index)]
+             for index in range(num_shards)]
+    everything = sorted(e['filename'] for e in read_all(info))
+    assert sorted(sum(parts, [])) == everything
+    if by_file:  # whole files of 8 records each
+        assert sorted(len(part) for part in parts) == sorted(
+            8 * len(range(index, 3, num_shards)) for index in range(num_shards))
+    else:
+        assert [len(part) for part in parts] == [5, 5, 5, 5, 4]
+    with pytest.raises(ValueError, match=r'shard_index must be in \[0, 2\)'):
+        info.read(num_shards=2, shard_index=2)

@@ -161,3 +161,51 @@ def test_parameter_servers_round_robin():
 def test_invalid_config(kwargs, message):
     with pytest.raises(ValueError, match=message):
         model_deploy.DeploymentConfig(**kwargs)
+
+
+def test_byte_size_strategy_puts_each_variable_on_the_least_loaded_ps_task():
+    graph = tf.Graph()
+    with graph.as_default():
+        config = model_deploy.DeploymentConfig(num_ps_tasks=2, num_replicas=2,
+                                               ps_strategy='size')
+        with tf.compat.v1.device(config.variables_device()):
+            sizes = [1000, 10, 10, 600, 300, 50]
+            names = ['v%d' % i for i in range(len(sizes))]
+            variables = [tf.compat.v1.get_variable(n, [s]) for n, s in zip(names, sizes)]
+        with tf.compat.v1.device(config.variables_device()):
+            late = tf.compat.v1.get_variable('late', [5], dtype=tf.float64)
+    # Greedy by bytes (float32): 4000 B -> ps0; then ps1 stays lighter: 40, 80, 2480, 3680,
+    # 3880 B, and 'late' (5 float64, 40 B) -> 3920 B. Round-robin would alternate 0, 1, 0, ...
+    tasks = [int(v.device.split('task:')[1][0]) for v in variables + [late]]
+    assert tasks == [0, 1, 1, 1, 1, 1, 1]
+    assert all(v.device.endswith('/device:CPU:0') for v in variables)
+
+
+def test_round_robin_strategy_keeps_the_task_of_an_op_asked_twice():
+    strategy = model_deploy.RoundRobinPsStrategy(3)
+    ops = [type('Op', (), {'name': n})() for n in 'abcd']
+    assert [strategy(op) for op in ops] == [0, 1, 2, 0]
+    assert strategy(ops[1]) == 1
+
+
+def test_replica_of_a_chief_job_and_sync_options():
+    config = model_deploy.DeploymentConfig(num_replicas=3, num_ps_tasks=1, replica_id=2,
+                                           worker_job_name='worker', worker_task=1,
+                                           sync_replicas=True)
+    assert config.clone_device(0) == '/job:worker/task:1/device:GPU:0'
+    assert (config.is_chief, config.replicas_to_aggregate) == (False, 3)
+    chief = model_deploy.DeploymentConfig(num_replicas=3, num_ps_tasks=1, replica_id=0,
+                                          worker_job_name='chief', sync_replicas=True,
+                                          replicas_to_aggregate=2)
+    assert chief.optimizer_device() == '/job:chief/task:0/device:CPU:0'
+    assert (chief.is_chief, chief.replicas_to_aggregate) == (True, 2)
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    ({'sync_replicas': True}, 'sync_replicas needs num_ps_tasks'),
+    ({'num_ps_tasks': 1, 'replicas_to_aggregate': 0}, 'replicas_to_aggregate must be >= 1'),
+    ({'num_ps_tasks': 1, 'ps_strategy': 'random'}, 'ps_strategy must be one of'),
+])
+def test_invalid_cluster_options(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        model_deploy.DeploymentConfig(**kwargs)

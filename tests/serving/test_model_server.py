@@ -1,12 +1,19 @@
-"""The in-process model server speaks TF Serving's gRPC API: values, errors, metadata, hot swap."""
+"""The in-process model server speaks TF Serving's gRPC API: values, errors, limits, metadata,
+hot swap, retried and odd versions.
+
+The requests here are built with TensorFlow's and TF Serving's own classes (tf.make_tensor_proto,
+tensorflow_serving.apis), so they also check that the server understands official clients.
+"""
 import logging
 import os
+import shutil
 import threading
 import time
 
 import grpc
 import numpy as np
 import pytest
+import tensorflow as tf
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,
     get_model_status_pb2,
@@ -15,8 +22,8 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from serving import tensor_proto
-from serving.model_manager import ModelManager
+from serving import model_manager, model_server
+from serving.model_manager import ModelManager, RequestLimits
 from serving.model_server import GRPC_OPTIONS
 
 
@@ -35,8 +42,8 @@ def _request(inputs, signature='', name='ssd', version=None, output_filter=()):
     if version is not None:
         request.model_spec.version.value = version
     for alias, value in inputs.items():
-        request.inputs[alias].CopyFrom(value if hasattr(value, 'dtype') and not isinstance(value, np.ndarray)
-                                       else tensor_proto.make_tensor_proto(value))
+        is_proto = hasattr(value, 'tensor_shape')
+        request.inputs[alias].CopyFrom(value if is_proto else tf.make_tensor_proto(value))
     request.output_filter.extend(output_filter)
     return request
 
@@ -46,7 +53,7 @@ def _images(batch=2):
 
 
 def _outputs(response):
-    return {k: tensor_proto.make_ndarray(v) for k, v in response.outputs.items()}
+    return {k: tf.make_ndarray(v) for k, v in response.outputs.items()}
 
 
 def test_predict_default_signature(stubs, toy):
@@ -61,8 +68,9 @@ def test_predict_default_signature(stubs, toy):
 
 
 def test_output_filter_and_strings(stubs, toy):
-    response = stubs[0].Predict(_request({'encoded_images': [b'abc', b'']}, 'detect',
-                                         output_filter=['num_detections', 'class_names']), timeout=10)
+    request = _request({'encoded_images': [b'abc', b'']}, 'detect',
+                       output_filter=['num_detections', 'class_names'])
+    response = stubs[0].Predict(request, timeout=10)
     out = _outputs(response)
     assert set(out) == {'num_detections', 'class_names'}
     np.testing.assert_array_equal(out['num_detections'], [3.0, 0.0])
@@ -70,7 +78,7 @@ def test_output_filter_and_strings(stubs, toy):
 
 
 def test_large_messages_both_ways(stubs):
-    values = np.arange(8 * 512 * 512 * 3, dtype=np.float32)  # 25 MB, over gRPC's 4 MB default
+    values = np.arange(8 * 512 * 512 * 3, dtype=np.float32).reshape(8, -1)  # 25 MB > gRPC's 4 MB
     response = stubs[0].Predict(_request({'x': values}, 'echo'), timeout=60)
     np.testing.assert_array_equal(_outputs(response)['y'], values * 2)
 
@@ -79,7 +87,8 @@ def test_large_messages_both_ways(stubs):
     (dict(name='nope'), grpc.StatusCode.NOT_FOUND, ['nope']),
     (dict(version=7), grpc.StatusCode.NOT_FOUND, ['version 7']),
     (dict(signature='bogus'), grpc.StatusCode.INVALID_ARGUMENT, ['bogus', 'serving_default']),
-    (dict(inputs={'pixels': np.zeros([1, 4, 4, 3], np.float32)}), grpc.StatusCode.INVALID_ARGUMENT, ['pixels']),
+    (dict(inputs={'pixels': np.zeros([1, 4, 4, 3], np.float32)}), grpc.StatusCode.INVALID_ARGUMENT,
+     ['pixels']),
     (dict(inputs={'images': np.zeros([1, 4, 4, 3], np.int32)}), grpc.StatusCode.INVALID_ARGUMENT,
      ['images', 'DT_INT32', 'DT_FLOAT']),
     (dict(inputs={'images': np.zeros([1, 5, 4, 3], np.float32)}), grpc.StatusCode.INVALID_ARGUMENT,
@@ -166,4 +175,165 @@ def test_broken_version_keeps_old_one(toy_base, caplog, toy):
     loaded.release()
     toy.export(toy_base, box_scale=3.0, version=6)
     assert manager.poll_once() == 6
+    manager.stop()
+
+
+def _proto(dtype, shape, **fields):
+    """An official TensorProto with the given shape and value fields (nothing checked)."""
+    proto = tf.make_tensor_proto([], dtype=dtype, shape=[0])
+    proto.tensor_shape.Clear()
+    for size in shape:
+        proto.tensor_shape.dim.add(size=size)
+    for name, values in fields.items():
+        if name == 'unknown_rank':
+            proto.tensor_shape.unknown_rank = values
+        else:
+            getattr(proto, name).extend(values)
+    return proto
+
+
+def _refused(stub, request, code=grpc.StatusCode.INVALID_ARGUMENT):
+    with pytest.raises(grpc.RpcError) as info:
+        stub.Predict(request, timeout=30)
+    assert info.value.code() == code, info.value.details()
+    return info.value.details()
+
+
+@pytest.mark.parametrize('signature,alias,proto,words', [
+    # 64 bytes asking for 10^14 floats: refused before numpy tries to allocate them.
+    ('echo', 'x', _proto(tf.float32, [2, 5 * 10 ** 13], float_val=[1.0]),
+     ['"x"', '--max_request_elements']),
+    ('serving_default', 'images', _proto(tf.float32, [33, 4, 4, 3], float_val=[0.5]),
+     ['"images"', 'batch of 33', '--max_batch_size']),
+    # One empty string broadcast to a million images (each answering all class names).
+    ('detect', 'encoded_images', _proto(tf.string, [10 ** 6], string_val=[b'']),
+     ['"encoded_images"', '--max_batch_size']),
+    ('serving_default', 'images', _proto(tf.float32, [0, 4, 4, 3]), ['"images"', 'empty batch']),
+    ('serving_default', 'images', _proto(tf.float32, [], unknown_rank=True),
+     ['"images"', 'unknown rank']),
+    ('echo', 'x', _proto(tf.float32, [1, -3], float_val=[1.0]), ['"x"', 'negative']),
+    ('echo', 'x', _proto(tf.float32, [2, 2], float_val=[1.0, 2.0]), ['"x"', 'needs 4']),
+])
+def test_requests_that_would_expand_are_refused_naming_input_and_limit(stubs, signature, alias,
+                                                                       proto, words):
+    details = _refused(stubs[0], _request({alias: proto}, signature))
+    for word in words:
+        assert word in details
+    stubs[0].Predict(_request({'images': _images(1)}), timeout=10)  # still serving
+
+
+def test_unknown_dtype_number_is_invalid_argument(stubs):
+    proto = _proto(tf.float32, [1, 4, 4, 3], float_val=[1.0])
+    proto.dtype = 99  # no such DataType
+    assert 'DT_<99>' in _refused(stubs[0], _request({'images': proto}))
+
+
+def test_request_bytes_limit_counts_broadcast_strings(toy_base):
+    manager = ModelManager('ssd', toy_base, limits=RequestLimits(max_bytes=100_000))
+    manager.start()
+    server, port = model_server.create_server(manager, 0, host='127.0.0.1', max_workers=2)
+    server.start()
+    try:
+        with grpc.insecure_channel('127.0.0.1:%d' % port) as channel:
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            one = _proto(tf.string, [8], string_val=[b'x' * 20_000])  # 20 kB sent, 160 kB decoded
+            details = _refused(stub, _request({'encoded_images': one}, 'detect'))
+            assert '160000 bytes' in details and '--max_request_bytes' in details
+            fits = _proto(tf.string, [4], string_val=[b'x' * 20_000])
+            response = stub.Predict(_request({'encoded_images': fits}, 'detect'), timeout=10)
+            assert list(_outputs(response)['num_detections']) == [20_000.0] * 4
+    finally:
+        server.stop(0).wait()
+        manager.stop()
+
+
+def test_out_of_memory_is_resource_exhausted(stubs, monkeypatch):
+    def runner(self, *args):
+        del self, args
+
+        def run(*arrays):
+            raise tf.errors.ResourceExhaustedError(None, None, 'OOM when allocating tensor')
+        return run
+
+    monkeypatch.setattr(model_manager.LoadedVersion, '_runner', runner)
+    details = _refused(stubs[0], _request({'images': _images(1)}),
+                       grpc.StatusCode.RESOURCE_EXHAUSTED)
+    assert 'OOM' in details and 'serving_default' in details
+
+
+def _copy_version(source_version_dir, base, version, parts):
+    """Copies parts ('saved_model.pb', 'variables', 'assets') of a version, as a slow copy does."""
+    target = os.path.join(base, str(version))
+    os.makedirs(target, exist_ok=True)
+    for part in parts:
+        source = os.path.join(source_version_dir, part)
+        if os.path.isdir(source):
+            shutil.copytree(source, os.path.join(target, part))
+        else:
+            shutil.copy(source, os.path.join(target, part))
+
+
+def test_version_copied_in_pieces_is_loaded_once_complete(toy_base, tmp_path, toy):
+    other = toy.export(str(tmp_path / 'other' / 'ssd'), box_scale=2.0)
+    manager = ModelManager('ssd', toy_base)
+    assert manager.poll_once() == 1
+    _copy_version(other, toy_base, 2, ['saved_model.pb'])
+    assert manager.poll_once() == 1  # no variables yet: fails, version 1 stays
+    _copy_version(other, toy_base, 2, ['variables', 'assets'])
+    assert manager.poll_once() == 1  # the files changed: wait one poll for them to settle
+    assert manager.poll_once() == 2
+    manager.stop()
+
+
+def test_failed_version_is_retried_after_backoff(toy_base, toy, monkeypatch):
+    now = [0.0]
+    manager = ModelManager('ssd', toy_base, retry_seconds=30, clock=lambda: now[0])
+    assert manager.poll_once() == 1
+    toy.export(toy_base, box_scale=2.0)
+    real = model_manager.LoadedVersion
+    failures = []
+
+    def flaky(path, version, *args):
+        if not failures:  # one transient failure (say, a network file system hiccup)
+            failures.append(version)
+            raise OSError('transient read error')
+        return real(path, version, *args)
+
+    monkeypatch.setattr(model_manager, 'LoadedVersion', flaky)
+    assert manager.poll_once() == 1
+    now[0] = 29.0
+    assert manager.poll_once() == 1  # same files, back-off running
+    now[0] = 30.0
+    assert manager.poll_once() == 2
+    assert failures == [2]
+    manager.stop()
+
+
+def test_every_version_above_the_served_one_is_considered(toy_base, toy):
+    manager = ModelManager('ssd', toy_base)
+    assert manager.poll_once() == 1
+    toy.export(toy_base, version=2)
+    os.makedirs(os.path.join(toy_base, '3'))
+    with open(os.path.join(toy_base, '3', 'saved_model.pb'), 'wb') as f:
+        f.write(b'not a saved model')
+    assert manager.poll_once() == 2  # 3 is broken; 2 is newer than 1
+    manager.stop()
+
+
+def test_odd_version_folders_are_skipped_and_logged_once(toy_base, toy, caplog):
+    for name in ['\u00b2', '99999999999999999999', '007', 'notes', '.tmp-2-x']:
+        os.makedirs(os.path.join(toy_base, name))
+        with open(os.path.join(toy_base, name, 'saved_model.pb'), 'wb') as f:
+            f.write(b'')
+    manager = ModelManager('ssd', toy_base, poll_seconds=0.05)
+    with caplog.at_level(logging.WARNING):
+        manager.start()  # '\u00b2'.isdigit() is True and int() fails: this used to crash
+        assert manager.poll_once() == 1
+    warned = [r.getMessage() for r in caplog.records if 'no version number' in r.getMessage()]
+    assert len(warned) == 4 and not any('.tmp-2-x' in m for m in warned)
+    toy.export(toy_base, box_scale=3.0, version=4)
+    deadline = time.monotonic() + 30
+    while manager.status() != [(4, 'AVAILABLE')]:  # the polling thread goes on
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
     manager.stop()

@@ -1,6 +1,8 @@
 """Tests for training/train_lib.py, optimization.py and train_hooks.py."""
 import glob
+import logging
 import os
+import re
 
 import numpy as np
 import pytest
@@ -128,3 +130,29 @@ def test_progress_line():
         50, 150, {'total': 3.5, 'cls_pos': 1.0, 'loc': 2.5, 'learning_rate': 0.001}, 12.5, 2.0)
     assert line == ('step 50/150: loss 3.5000 (cls_pos 1.0000 loc 2.5000), lr 0.001, '
                     '12.50 images/s, ETA 0:03:20')
+
+
+def test_progress_line_of_a_cluster_replica():
+    line = train_hooks.format_progress(
+        50, None, {'total': 3.5, 'learning_rate': 0.001}, 4.0, 2.0, cluster_images_per_sec=8.0)
+    assert line == 'step 50: loss 3.5000 (), lr 0.001, 4.00 images/s (cluster 8.00 images/s)'
+
+
+def test_replica_progress_shows_the_global_step_and_the_cluster_speed(caplog):
+    caplog.set_level(logging.INFO)
+    with tf.Graph().as_default():
+        global_step = tf.compat.v1.train.get_or_create_global_step()
+        # Each run of this replica comes with one of another replica: the step moves by 2.
+        advance = tf.compat.v1.assign_add(global_step, 2)
+        tensors = {'total': tf.constant(1.0), 'learning_rate': tf.constant(0.1)}
+        hook = train_hooks.ProgressLogHook(tensors, global_step, 1, 8, last_step=100,
+                                           distributed=True, cluster_images_per_step=16)
+        with tf.compat.v1.train.MonitoredSession(hooks=[hook]) as session:
+            for _ in range(3):
+                session.run(advance)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith('step ')]
+    assert [line.split(':')[0] for line in lines] == ['step 2/100', 'step 4/100', 'step 6/100']
+    own, cluster_speed = re.search(r'([\d.]+) images/s \(cluster ([\d.]+) images/s\)',
+                                   lines[-1]).groups()
+    # 2 global steps x 16 images against 1 run x 8 images in the same time.
+    assert float(cluster_speed) == pytest.approx(4 * float(own), rel=0.02)

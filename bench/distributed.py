@@ -1,0 +1,227 @@
+"""Distributed training benchmark: one process against a local cluster, and the parameter traffic.
+
+    python -m bench.distributed [--work_dir DIR] [--batch_size 4] [--steps 20]
+        [--networks ssd_300_mobilenet_v2,ssd_300_vgg] [--skip_cluster]
+
+1. Speed: training images/s of ssd_300_mobilenet_v2 at --batch_size in one process
+   (train_ssd_network.py) and in a 1 ps + 2 worker synchronous cluster
+   (deployment.local_cluster, --batch_size per worker), from the progress lines after the
+   first --warmup_steps global steps. On one 2-core machine the three processes share the
+   same cores: expect no speed-up, the figure shows the cost of the distributed runtime.
+2. Traffic, per network: the bytes one worker receives (parameters and batch-norm moving
+   statistics it reads) and sends (gradients and batch-norm updates) per synchronous step,
+   counted from the variables of the training graph, and measured on the ps process of the
+   cluster (/proc/<pid>/io: bytes its sockets read and wrote between two progress lines of
+   the chief, divided by the global steps and the workers; gRPC framing included).
+Prints the machine (CPU, cores, load, TensorFlow version) and the figures.
+"""
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+from bench import machine
+from deployment import local_cluster
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SPEED_MODEL = 'ssd_300_mobilenet_v2'
+NETWORKS = ('ssd_300_mobilenet_v2', 'ssd_300_vgg')
+PROGRESS = re.compile(r'step (\d+)(?:/\d+)?: loss .*?([\d.]+) images/s')
+CLUSTER_SPEED = re.compile(r'\(cluster ([\d.]+) images/s\)')
+WAIT_SECS = 900
+
+
+def _flags(records_dir, train_dir, model_name, batch_size, last_step):
+    return ['--dataset_dir=%s' % records_dir, '--train_dir=%s' % train_dir,
+            '--model_name=%s' % model_name, '--batch_size=%d' % batch_size,
+            '--optimizer=momentum', '--learning_rate=0.0005', '--seed=1',
+            '--max_number_of_steps=%d' % last_step, '--log_every_n_steps=1',
+            '--save_interval_secs=100000', '--save_summaries_secs=100000',
+            '--save_summaries_steps=100000', '--cluster_wait_secs=%d' % WAIT_SECS]
+
+
+def _env():
+    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
+
+
+def variable_traffic(records_dir, model_name):
+    """Bytes per synchronous step of one worker, counted from the training graph's variables.
+
+    Returns:
+        dict: trainable (parameters in = gradients out), moving (batch-norm statistics: read
+        in, updated out), bytes_in, bytes_out, num_parameters.
+    """
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    import tf_slim as slim  # pylint: disable=import-outside-toplevel
+
+    from datasets import dataset_factory  # pylint: disable=import-outside-toplevel
+    from deployment import model_deploy  # pylint: disable=import-outside-toplevel
+    from nets import nets_factory  # pylint: disable=import-outside-toplevel
+    from preprocessing import preprocessing_factory  # pylint: disable=import-outside-toplevel
+    from training import train_lib  # pylint: disable=import-outside-toplevel
+
+    tf.compat.v1.disable_eager_execution()
+    with tf.Graph().as_default():
+        dataset = dataset_factory.get_dataset('shapes', 'trainval', records_dir)
+        network = nets_factory.get_network(model_name, dataset.num_classes)
+        config = model_deploy.DeploymentConfig(clone_on_cpu=True, num_replicas=2,
+                                               num_ps_tasks=1, replica_id=1,
+                                               sync_replicas=True)
+        train_lib.build_train_graph(
+            network, dataset, preprocessing_factory.get_preprocessing(model_name, True),
+            config, 1, {'learning_rate': 0.001}, {'name': 'momentum'})
+        trainable = tf.compat.v1.trainable_variables()
+        names = {v.name for v in trainable}
+        moving = [v for v in slim.get_model_variables(network.name) if v.name not in names]
+
+        def size(variables):
+            return sum(v.shape.num_elements() * v.dtype.base_dtype.size for v in variables)
+
+        return {'trainable': size(trainable), 'moving': size(moving),
+                'bytes_in': size(trainable) + size(moving),
+                'bytes_out': size(trainable) + size(moving),
+                'num_parameters': sum(v.shape.num_elements() for v in trainable)}
+
+
+def _io(pid):
+    """(rchar, wchar) of a process: bytes its read and write calls moved (sockets included)."""
+    with open('/proc/%d/io' % pid, encoding='ascii') as io:
+        values = dict(line.split(': ') for line in io.read().splitlines())
+    return int(values['rchar']), int(values['wchar'])
+
+
+def _speed(lines, warmup_steps, pattern):
+    """Mean of the images/s figures of progress lines after `warmup_steps`."""
+    values = []
+    for line in lines:
+        match = PROGRESS.search(line)
+        if match and int(match.group(1)) > warmup_steps:
+            found = pattern.search(line)
+            if found:
+                values.append(float(found.group(1)))
+    return sum(values) / len(values) if values else float('nan')
+
+
+def one_process(records_dir, work_dir, batch_size, steps, warmup_steps):
+    """images/s of train_ssd_network.py in one process, no cluster (steady state)."""
+    train_dir = os.path.join(work_dir, 'one_process')
+    shutil.rmtree(train_dir, ignore_errors=True)
+    log_path = os.path.join(work_dir, 'one_process.log')
+    env = _env()
+    env.pop('TF_CONFIG', None)
+    with open(log_path, 'w', encoding='utf-8') as log:
+        code = subprocess.call(
+            [sys.executable, local_cluster.TRAIN_SCRIPT] + _flags(
+                records_dir, train_dir, SPEED_MODEL, batch_size, warmup_steps + steps),
+            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env, timeout=WAIT_SECS)
+    if code:
+        sys.exit('one-process run failed (exit %d); see %s' % (code, log_path))
+    with open(log_path, encoding='utf-8', errors='replace') as log:
+        return _speed(log, warmup_steps, re.compile(r'([\d.]+) images/s'))
+
+
+def cluster_run(records_dir, work_dir, model_name, batch_size, steps, warmup_steps):
+    """1 ps + 2 synchronous workers: the chief's cluster images/s, each worker's images/s and
+    the ps bytes per global step and worker."""
+    train_dir = os.path.join(work_dir, 'cluster_%s' % model_name)
+    shutil.rmtree(train_dir, ignore_errors=True)
+    log_path = os.path.join(work_dir, 'cluster_%s.log' % model_name)
+    flags = _flags(records_dir, train_dir, model_name, batch_size, warmup_steps + steps)
+    log = open(log_path, 'w', encoding='utf-8')
+    cluster = local_cluster.LocalCluster(flags + ['--sync_replicas'], num_ps=1, num_workers=2,
+                                         output=log, env=_env())
+    with log, cluster:
+        pid = cluster.process('ps 0').pid
+        marks = []
+        start = 0
+        while len(marks) < 2:
+            match, start = cluster.wait_for_line('worker 0', PROGRESS.pattern, WAIT_SECS,
+                                                 start=start)
+            step = int(match.group(1))
+            if (not marks and step >= warmup_steps) or (marks and step >= warmup_steps + steps
+                                                        - 1):
+                marks.append((step, _io(pid), time.time()))
+            start += 1
+        code = cluster.wait('worker 0', WAIT_SECS)
+    if code:
+        sys.exit('cluster run failed (exit %d); see %s' % (code, log_path))
+    (step0, (read0, written0), _), (step1, (read1, written1), _) = marks
+    workers = 2
+    per_step = float(max(step1 - step0, 1) * workers)
+    return {'cluster_images_per_sec': _speed(cluster.log('worker 0'), warmup_steps,
+                                             CLUSTER_SPEED),
+            'worker_images_per_sec': [_speed(cluster.log(name), warmup_steps,
+                                             re.compile(r'([\d.]+) images/s'))
+                                      for name in ('worker 0', 'worker 1')],
+            'ps_read_per_worker_step': (read1 - read0) / per_step,
+            'ps_written_per_worker_step': (written1 - written0) / per_step,
+            'steps': step1 - step0}
+
+
+def _mb(num_bytes):
+    return '%.1f MB' % (num_bytes / 1e6)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--work_dir', default='/tmp/ssd_bench_distributed',
+                        help='scratch folder')
+    parser.add_argument('--batch_size', type=int, default=4, help='images per worker and step')
+    parser.add_argument('--steps', type=int, default=20, help='timed global steps (mobilenet)')
+    parser.add_argument('--vgg_steps', type=int, default=4, help='timed global steps (VGG)')
+    parser.add_argument('--warmup_steps', type=int, default=3,
+                        help='first global steps left out of the figures')
+    parser.add_argument('--networks', default=','.join(NETWORKS),
+                        help='networks of the traffic part (comma separated)')
+    parser.add_argument('--skip_cluster', action='store_true',
+                        help='only count the traffic from the graphs (no training runs)')
+    args = parser.parse_args()
+    os.makedirs(args.work_dir, exist_ok=True)
+    from tests import helpers  # pylint: disable=import-outside-toplevel
+    records_dir = os.path.join(args.work_dir, 'shapes', 'records')
+    if not os.path.isdir(records_dir):
+        helpers.make_shapes_records(os.path.join(args.work_dir, 'shapes'), 16, 2, seed=1,
+                                    min_side=200, max_side=400)
+    print('Machine at start: %s' % machine.describe())
+    networks = [n.strip() for n in args.networks.split(',') if n.strip()]
+    if not args.skip_cluster:
+        single = one_process(records_dir, args.work_dir, args.batch_size, args.steps,
+                             args.warmup_steps)
+        print('Machine: %s' % machine.describe())
+        run = cluster_run(records_dir, args.work_dir, SPEED_MODEL, args.batch_size, args.steps,
+                          args.warmup_steps)
+        print('Machine: %s' % machine.describe())
+        print('\n%s, batch %d per worker, synchronous, steady state after step %d:'
+              % (SPEED_MODEL, args.batch_size, args.warmup_steps))
+        print('  one process:          %.2f images/s' % single)
+        print('  1 ps + 2 workers:     %.2f images/s (cluster; workers %s)'
+              % (run['cluster_images_per_sec'],
+                 ', '.join('%.2f' % s for s in run['worker_images_per_sec'])))
+        print('  ratio cluster / one process: %.2f' % (run['cluster_images_per_sec'] / single))
+    print('\nTraffic of one worker per synchronous step (parameters in, gradients out):')
+    print('| network | parameters | counted in | counted out | measured ps read | '
+          'measured ps written |')
+    print('|---|---|---|---|---|---|')
+    for name in networks:
+        counted = variable_traffic(records_dir, name)
+        measured = None
+        if not args.skip_cluster:
+            steps = args.steps if name == SPEED_MODEL else args.vgg_steps
+            measured = run if name == SPEED_MODEL else cluster_run(
+                records_dir, args.work_dir, name, 1, steps, 2)
+        print('| %s | %.2f M | %s | %s | %s | %s |' % (
+            name, counted['num_parameters'] / 1e6, _mb(counted['bytes_in']),
+            _mb(counted['bytes_out']),
+            _mb(measured['ps_written_per_worker_step']) if measured else '-',
+            _mb(measured['ps_read_per_worker_step']) if measured else '-'))
+        sys.stdout.flush()
+    print('\n(ps written = what a worker receives; ps read = what it sends)')
+    print('Machine at end: %s' % machine.describe())
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""TensorFlow's distributed runtime for a `cluster.Cluster`: servers, sessions, the ps loop.
+
+Every task of the training cluster runs a `tf.compat.v1.train.Server` (gRPC) on its
+address. A ps task only serves (`serve`); a replica builds its graph with the variables on
+`/job:ps` (model_deploy) and runs it in a session on its own server (`server.target`),
+seeing only the ps tasks and itself (`session_config`'s device filters).
+
+`monitored_session` is MonitoredTrainingSession's chief/worker split (the chief
+initialises or restores and saves checkpoints; the others wait until the model is ready),
+with two differences a cluster needs: every session (re)creation first waits, bounded, for
+the ps tasks, and a worker checks readiness every `recovery_wait_secs` (1 s, not 30 s).
+MonitoredSession recreates the session after AbortedError / UnavailableError (a ps task
+restarted), so training continues from the chief's last checkpoint.
+"""
+import logging
+import signal
+import threading
+
+import tensorflow as tf
+
+from deployment import cluster as cluster_lib
+
+RECOVERY_WAIT_SECS = 1.0
+STOP_GRACE_SECS = 3.0
+"""How long closing a session waits for its queue-runner threads (a synchronous chief's one
+waits for gradients that will not come; MonitoredSession's default is 120 s)."""
+
+
+def server_config(num_cpu_devices=None):
+    """ConfigProto of a task's server: soft placement, and `num_cpu_devices` CPU devices
+    (one per clone with --clone_on_cpu) if given."""
+    config = tf.compat.v1.ConfigProto(allow_soft_placement=True)
+    if num_cpu_devices:
+        config.device_count['CPU'] = num_cpu_devices
+    return config
+
+
+def start_server(cluster, config=None):
+    """Starts this task's gRPC server on its address of the cluster.
+
+    Args:
+        cluster: cluster.Cluster of a ps, chief or worker task.
+        config: ConfigProto of the server's devices (server_config).
+
+    Returns:
+        tf.compat.v1.train.Server (its `target` is the session target of a replica).
+    """
+    spec = tf.train.ClusterSpec(cluster.training_jobs())
+    return tf.compat.v1.train.Server(spec, job_name=cluster.task_type,
+                                     task_index=cluster.task_index, protocol='grpc',
+                                     config=config, start=True)
+
+
+def session_config(cluster, config=None):
+    """A copy of `config` whose sessions see only the ps tasks and this task.
+
+    Without the filters, a session waits for every task of the cluster, and one
+    worker that is down stops all of them.
+    """
+    result = tf.compat.v1.ConfigProto()
+    if config is not None:
+        result.CopyFrom(config)
+    del result.device_filters[:]
+    result.device_filters.extend(cluster.device_filters())
+    return result
+
+
+def serve(cluster, config=None, signals=(signal.SIGTERM, signal.SIGINT), poll_secs=0.5):
+    """Runs this ps task's server until one of `signals` arrives; returns the signal number.
+
+    `Server.join()` blocks inside TensorFlow's C++ code, where Python signal handlers never
+    run, so the loop waits on an event the handlers set. Both signals are handled
+    explicitly: a process started in the background by a non-interactive shell ignores
+    SIGINT by default.
+    """
+    stopped = threading.Event()
+    received = []
+
+    def handler(signum, _frame):
+        received.append(signum)
+        stopped.set()
+
+    for signum in signals:
+        signal.signal(signum, handler)
+    server = start_server(cluster, config)
+    logging.info('%s serving on %s (%s)', cluster.task_name,
+                 cluster.jobs[cluster.task_type][cluster.task_index], server.target)
+    while not stopped.wait(poll_secs):
+        pass
+    logging.info('%s stopping on signal %d', cluster.task_name, received[0])
+    return received[0]
+
+
+class _WaitingChiefSessionCreator(tf.compat.v1.train.ChiefSessionCreator):
+    """Waits for the ps tasks before each session; restores or initialises as usual."""
+
+    def __init__(self, wait_for, wait_secs, **kwargs):
+        super().__init__(**kwargs)
+        self._wait_for = wait_for
+        self._wait_secs = wait_secs
+
+    def create_session(self):
+        cluster_lib.wait_for_tasks(self._wait_for, self._wait_secs, log=logging.info)
+        return super().create_session()
+
+
+class _WaitingWorkerSessionCreator(tf.compat.v1.train.WorkerSessionCreator):
+    """Waits for the ps tasks, then for the chief's initialisation, checking every
+    `recovery_wait_secs`; a clear error after `wait_secs`."""
+
+    def __init__(self, wait_for, wait_secs, recovery_wait_secs, **kwargs):
+        super().__init__(max_wait_secs=wait_secs, **kwargs)
+        self._wait_for = wait_for
+        self._wait_secs = wait_secs
+        self._recovery_wait_secs = recovery_wait_secs
+
+    def _get_session_manager(self):
+        if self._session_manager is None:
+            scaffold = self._scaffold
+            self._session_manager = tf.compat.v1.train.SessionManager(
+                local_init_op=scaffold.local_init_op,
+                local_init_feed_dict=scaffold.local_init_feed_dict,
+                ready_op=scaffold.ready_op,
+                ready_for_local_init_op=scaffold.ready_for_local_init_op,
+                graph=tf.compat.v1.get_default_graph(),
+                recovery_wait_secs=self._recovery_wait_secs)
+        return self._session_manager
+
+    def create_session(self):
+        cluster_lib.wait_for_tasks(self._wait_for, self._wait_secs, log=logging.info)
+        try:
+            return super().create_session()
+        except tf.errors.DeadlineExceededError:
+            raise cluster_lib.HostUnreachableError(
+                'the chief did not initialise the model within %g s (--cluster_wait_secs); '
+                'is the chief task running?' % self._wait_secs) from None
+
+
+def monitored_session(master='', is_chief=True, checkpoint_dir=None, scaffold=None, hooks=(),
+                      chief_only_hooks=(), save_checkpoint_secs=None, save_checkpoint_steps=None,
+                      config=None, wait_for=(), wait_secs=cluster_lib.DEFAULT_WAIT_SECS,
+                      recovery_wait_secs=RECOVERY_WAIT_SECS):
+    """A MonitoredSession of one replica (or of a single machine: master '', is_chief).
+
+    Args:
+        master: session target ('' in-process, else the task's `server.target`).
+        is_chief: initialise or restore (from `checkpoint_dir`, else scaffold.init_fn) and
+            save checkpoints; the other replicas wait until the model is ready.
+        checkpoint_dir: train_dir (restored from and saved to by the chief).
+        scaffold: tf.compat.v1.train.Scaffold.
+        hooks: hooks of every replica.
+        chief_only_hooks: hooks of the chief only (summaries).
+        save_checkpoint_secs, save_checkpoint_steps: the chief's checkpoint period.
+        config: session ConfigProto.
+        wait_for: cluster.Task list waited for before each session (re)creation.
+        wait_secs: bound of each wait (and of a worker's wait for the chief).
+        recovery_wait_secs: seconds between a worker's readiness checks.
+
+    Returns:
+        tf.compat.v1.train.MonitoredSession.
+    """
+    scaffold = scaffold or tf.compat.v1.train.Scaffold()
+    if not is_chief:
+        creator = _WaitingWorkerSessionCreator(wait_for, wait_secs, recovery_wait_secs,
+                                               scaffold=scaffold, master=master, config=config)
+        return tf.compat.v1.train.MonitoredSession(session_creator=creator, hooks=list(hooks),
+                                                   stop_grace_period_secs=STOP_GRACE_SECS)
+    all_hooks = list(chief_only_hooks)
+    if checkpoint_dir and (save_checkpoint_secs or save_checkpoint_steps):
+        all_hooks.append(tf.compat.v1.train.CheckpointSaverHook(
+            checkpoint_dir, save_secs=save_checkpoint_secs, save_steps=save_checkpoint_steps,
+            scaffold=scaffold))
+    creator = _WaitingChiefSessionCreator(wait_for, wait_secs, scaffold=scaffold,
+                                          checkpoint_dir=checkpoint_dir, master=master,
+                                          config=config)
+    return tf.compat.v1.train.MonitoredSession(session_creator=creator,
+                                               hooks=all_hooks + list(hooks),
+                                               stop_grace_period_secs=STOP_GRACE_SECS)

@@ -1,0 +1,221 @@
+"""A real cluster on 127.0.0.1 (deployment/local_cluster.py): 1 ps + 2 workers train
+ssd_300_mobilenet_v2 synchronously on tiny shapes records while a worker, the chief and the ps
+are killed and started again; and the launcher itself on a stand-in trainer.
+
+The cluster runs once (module fixture, bounded waits on log lines, no sleeps); each test
+checks one property of that run.
+"""
+import glob
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import types
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from deployment import local_cluster
+from tests import helpers
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+LAST_STEP = 12
+WAIT_SECS = 400
+PROGRESS = r'step (\d+)/%d: loss ([\d.]+)' % LAST_STEP
+
+
+def _wait_for_step(cluster, name, step, start=0):
+    """Waits for a progress line of task `name` at global step >= `step`; returns its index."""
+    while True:
+        match, line = cluster.wait_for_line(name, PROGRESS, WAIT_SECS, start=start)
+        if int(match.group(1)) >= step:
+            return line
+        start = line + 1
+
+
+def _latest_step(train_dir):
+    latest = tf.train.latest_checkpoint(train_dir)
+    return int(latest.rsplit('-', 1)[1]) if latest else None
+
+
+@pytest.fixture(scope='module')
+def run(tmp_path_factory):
+    """Runs the whole scenario once; returns what the tests check."""
+    work = tmp_path_factory.mktemp('cluster')
+    records = helpers.make_shapes_records(str(work / 'shapes'), 8, 2, seed=5, min_side=64,
+                                          max_side=96)
+    train_dir = str(work / 'train')
+    flags = ['--dataset_dir=%s' % records, '--train_dir=%s' % train_dir,
+             '--model_name=ssd_300_mobilenet_v2', '--batch_size=2', '--optimizer=adam',
+             '--learning_rate=0.002', '--sync_replicas', '--max_number_of_steps=%d' % LAST_STEP,
+             '--log_every_n_steps=1', '--save_interval_steps=2', '--save_summaries_secs=3600',
+             '--seed=1', '--num_readers=1', '--num_preprocessing_threads=1',
+             '--cluster_wait_secs=%d' % WAIT_SECS]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', TF_NUM_INTEROP_THREADS='2',
+               TF_NUM_INTRAOP_THREADS='2')
+    events = {}
+    with open(work / 'cluster.log', 'w') as log:
+        cluster = local_cluster.LocalCluster(flags, num_ps=1, num_workers=2, output=log, env=env)
+        try:
+            cluster.start()
+            line = _wait_for_step(cluster, 'worker 0', 2)
+            # A worker dies and comes back.
+            cluster.restart('worker 1')
+            events['worker_restart_line'] = len(cluster.log('worker 1'))
+            cluster.wait_for_line('worker 1', PROGRESS, WAIT_SECS,
+                                  start=events['worker_restart_line'])
+            line = _wait_for_step(cluster, 'worker 0', 5, start=line)
+            # The chief dies and comes back.
+            cluster.kill('worker 0')
+            events['chief_checkpoint'] = _latest_step(train_dir)
+            start = len(cluster.log('worker 0'))
+            cluster.start('worker 0')
+            match, line = cluster.wait_for_line('worker 0', r'Restoring parameters from (\S+)',
+                                                WAIT_SECS, start=start)
+            events['chief_restored'] = match.group(1)
+            match, _ = cluster.wait_for_line('worker 0', PROGRESS, WAIT_SECS, start=line)
+            events['chief_first_step'] = int(match.group(1))
+            line = _wait_for_step(cluster, 'worker 0', 8, start=line)
+            # The ps dies and comes back: both replicas recover from the last checkpoint.
+            cluster.kill('ps 0')
+            events['ps_checkpoint'] = _latest_step(train_dir)
+            events['worker_line_at_ps_kill'] = len(cluster.log('worker 1'))
+            cluster.start('ps 0')
+            match, line = cluster.wait_for_line('worker 0', r'Restoring parameters from (\S+)',
+                                                WAIT_SECS, start=line)
+            events['ps_restored'] = match.group(1)
+            events['chief_code'] = cluster.wait('worker 0', WAIT_SECS)
+            events['worker_code'] = cluster.wait('worker 1', WAIT_SECS)
+        finally:
+            cluster.stop_all()
+    logs = {name: cluster.log(name) for name in cluster.tasks}
+    return types.SimpleNamespace(train_dir=train_dir, logs=logs, events=events,
+                                 ps_code=cluster.process('ps 0').returncode)
+
+
+def _progress(lines):
+    return [(int(m.group(1)), float(m.group(2)))
+            for m in (re.search(PROGRESS, line) for line in lines) if m]
+
+
+def test_sync_cluster_reaches_the_last_step_and_the_loss_falls(run):
+    assert run.events['chief_code'] == 0, '\n'.join(run.logs['worker 0'][-30:])
+    assert run.events['worker_code'] == 0, '\n'.join(run.logs['worker 1'][-30:])
+    assert _latest_step(run.train_dir) == LAST_STEP
+    assert 'Training finished at step %d' % LAST_STEP in '\n'.join(run.logs['worker 0'])
+    losses = [loss for _, loss in _progress(run.logs['worker 0'] + run.logs['worker 1'])]
+    assert np.mean(losses[-4:]) < np.mean(losses[:4]) - 1.0, losses
+    chief_lines = [line for line in run.logs['worker 0'] if re.search(PROGRESS, line)]
+    assert all('(cluster ' in line for line in chief_lines)
+    assert not any('(cluster ' in line for line in run.logs['worker 1'])
+
+
+def test_only_the_chief_writes_checkpoints_and_summaries(run):
+    assert any('Saving checkpoints for' in line for line in run.logs['worker 0'])
+    assert not any('Saving checkpoints for' in line for line in run.logs['worker 1'])
+    # One events file per chief process (started twice); the worker (also twice) wrote none.
+    assert len(glob.glob(os.path.join(run.train_dir, 'events.out.tfevents.*'))) == 2
+
+
+def test_a_killed_worker_rejoins_and_finishes(run):
+    after = run.logs['worker 1'][run.events['worker_restart_line']:]
+    assert after[0].startswith('started (pid ')
+    assert _progress(after)
+    assert 'Training finished at step %d' % LAST_STEP in '\n'.join(after)
+
+
+def test_a_killed_chief_resumes_from_its_last_checkpoint(run):
+    step = run.events['chief_checkpoint']
+    assert step is not None and step >= 2
+    assert run.events['chief_restored'].endswith('model.ckpt-%d' % step)
+    assert step <= run.events['chief_first_step'] <= step + 3
+
+
+def test_a_killed_ps_is_recovered_from_the_last_checkpoint(run):
+    step = run.events['ps_checkpoint']
+    assert run.events['ps_restored'].endswith('model.ckpt-%d' % step)
+    after = '\n'.join(run.logs['worker 1'][run.events['worker_line_at_ps_kill']:])
+    assert 'UnavailableError' in after or 'Socket closed' in after or 'preemption' in after
+    assert 'Training finished at step %d' % LAST_STEP in after
+
+
+def test_the_ps_stops_cleanly_on_sigterm(run):
+    assert run.ps_code == 0
+    assert 'ps 0 stopping on signal %d' % signal.SIGTERM in '\n'.join(run.logs['ps 0'])
+
+
+STAND_IN = textwrap.dedent('''\
+    """Stand-in trainer: prints its role; a ps task serves until SIGTERM (exit 0); the chief
+    (worker 0) exits with the code given as argument, or with 'wait' waits to be stopped."""
+    import json, os, signal, sys, time
+    config = json.loads(os.environ['TF_CONFIG'])
+    task = config['task']
+    if task['type'] == 'ps':
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    print('role %s %d of %s' % (task['type'], task['index'], sorted(config['cluster'])),
+          flush=True)
+    if task['type'] == 'ps' or sys.argv[1] == 'wait':
+        while True:
+            time.sleep(0.05)
+    if task['type'] == 'worker' and task['index'] == 0:
+        sys.exit(int(sys.argv[1]))
+    ''')
+
+
+@pytest.fixture
+def stand_in(tmp_path):
+    script = tmp_path / 'stand_in.py'
+    script.write_text(STAND_IN)
+    return str(script)
+
+
+def test_launcher_merges_logs_stops_everything_and_returns_the_chief_code(stand_in, tmp_path):
+    output = tmp_path / 'out.log'
+    with open(output, 'w') as stream:
+        cluster = local_cluster.LocalCluster(['3'], num_ps=2, num_workers=2, evaluator=True,
+                                             output=stream, script=stand_in)
+        cluster.start()
+        for name in cluster.tasks:
+            cluster.wait_for_line(name, '^role ', 60)
+        assert cluster.run(grace_secs=10, stop_secs=10) == 3
+    text = output.read_text()
+    for name in ('worker 0', 'worker 1', 'ps 0', 'ps 1', 'evaluator 0'):
+        assert re.search(r'^%s\s*\| role %s of \[\'ps\', \'worker\'\]' % (name, name), text,
+                         re.M), text
+    assert not cluster.running()
+    assert cluster.process('ps 1').returncode == 0
+
+
+def test_launcher_command_stops_the_tasks_on_sigterm(stand_in):
+    process = subprocess.Popen(
+        [sys.executable, '-m', 'deployment.local_cluster', '--num_ps=1', '--num_workers=2',
+         '--script=%s' % stand_in, '--', 'wait'],
+        cwd=local_cluster.ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    pids = []
+    for line in process.stdout:
+        pids += re.findall(r'started \(pid (\d+)\)', line)
+        if line.startswith('ps 0') and 'role ps' in line:
+            break
+    process.send_signal(signal.SIGTERM)
+    rest = process.communicate(timeout=60)[0]
+    assert process.returncode == 128 + signal.SIGTERM  # the chief's code: ended by SIGTERM
+    assert 'ps 0     | exited with code 0' in rest
+    assert 'worker 0 | exited with code -%d' % signal.SIGTERM in rest
+    for pid in map(int, pids):
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+@pytest.mark.parametrize('argv, message', [
+    ([], 'give the flags of train_ssd_network.py after --'),
+    (['--num_ps=0', '--', '--x'], '2 replicas need --num_ps >= 1'),
+    (['--num_workers=0', '--', '--x'], '--num_workers must be >= 1 without --chief'),
+])
+def test_launcher_refuses_bad_arguments(capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_info:
+        local_cluster.main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err

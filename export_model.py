@@ -15,8 +15,8 @@ import numpy as np
 import tensorflow as tf
 
 from common import cli, np_preprocessing, precision
+from common import labels as labels_lib
 from common import signatures as sig
-from datasets import labels as labels_lib
 from datasets import train_dir as train_dir_lib
 from export import ssd_export
 from nets import checkpoints, nets_factory

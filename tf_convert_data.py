@@ -12,8 +12,8 @@ import os
 import sys
 
 from common import cli
+from common import labels as labels_lib
 from datasets import coco, converter, pascalvoc, record_schema, specs
-from datasets import labels as labels_lib
 
 DATASETS = ('pascalvoc', 'coco')
 

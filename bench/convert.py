@@ -16,8 +16,8 @@ import time
 import numpy as np
 
 from bench import machine
+from common import labels as labels_lib
 from datasets import converter, make_shapes_dataset, pascalvoc
-from datasets import labels as labels_lib
 
 
 def main():

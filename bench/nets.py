@@ -3,11 +3,19 @@
 Prints the machine (CPU model, cores, load, TF version, the float32 matmul GFLOP/s
 reached right now, which shows how much of the CPU other processes leave), then for each
 network and batch size the forward throughput of a session run of the serving graph
-(network + softmax + box decoding, float32, NHWC), then the median time of
+(network + softmax + box decoding, NHWC), then the median time of
 common.np_post_processing.postprocess for one image of 8732 anchors x 21 classes.
+
+With --precision=mixed_bfloat16 (or mixed_float16) each case runs in float32 and in that
+precision, in two sessions of the same graph with the same weights, taking turns run by run
+so that both see the same machine load; it prints both rates, their ratio, the ops the
+rewrite converted and the largest score change (random weights: a check of the numbers, not
+of the accuracy). --batch_norm=both adds the graph without batch norm folded into the
+convolutions (nets/batch_norm.py), again taking turns.
 
     python -m bench.nets [--networks=ssd_300_vgg,...] [--batch_sizes=1,8]
         [--intra_op_threads=2] [--inter_op_threads=1] [--iterations=10]
+        [--precision=mixed_bfloat16] [--batch_norm=folded|unfolded|both]
 """
 import argparse
 import logging
@@ -19,40 +27,81 @@ import numpy as np
 
 from bench import machine
 from common import np_box_ops, np_post_processing
+from common import precision as precision_lib
 from nets import anchors as anchors_lib
 from nets import nets_factory, ssd_params
 
 
-def forward_images_per_second(name, batch_size, iterations, warmup, config):
+def _gflop(outputs):
+    """GFLOP of the ops `outputs` need (the TF profiler on that part of the graph only: with
+    batch norm folded, the unfolded convolutions stay in the graph but never run)."""
+    import tensorflow as tf
+    needed = tf.compat.v1.graph_util.extract_sub_graph(
+        outputs[0].graph.as_graph_def(), [t.op.name for t in outputs])
+    with tf.Graph().as_default() as graph:
+        tf.compat.v1.import_graph_def(needed, name='')
+        options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+        options['output'] = 'none'
+        return tf.compat.v1.profiler.profile(graph, options=options).total_float_ops / 1e9
+
+
+def forward_images_per_second(name, batch_size, iterations, warmup, config,
+                              precisions=(precision_lib.FLOAT32,), folds=(True,)):
     """Forward speed of the serving graph of network `name` at `batch_size`.
 
+    Args:
+      precisions: run the graph in these precisions (common.precision).
+      folds: build the graph with batch norm folded into the convolutions (True, the
+        default of nets.batch_norm) and/or not (False); every (fold, precision) case has its
+        own session and the cases take turns, run by run.
+
     Returns:
-      (images/s from the median run time, GFLOP per image counted by the TF profiler).
+      dict (fold, precision) -> images/s from the median run time; GFLOP per image (TF
+      profiler); dict (fold, precision) -> (ops in the precision's low dtype, largest score
+      change from the first precision).
     """
     import tensorflow as tf
     import tf_slim as slim
+
+    from nets import batch_norm
+    from nets import precision as nets_precision
     network = nets_factory.get_network(name)
     height, width = network.params.img_shape
-    with tf.Graph().as_default():
-        inputs = tf.compat.v1.placeholder(tf.float32, [batch_size, height, width, 3])
-        with slim.arg_scope(network.arg_scope()):
-            logits, locs, _ = network.net(inputs, is_training=False)
-        outputs = network.decode_outputs(logits, locs)
-        options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
-        options['output'] = 'none'
-        flops = tf.compat.v1.profiler.profile(tf.compat.v1.get_default_graph(),
-                                              options=options).total_float_ops
-        images = np.random.default_rng(0).uniform(-1, 1, [batch_size, height, width, 3])
-        with tf.compat.v1.Session(config=config) as sess:
-            sess.run(tf.compat.v1.global_variables_initializer())
-            for _ in range(warmup):
-                sess.run(outputs, {inputs: images})
-            times = []
-            for _ in range(iterations):
-                start = time.perf_counter()
-                sess.run(outputs, {inputs: images})
-                times.append(time.perf_counter() - start)
-    return batch_size / float(np.median(times)), flops / batch_size / 1e9
+    images = np.random.default_rng(0).uniform(-1, 1, [batch_size, height, width, 3])
+    runs, details = {}, {}
+    for fold in folds:
+        with tf.Graph().as_default():
+            tf.compat.v1.set_random_seed(0)
+            inputs = tf.compat.v1.placeholder(tf.float32, [batch_size, height, width, 3])
+            with slim.arg_scope(network.arg_scope()), \
+                    slim.arg_scope([batch_norm.batch_norm], fold_into_conv=fold):
+                logits, locs, _ = network.net(inputs, is_training=False)
+            outputs = network.decode_outputs(logits, locs)
+            gflop = _gflop(outputs)
+            for precision in precisions:
+                session = tf.compat.v1.Session(config=nets_precision.session_config(precision,
+                                                                                    config))
+                session.run(tf.compat.v1.global_variables_initializer())
+                values, graphs = nets_precision.run_graphs(session, outputs, {inputs: images})
+                low = precision_lib.LOW_DTYPES.get(precision)
+                counts = nets_precision.dtype_op_counts(graphs)
+                first = details.get((fold, precisions[0]), (0, 0, values[0]))[2]
+                details[fold, precision] = (sum(counts[low].values()) if low in counts else 0,
+                                            float(np.abs(values[0] - first).max()), values[0])
+                runs[fold, precision] = session.make_callable(outputs, [inputs]), session
+    for _ in range(warmup):
+        for run, _ in runs.values():
+            run(images)
+    times = {case: [] for case in runs}
+    for _ in range(iterations):
+        for case, (run, _) in runs.items():
+            start = time.perf_counter()
+            run(images)
+            times[case].append(time.perf_counter() - start)
+    for _, session in runs.values():
+        session.close()
+    rates = {case: batch_size / float(np.median(found)) for case, found in times.items()}
+    return rates, gflop / batch_size, {case: found[:2] for case, found in details.items()}
 
 
 def detector_like_outputs(rng, anchors, num_classes, num_objects=5):
@@ -122,6 +171,12 @@ def main(argv=None):
     parser.add_argument('--warmup', type=int, default=2, help='untimed runs per case')
     parser.add_argument('--intra_op_threads', type=int, default=0, help='0: TF default')
     parser.add_argument('--inter_op_threads', type=int, default=0, help='0: TF default')
+    parser.add_argument('--precision', default=precision_lib.FLOAT32,
+                        choices=precision_lib.PRECISIONS,
+                        help='also time each case in this precision, against float32')
+    parser.add_argument('--batch_norm', default='folded', choices=('folded', 'unfolded', 'both'),
+                        help='inference batch norm folded into the convolutions (the '
+                        'networks\' default), not, or both, taking turns')
     args = parser.parse_args(argv)
     networks = [n for n in args.networks.split(',') if n]
     for name in networks:
@@ -148,13 +203,33 @@ def main(argv=None):
     lines = ['machine: %s' % machine.describe(),
              'threads: intra_op %s, inter_op %s (0 = TF default); TF matmul now %.0f GFLOP/s'
              % (args.intra_op_threads, args.inter_op_threads, matmul_gflops(config))]
+    precisions = tuple(dict.fromkeys((precision_lib.FLOAT32, args.precision)))
+    folds = {'folded': (True,), 'unfolded': (False,), 'both': (True, False)}[args.batch_norm]
+    try:
+        warnings = precision_lib.check(args.precision,
+                                       len(tf.config.list_physical_devices('GPU')))
+    except ValueError as error:
+        parser.error(str(error))
+    lines += ['warning: %s' % warning for warning in warnings]
     for name in networks:
         for batch_size in batch_sizes:
             logging.info('timing %s at batch %d', name, batch_size)
-            rate, gflop = forward_images_per_second(name, batch_size, args.iterations,
-                                                    args.warmup, config)
-            lines.append('forward %-22s batch %2d: %7.2f images/s (%.1f GFLOP/image, %.0f GFLOP/s)'
-                         % (name, batch_size, rate, gflop, rate * gflop))
+            rates, gflop, details = forward_images_per_second(
+                name, batch_size, args.iterations, args.warmup, config, precisions, folds)
+            for fold, precision in rates:
+                rate = rates[fold, precision]
+                line = ('forward %-22s batch %2d: %7.2f images/s (%.1f GFLOP/image, '
+                        '%.0f GFLOP/s)' % (name, batch_size, rate, gflop, rate * gflop))
+                if len(folds) > 1:
+                    line += ' batch norm %-8s' % ('folded' if fold else 'unfolded')
+                if len(precisions) > 1:
+                    low_ops, change = details[fold, precision]
+                    line += ' %-14s' % precision
+                    if precision != precision_lib.FLOAT32:
+                        line += ' x%.2f of float32, %d ops in %s, largest score change %.4f' % (
+                            rate / rates[fold, precision_lib.FLOAT32], low_ops,
+                            precision_lib.LOW_DTYPES[precision], change)
+                lines.append(line)
     lines.append('numpy post-processing, 8732 anchors x 21 classes, detector-like scores: '
                  '%.2f ms median' % postprocess_milliseconds(detector_like_outputs))
     lines.append('numpy post-processing, 8732 anchors x 21 classes, worst case (random '

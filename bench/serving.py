@@ -23,9 +23,9 @@ import tensorflow as tf
 import tf_slim as slim
 
 from bench import machine
+from common import labels as labels_lib
 from common import np_preprocessing
 from common import signatures as sig
-from datasets import labels as labels_lib
 from export import ssd_export
 from nets import nets_factory
 from serving import client as client_lib

@@ -4,7 +4,9 @@
     python -m bench.train --skip_speed --skip_accuracy --vgg [--vgg_secs 2100]
 
 1. Speed: training images/s (forward + backward + update, the real input pipeline) of
-   ssd_300_vgg at batch 8 and ssd_300_mobilenet_v2 at batch 16, after warm-up steps.
+   ssd_300_vgg at batch 8 and ssd_300_mobilenet_v2 at batch 16, after warm-up steps. With
+   --precision=mixed_bfloat16 each network trains in float32 and in bfloat16 in the same run:
+   two sessions of the same graph taking turns step by step, so both see the same load.
 2. Accuracy: ssd_300_mobilenet_v2 trained from scratch on the synthetic shapes set
    (train_ssd_network.py, fixed seed) for at most --train_secs seconds, then evaluated
    on the test split (eval_ssd_network.py, difficult objects excluded): VOC07/VOC12 mAP.
@@ -51,15 +53,23 @@ VGG_RUNS = (  # name, network, flags
                                            '--warmup_steps=5', '--weight_decay=0.0005']),
 )
 _PROGRESS = re.compile(r'step (\d+)(?:/\d+)?: loss ([\d.]+) \(([^)]*)\)')
+_FINISHED = re.compile(r'Training finished at step (\d+)')
 
 
-def measure_speed(records_dir, model_name, batch_size, warmup_steps, steps):
-    """Training images/s of one network (in this process, a fresh graph)."""
+def measure_speed(records_dir, model_name, batch_size, warmup_steps, steps,
+                  precisions=('float32',)):
+    """Training images/s of one network in each precision (in this process, a fresh graph).
+
+    Returns:
+      dict precision -> images/s of the median step.
+    """
+    import numpy as np  # pylint: disable=import-outside-toplevel
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
     from datasets import dataset_factory  # pylint: disable=import-outside-toplevel
     from deployment import model_deploy  # pylint: disable=import-outside-toplevel
     from nets import nets_factory  # pylint: disable=import-outside-toplevel
+    from nets import precision as nets_precision  # pylint: disable=import-outside-toplevel
     from preprocessing import preprocessing_factory  # pylint: disable=import-outside-toplevel
     from training import train_lib  # pylint: disable=import-outside-toplevel
 
@@ -69,16 +79,21 @@ def measure_speed(records_dir, model_name, batch_size, warmup_steps, steps):
         graph = train_lib.build_train_graph(
             network, dataset, preprocessing_factory.get_preprocessing(model_name, True),
             model_deploy.DeploymentConfig(clone_on_cpu=True), batch_size,
-            {'learning_rate': 0.0001}, {'name': 'momentum'}, seed=1)
-        with tf.compat.v1.Session() as session:
+            {'learning_rate': 0.0001}, {'name': 'momentum'}, seed=1, precision=precisions[-1])
+        sessions = {name: tf.compat.v1.Session(config=nets_precision.session_config(name))
+                    for name in precisions}
+        times = {name: [] for name in precisions}
+        for session in sessions.values():
             session.run(tf.compat.v1.global_variables_initializer())
-            for _ in range(warmup_steps):
+        for step in range(warmup_steps + steps):
+            for name, session in sessions.items():
+                start = time.perf_counter()
                 session.run(graph.train_op)
-            start = time.time()
-            for _ in range(steps):
-                session.run(graph.train_op)
-            elapsed = time.time() - start
-    return steps * batch_size / elapsed
+                if step >= warmup_steps:
+                    times[name].append(time.perf_counter() - start)
+        for session in sessions.values():
+            session.close()
+    return {name: batch_size / float(np.median(found)) for name, found in times.items()}
 
 
 def _run(script, args, log_path):
@@ -96,21 +111,24 @@ def _one_thread_env():
 
 
 def last_progress(log_path):
-    """(step, total loss, {part: value}) of the last progress line of a training log."""
-    found = None
+    """(final step, total loss, {part: value}) of a training log: the step it finished at (or
+    of its last progress line) and the losses of its last progress line."""
+    found, finished = None, None
     with open(log_path, encoding='utf-8', errors='replace') as log:
         for line in log:
-            match = _PROGRESS.search(line)
-            if match:
-                found = match
+            found = _PROGRESS.search(line) or found
+            finished = _FINISHED.search(line) or finished
     if found is None:
         return None
     parts = {k: float(v) for k, v in re.findall(r'(\w+) ([\d.]+)', found.group(3))}
-    return int(found.group(1)), float(found.group(2)), parts
+    step = int((finished or found).group(1))
+    return step, float(found.group(2)), parts
 
 
-def vgg_comparison(records_dir, work_dir, checkpoint, train_secs, eval_batches):
-    """Runs VGG_RUNS side by side, then evaluates each; returns {name: result dict}."""
+def vgg_comparison(records_dir, work_dir, checkpoint, train_secs, eval_batches,
+                   precision='float32'):
+    """Runs VGG_RUNS side by side, then evaluates each, in `precision`; returns {name: result
+    dict}."""
     processes = {}
     for name, model, flags in VGG_RUNS:
         run_dir = os.path.join(work_dir, 'vgg', name)
@@ -119,7 +137,8 @@ def vgg_comparison(records_dir, work_dir, checkpoint, train_secs, eval_batches):
         args = ['--dataset_dir=%s' % records_dir, '--train_dir=%s' % os.path.join(run_dir, 'train'),
                 '--model_name=%s' % model, '--batch_size=%d' % BATCH_SIZE, '--seed=1',
                 '--max_train_secs=%d' % train_secs,
-                '--log_every_n_steps=5', '--save_interval_secs=100000']
+                '--log_every_n_steps=5', '--save_interval_secs=100000',
+                '--precision=%s' % precision]
         args += [flag.format(checkpoint=checkpoint) for flag in flags]
         log = open(os.path.join(run_dir, 'train.log'), 'w', encoding='utf-8')
         processes[name] = (subprocess.Popen(
@@ -142,7 +161,8 @@ def vgg_comparison(records_dir, work_dir, checkpoint, train_secs, eval_batches):
              '--checkpoint_path=%s' % os.path.join(run_dir, 'train'),
              '--eval_dir=%s' % os.path.join(run_dir, 'eval'), '--dataset_dir=%s' % records_dir,
              '--dataset_split_name=test', '--model_name=%s' % model, '--batch_size=8',
-             '--max_num_batches=%d' % eval_batches], stdout=log, stderr=subprocess.STDOUT,
+             '--max_num_batches=%d' % eval_batches, '--precision=%s' % precision],
+            stdout=log, stderr=subprocess.STDOUT,
             cwd=ROOT, env=_one_thread_env()), log)
     for name, (process, log) in evals.items():
         process.wait()
@@ -175,21 +195,26 @@ def print_vgg_results(results):
         print(line)
 
 
-def accuracy_run(records_dir, work_dir, train_secs, max_steps):
-    """Trains from scratch for at most train_secs, evaluates; returns (metrics, secs, steps)."""
+def accuracy_run(records_dir, work_dir, train_secs, max_steps, precision='float32'):
+    """Trains from scratch for at most train_secs, evaluates, both in `precision`.
+
+    Returns:
+      (metrics, secs, steps).
+    """
     train_dir = os.path.join(work_dir, 'train')
     eval_dir = os.path.join(work_dir, 'eval')
     shutil.rmtree(train_dir, ignore_errors=True)
     start = time.time()
     _run('train_ssd_network.py',
          ['--dataset_dir=%s' % records_dir, '--train_dir=%s' % train_dir,
-          '--max_train_secs=%d' % train_secs, '--max_number_of_steps=%d' % max_steps] + RECIPE,
+          '--max_train_secs=%d' % train_secs, '--max_number_of_steps=%d' % max_steps,
+          '--precision=%s' % precision] + RECIPE,
          os.path.join(work_dir, 'train.log'))
     train_time = time.time() - start
     _run('eval_ssd_network.py',
          ['--checkpoint_path=%s' % train_dir, '--eval_dir=%s' % eval_dir,
           '--dataset_dir=%s' % records_dir, '--dataset_split_name=test',
-          '--model_name=ssd_300_mobilenet_v2', '--batch_size=16'],
+          '--model_name=ssd_300_mobilenet_v2', '--batch_size=16', '--precision=%s' % precision],
          os.path.join(work_dir, 'eval.log'))
     with open(os.path.join(eval_dir, 'metrics.json'), encoding='utf-8') as f:
         metrics = json.load(f)
@@ -209,6 +234,10 @@ def main():
     parser.add_argument('--figure', default=None, help='copy the combined PR curve here')
     parser.add_argument('--speed_models', default=','.join(m for m, _ in SPEED_CASES),
                         help='networks of the speed part (comma separated)')
+    parser.add_argument('--precision', default='float32',
+                        choices=('float32', 'mixed_bfloat16', 'mixed_float16'),
+                        help='speed part: also train in this precision, against float32; '
+                        'accuracy and VGG parts: train and evaluate in it')
     parser.add_argument('--skip_speed', action='store_true')
     parser.add_argument('--skip_accuracy', action='store_true')
     parser.add_argument('--vgg', action='store_true', help='run the VGG comparison (part 3)')
@@ -231,6 +260,12 @@ def main():
         if getattr(args, name) < 1:
             parser.error('--%s must be >= 1' % name)
     from tests import helpers  # pylint: disable=import-outside-toplevel
+    if args.precision != 'float32':
+        from nets import precision  # pylint: disable=import-outside-toplevel
+        try:
+            precision.check_machine(args.precision)
+        except ValueError as error:
+            parser.error(str(error))
     os.makedirs(args.work_dir, exist_ok=True)
     records_dir = os.path.join(args.work_dir, 'data', 'records')
     needed = not (args.skip_speed and args.skip_accuracy)
@@ -242,14 +277,20 @@ def main():
         for model_name, batch_size in SPEED_CASES:
             if model_name not in args.speed_models.split(','):
                 continue
-            speed = measure_speed(records_dir, model_name, batch_size, 3, args.speed_steps)
-            print('train speed %-22s batch %2d: %6.2f images/s' % (model_name, batch_size, speed))
+            precisions = tuple(dict.fromkeys(('float32', args.precision)))
+            speeds = measure_speed(records_dir, model_name, batch_size, 3, args.speed_steps,
+                                   precisions)
+            for name in precisions:
+                print('train speed %-22s batch %2d: %6.2f images/s%s' % (
+                    model_name, batch_size, speeds[name],
+                    '' if len(precisions) == 1 else ' %-14s x%.2f of float32' % (
+                        name, speeds[name] / speeds['float32'])))
     if not args.skip_accuracy:
         metrics, train_time, step = accuracy_run(records_dir, args.work_dir, args.train_secs,
-                                                 args.max_steps)
-        print('accuracy run: ssd_300_mobilenet_v2 from scratch, %d steps of batch %d in %.0f s '
-              '(%.1f images/s, incl. start-up), %d test images'
-              % (step, BATCH_SIZE, train_time, step * BATCH_SIZE / train_time,
+                                                 args.max_steps, args.precision)
+        print('accuracy run: ssd_300_mobilenet_v2 from scratch in %s, %d steps of batch %d in '
+              '%.0f s (%.1f images/s, incl. start-up), %d test images'
+              % (args.precision, step, BATCH_SIZE, train_time, step * BATCH_SIZE / train_time,
                  metrics['num_images']))
         for name, values in sorted(metrics['per_class'].items()):
             print('  %-10s num_gt %4d  AP07 %.4f  AP12 %.4f' % (
@@ -285,10 +326,10 @@ def run_vgg(args, helpers):
         print('vgg_16 stand-in: %d steps, %d crops of %d px in %.0f s, held-out accuracy %.3f'
               % (result['steps'], result['crops_seen'], result['crop_size'], result['seconds'],
                  result['held_out_accuracy']))
-    print('VGG runs side by side (one intra-op thread each), %d s each; machine: %s'
-          % (args.vgg_secs, machine.describe()))
+    print('VGG runs side by side (one intra-op thread each), %d s each, %s; machine: %s'
+          % (args.vgg_secs, args.precision, machine.describe()))
     results = vgg_comparison(records_dir, args.work_dir, checkpoint, args.vgg_secs,
-                             args.vgg_eval_batches)
+                             args.vgg_eval_batches, args.precision)
     print_vgg_results(results)
 
 

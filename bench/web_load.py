@@ -13,8 +13,10 @@ ports, posts a synthetic image to /api/v1/detect and prints latency percentiles,
 server; with --url it loads a running app. --servers N starts N model servers on the same export
 and gives gunicorn all their addresses (SERVING_ADDRESS=a:p,b:q, balanced round-robin); --kill
 SIGKILLs the first server once a third of the requests are done, starts it again on its port and
-reports p50/p99 before, during (until it listens again) and after, and the CPU seconds the
-restarted server spent answering (> 0: requests reach it again). Exits 1 when any request failed.
+reports p50/p99 before, during (until it listens again) and after (clients go on until as many
+requests as before the kill have started after it), and the CPU seconds both servers spent since
+the restart (comparable figures: requests reach the restarted one again). Exits 1 when any
+request failed.
 """
 import argparse
 import concurrent.futures
@@ -83,7 +85,7 @@ def export_random_model(root):
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     import tf_slim  # pylint: disable=import-outside-toplevel
 
-    from datasets import labels as labels_lib  # pylint: disable=import-outside-toplevel
+    from common import labels as labels_lib  # pylint: disable=import-outside-toplevel
     from nets import nets_factory  # pylint: disable=import-outside-toplevel
 
     tf.compat.v1.disable_eager_execution()
@@ -161,28 +163,40 @@ def post_image(url, data, content_type='image/jpeg'):
     return status, time.perf_counter() - start, start
 
 
-def run_load(url, data, num_requests, concurrency, content_type='image/jpeg', on_done=None):
-    """Sends num_requests POSTs from `concurrency` threads.
+def run_load(url, data, num_requests, concurrency, content_type='image/jpeg', on_done=None,
+             more=None):
+    """Sends num_requests POSTs (or more) from `concurrency` threads.
 
     Args:
       on_done: optional callable(number of requests done), called from the client threads after
         each request (e.g. to kill a server midway).
+      more: optional callable(results so far) -> bool: clients keep sending past num_requests
+        while it is True.
 
     Returns:
       dict with latencies_ms (sorted list of successful requests), errors (dict status -> count),
       seconds (wall time), results (list of (status, seconds, start perf_counter)).
     """
-    counter = iter(range(1, num_requests + 1))
+    results, lock = [], threading.Lock()
+    started = [0]
 
-    def one(_):
-        result = post_image(url, data, content_type)
-        if on_done is not None:
-            on_done(next(counter))
-        return result
+    def client():
+        while True:
+            with lock:
+                if started[0] >= num_requests and not (more is not None and more(results)):
+                    return
+                started[0] += 1
+            result = post_image(url, data, content_type)
+            with lock:
+                results.append(result)
+                done = len(results)
+            if on_done is not None:
+                on_done(done)
 
     start = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
-        results = list(pool.map(one, range(num_requests)))
+        for future in [pool.submit(client) for _ in range(concurrency)]:
+            future.result()
     seconds = time.perf_counter() - start
     errors = {}
     for status, _, _ in results:
@@ -215,7 +229,9 @@ class ServerKiller:
 
     Attributes:
       killed_at, back_at: perf_counter times of the kill and of the restarted server listening.
-      process: the restarted server's process; cpu_at_start: its CPU seconds once it listened.
+      process: the restarted server's process.
+      cpu_at_start: CPU seconds of the restarted server and of its peer (processes[index + 1])
+        when it listened again.
     """
 
     def __init__(self, processes, index, address, env, log_path, after):
@@ -224,6 +240,7 @@ class ServerKiller:
         self._after = after
         self._lock = threading.Lock()
         self._thread = None
+        self.peer = processes[index + 1]
         self.killed_at = self.back_at = self.process = self.cpu_at_start = None
 
     def __call__(self, done):
@@ -243,8 +260,17 @@ class ServerKiller:
         self._processes[self._index] = self.process
         wait_for_port(self._address, [self.process], deadline_s=180)
         self.back_at = time.perf_counter()
-        self.cpu_at_start = cpu_seconds(self.process.pid)
+        self.cpu_at_start = (cpu_seconds(self.process.pid), cpu_seconds(self.peer.pid))
         logging.info('Model server pid %d listens again', self.process.pid)
+
+    def more(self, results):
+        """True until the server is back and `after` requests have started since (the "after"
+        phase gets as many requests as the "before" one)."""
+        if self._thread is None:
+            return False
+        if self.back_at is None:
+            return self._thread.is_alive()  # False when the restart failed
+        return sum(start >= self.back_at for _, _, start in results) < self._after
 
     def join(self, timeout):
         """Waits for the restart (the run is reported only once the server is back)."""
@@ -408,12 +434,13 @@ def main(argv=None):
             idle = worker_memory_mb(gunicorn.pid)[0] if gunicorn else None
             logging.info('Sending %d requests from %d clients', args.requests, args.concurrency)
             result = run_load(url, data, args.requests, args.concurrency, content_type,
-                              on_done=killer)
+                              on_done=killer, more=killer.more if killer else None)
             if killer:
                 killer.join(timeout=180)
                 if killer.back_at is None:
                     raise RuntimeError('the killed model server did not listen again in time')
-                restarted_cpu_s = cpu_seconds(killer.process.pid) - killer.cpu_at_start
+                restarted_cpu_s = (cpu_seconds(killer.process.pid) - killer.cpu_at_start[0],
+                                   cpu_seconds(killer.peer.pid) - killer.cpu_at_start[1])
             if gunicorn:
                 memory = (idle, worker_memory_mb(gunicorn.pid)[1])
         except (RuntimeError, subprocess.CalledProcessError) as e:
@@ -425,8 +452,9 @@ def main(argv=None):
         if result['errors']:
             _show_logs(scratch)
     latencies, errors = result['latencies_ms'], result['errors']
+    sent = len(result['results'])
     print(f'machine: {machine.describe()}')
-    print(f'web load: {args.requests} requests, {args.concurrency} concurrent, '
+    print(f'web load: {sent} requests, {args.concurrency} concurrent, '
           f'{args.image} image ({len(data)} bytes, {content_type}), '
           f'{"gunicorn " + str(args.workers) + " workers" if not args.url else args.url}')
     print(f'ok {len(latencies)}  errors {sum(errors.values())} {errors or ""}')
@@ -441,7 +469,8 @@ def main(argv=None):
         for name, values in phases.items():
             print(f'  {name:6s}: {len(values):4d} ok, p50 {percentile(values, 50):.1f} ms, '
                   f'p99 {percentile(values, 99):.1f} ms')
-        print(f'  restarted server answered: {restarted_cpu_s:.2f} CPU s after it listened')
+        print(f'  CPU s since it listened again: restarted server {restarted_cpu_s[0]:.2f}, '
+              f'other server {restarted_cpu_s[1]:.2f}')
     if memory:
         print(f'web worker memory MB: after warm-up {memory[0]:.0f}, peak {memory[1]:.0f}')
         print(f'gunicorn start-up (spawn to first healthy /healthz): {startup_s:.1f} s')

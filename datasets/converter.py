@@ -16,10 +16,10 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from common import labels as labels_lib
 from common import progress
 from common.files import atomic_write
 from datasets import image_bytes, specs
-from datasets import labels as labels_lib
 from datasets import record_schema as rs
 
 _LOG_EVERY_SECONDS = 5.0

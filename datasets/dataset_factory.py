@@ -19,7 +19,7 @@ import os
 import tensorflow as tf
 
 from common import fields
-from datasets import labels as labels_lib
+from common import labels as labels_lib
 from datasets import record_schema as rs
 
 _FEATURES = {

@@ -16,9 +16,9 @@ import sys
 import cv2
 import numpy as np
 
+from common import labels as labels_lib
 from common import progress
 from common.files import atomic_write
-from datasets import labels as labels_lib
 from datasets import shapes, voc_xml
 
 CLASS_NAMES = shapes.CLASS_NAMES

@@ -11,8 +11,8 @@ against it. Imports without TensorFlow.
 import json
 import os
 
+from common import labels as labels_lib
 from common.files import atomic_write
-from datasets import labels as labels_lib
 
 INFO_FILENAME = 'train_info.json'
 FORMAT = 1

@@ -36,6 +36,8 @@ import json
 
 import numpy as np
 
+from common.files import atomic_write
+
 AP50_VOC_BOUND = 1.0 / 101.0
 """Largest |COCO AP50 - VOC area-rule AP| that 101-point interpolation explains."""
 
@@ -167,13 +169,8 @@ class CocoEvaluator:
         return ({'images': images, 'annotations': annotations, 'categories': categories},
                 detections)
 
-    def write_detections(self, path, atomic_write):
-        """Writes the detections as a COCO results JSON (readable by COCO.loadRes).
-
-        Args:
-            path: output file.
-            atomic_write: fn(path, text) (common.files.atomic_write).
-        """
+    def write_detections(self, path):
+        """Writes the detections atomically as a COCO results JSON (readable by COCO.loadRes)."""
         _, detections = self.datasets()
         atomic_write(path, json.dumps(detections) + '\n')
 

@@ -143,7 +143,7 @@ def run_evaluation(eval_graph, checkpoint_path, class_names, matching_threshold=
     logging.info('Evaluated %d images of %s in %.1f s', evaluator.num_images, checkpoint_path,
                  log.elapsed)
     if detections_file:
-        coco.write_detections(detections_file, atomic_write)
+        coco.write_detections(detections_file)
         logging.info('Wrote the detections in COCO results format to %s', detections_file)
     return Evaluation(evaluator.evaluate(), evaluator.num_images, step, examples,
                       coco.evaluate() if coco_metrics else None)

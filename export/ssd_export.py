@@ -18,9 +18,9 @@ import tempfile
 import tensorflow as tf
 import tf_slim as slim
 
+from common import labels as labels_lib
 from common import precision as precision_lib
 from common import signatures as sig
-from datasets import labels as labels_lib
 from export import saved_model_writer
 from nets import checkpoints, post_processing
 from preprocessing import image_ops

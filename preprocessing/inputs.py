@@ -26,7 +26,8 @@ def _prepare_train_sample(sample, preprocess_fn, anchors, match_threshold, prior
 
 def train_dataset(dataset_info, preprocess_fn, anchors, prior_scaling, batch_size,
                   match_threshold=0.5, shuffle_buffer=1000, num_readers=2,
-                  num_preprocessing_threads=2, seed=None, num_shards=1, shard_index=0):
+                  num_preprocessing_threads=2, seed=None, num_shards=1, shard_index=0,
+                  autotune=True):
     """Endless training batches.
 
     Args:
@@ -42,6 +43,10 @@ def train_dataset(dataset_info, preprocess_fn, anchors, prior_scaling, batch_siz
         seed: shuffle seed.
         num_shards, shard_index: read part `shard_index` of `num_shards` disjoint parts of
             the data (one per worker of a cluster; DatasetInfo.read).
+        autotune: let tf.data tune its parallelism in a background thread. Destroying the
+            iterator waits for that thread's next wake-up, up to about a minute, which a
+            cluster's replica pays at every session close and recovery; without it, the
+            AUTOTUNE parallelism is fixed (tf.data's default: the number of cores).
 
     Returns:
         tf.data.Dataset of dicts: `image` float32 [B, S, S, 3], `target_labels` int64
@@ -57,6 +62,10 @@ def train_dataset(dataset_info, preprocess_fn, anchors, prior_scaling, batch_siz
                                 match_threshold=match_threshold, prior_scaling=prior_scaling)
     dataset = dataset.map(prepare, num_parallel_calls=num_preprocessing_threads)
     dataset = dataset.padded_batch(batch_size, drop_remainder=True)
+    if not autotune:
+        options = tf.data.Options()
+        options.autotune.enabled = False
+        dataset = dataset.with_options(options)
     return dataset.prefetch(2)
 
 

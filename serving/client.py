@@ -124,7 +124,7 @@ class SSDClient:
         self._postprocess_kwargs = dict(postprocess_kwargs or {})
         self._labels = None
         if labels_path:
-            from datasets import labels  # pylint: disable=import-outside-toplevel
+            from common import labels  # pylint: disable=import-outside-toplevel
             self._labels = labels.read_labels(labels_path)
         # A client started before its server, or kept across a server restart, must be usable
         # again about a second after the server listens. A short reconnect back-off is not

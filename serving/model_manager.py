@@ -7,8 +7,13 @@ that fails to load (often a copy still in progress) is retried once its files ha
 settled, and otherwise after a back-off; meanwhile the served version stays.
 
 Requests are checked against `RequestLimits` before anything is decoded: a tensor with a single
-value expands to its whole shape, so a small request could otherwise allocate gigabytes.
+value expands to its whole shape, so a small request could otherwise allocate gigabytes. At most
+`max_batch_size` items (images) run at once, summed over concurrent requests (`ItemBudget`):
+TensorFlow's CPU allocator with oneDNN (BFC, "mklcpu") keeps the largest working set it ever
+needed, so this bounds the memory the process keeps after large requests.
 """
+import collections
+import contextlib
 import dataclasses
 import logging
 import os
@@ -29,22 +34,54 @@ class RequestLimits:
     """What one request may expand to, checked before decoding.
 
     Attributes:
-      max_batch_size: largest dimension 0 of an input whose signature shape starts with -1.
+      max_batch_size: largest dimension 0 of an input whose signature shape starts with -1 (8,
+        as the max_batch_size of serving/batching.config), and the most items run at once.
       max_elements: elements of all inputs of a request, once decoded.
       max_bytes: bytes of all inputs of a request, once decoded (strings: their lengths).
     """
-    max_batch_size: int = 32
+    max_batch_size: int = 8
     max_elements: int = MAX_MESSAGE_BYTES // 4
     max_bytes: int = MAX_MESSAGE_BYTES
+
+
+class ItemBudget:
+    """Admits work in arrival order while the items in flight stay within a capacity."""
+
+    def __init__(self, capacity):
+        self._capacity = capacity
+        self._in_flight = 0
+        self._queue = collections.deque()
+        self._changed = threading.Condition()
+
+    @contextlib.contextmanager
+    def hold(self, items):
+        """Context: waits for its turn and for room for `items` (at most the capacity)."""
+        items = min(items, self._capacity)
+        ticket = object()
+        with self._changed:
+            self._queue.append(ticket)
+            while self._queue[0] is not ticket or self._in_flight + items > self._capacity:
+                self._changed.wait()
+            self._queue.popleft()
+            self._in_flight += items
+            self._changed.notify_all()
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._in_flight -= items
+                self._changed.notify_all()
 
 
 class LoadedVersion:
     """One SavedModel version in its own graph and session, closed when retired and idle."""
 
-    def __init__(self, export_dir, version, session_config=None, limits=RequestLimits()):
+    def __init__(self, export_dir, version, session_config=None, limits=RequestLimits(),
+                 budget=None):
         self.version = version
         self.export_dir = export_dir
         self.limits = limits
+        self._budget = budget or ItemBudget(limits.max_batch_size)
         self._graph = tf.Graph()
         self._session = tf.compat.v1.Session(graph=self._graph, config=session_config)
         try:
@@ -112,9 +149,10 @@ class LoadedVersion:
                                'available: %s' % (bad, signature_name, sorted(signature.outputs)),
                                'INVALID_ARGUMENT')
         input_aliases = sorted(inputs)
-        arrays = _decode_inputs(input_aliases, inputs, signature, self.limits)
+        arrays, items = _decode_inputs(input_aliases, inputs, signature, self.limits)
         try:
-            values = self._runner(signature_name, input_aliases, aliases)(*arrays)
+            with self._budget.hold(items):
+                values = self._runner(signature_name, input_aliases, aliases)(*arrays)
         except tf.errors.OpError as e:
             code = _STATUS_NAMES.get(e.error_code, 'INTERNAL')
             raise ServingError('running signature "%s" failed: %s' % (signature_name, e.message),
@@ -144,14 +182,16 @@ def _decode_inputs(aliases, inputs, signature, limits):
     """Checks the request's tensors against the signature and the limits, then decodes them.
 
     Returns:
-      list of numpy arrays, in the order of aliases.
+      (list of numpy arrays in the order of aliases, the request's batch size or 1).
     Raises:
       ServingError: INVALID_ARGUMENT naming the input (and the limit), RESOURCE_EXHAUSTED when
         decoding runs out of memory.
     """
     elements = size = 0
+    items = 1
     for alias in aliases:
-        count, nbytes = _checked_size(alias, inputs[alias], signature.inputs[alias], limits)
+        count, nbytes, batch = _checked_size(alias, inputs[alias], signature.inputs[alias], limits)
+        items = max(items, batch)
         elements += count
         size += nbytes
         for total, limit, flag, unit in [(elements, limits.max_elements, 'max_request_elements',
@@ -162,14 +202,18 @@ def _decode_inputs(aliases, inputs, signature, limits):
                     'input "%s" brings the request to %d %s once decoded, over the limit of %d '
                     '(--%s)' % (alias, total, unit, limit, flag), 'INVALID_ARGUMENT')
     try:
-        return [tensor_proto.make_ndarray(inputs[alias]) for alias in aliases]
+        return [tensor_proto.make_ndarray(inputs[alias]) for alias in aliases], items
     except MemoryError as e:
         raise ServingError('out of memory decoding the request (%d bytes)' % size,
                            'RESOURCE_EXHAUSTED') from e
 
 
 def _checked_size(alias, proto, tensor_info, limits):
-    """Checks dtype, shape and batch size of one input. Returns its decoded (elements, bytes)."""
+    """Checks dtype, shape and batch size of one input.
+
+    Returns:
+      (elements, bytes) once decoded, and its batch size (1 for an input without a batch).
+    """
     def refuse(message, *args):
         return ServingError('input "%s" ' % alias + message % args, 'INVALID_ARGUMENT')
 
@@ -180,6 +224,7 @@ def _checked_size(alias, proto, tensor_info, limits):
     if got is None:
         raise refuse('has an unknown rank (unknown_rank is set); send its shape')
     expected = tensor_proto.shape_of(tensor_info.tensor_shape)
+    batch = 1
     if expected is not None:
         if len(got) != len(expected) or any(e not in (-1, g) for e, g in zip(expected, got)):
             raise refuse('has shape %s, the signature expects %s (-1 = any)', got, expected)
@@ -188,8 +233,9 @@ def _checked_size(alias, proto, tensor_info, limits):
         if expected and expected[0] == -1 and got[0] > limits.max_batch_size:
             raise refuse('has a batch of %d, over the limit of %d (--max_batch_size)', got[0],
                          limits.max_batch_size)
+        batch = got[0] if expected and expected[0] == -1 else 1
     try:
-        return tensor_proto.decoded_size(proto)
+        return tensor_proto.decoded_size(proto) + (batch,)
     except ValueError as e:
         raise refuse('%s', e) from e
 
@@ -237,7 +283,8 @@ class ModelManager:
           base_path: folder of version folders.
           poll_seconds: interval of the polling thread.
           session_config: tf.compat.v1.ConfigProto of the sessions, or None.
-          limits: RequestLimits of every request.
+          limits: RequestLimits of every request; at most limits.max_batch_size items run at
+            once over all requests.
           retry_seconds: first back-off before a failed version whose files did not change is
             retried; it doubles up to max_retry_seconds.
           max_retry_seconds: the longest back-off.
@@ -246,6 +293,7 @@ class ModelManager:
         self.model_name = model_name
         self.base_path = base_path
         self.limits = limits
+        self._budget = ItemBudget(limits.max_batch_size)  # shared by all versions
         self._poll_seconds = poll_seconds
         self._session_config = session_config
         self._retry_seconds = retry_seconds
@@ -303,7 +351,8 @@ class ModelManager:
             return False
         logging.info('Loading model %s version %d from %s', self.model_name, version, path)
         try:
-            loaded = LoadedVersion(path, version, self._session_config, self.limits)
+            loaded = LoadedVersion(path, version, self._session_config, self.limits,
+                                   self._budget)
         except Exception as e:  # any load failure must keep the served version
             backoff = (self._retry_seconds if failure is None or failure.fingerprint != fingerprint
                        else min(2 * failure.backoff, self._max_retry_seconds))

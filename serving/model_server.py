@@ -9,6 +9,8 @@ is served; new versions are picked up by polling. Like TF Serving it listens on 
 
 A request may bring at most --max_batch_size items per input, and --max_request_elements and
 --max_request_bytes once decoded; larger ones are refused with INVALID_ARGUMENT naming the limit.
+At most --max_batch_size items run at once over all requests (the others wait their turn): the
+memory TensorFlow keeps after large requests is that of one full batch.
 SIGTERM/SIGINT drain the requests in flight for up to --grace_seconds, then exit; another signal
 during the drain cancels them at once.
 """
@@ -185,8 +187,9 @@ def _parse_args(argv):
                        help='folder with <int version>/ subfolders')
     model.add_argument('--file_system_poll_wait_seconds', type=float, default=1.0)
     limits = parser.add_argument_group('request limits')
-    limits.add_argument('--max_batch_size', type=int, default=32,
-                        help='largest batch (dimension 0) of an input')
+    limits.add_argument('--max_batch_size', type=int, default=8,
+                        help='largest batch (dimension 0) of an input; also the most items '
+                             'run at once over all requests, which bounds the memory')
     limits.add_argument('--max_request_elements', type=int, default=MAX_MESSAGE_BYTES // 4,
                         help='elements of all inputs of a request once decoded')
     limits.add_argument('--max_request_bytes', type=int, default=MAX_MESSAGE_BYTES,

@@ -10,8 +10,8 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from common import labels as labels_lib
 from datasets import converter, make_shapes_dataset, pascalvoc
-from datasets import labels as labels_lib
 from export import saved_model_writer
 
 DATASET_NAME = 'shapes'

@@ -13,7 +13,7 @@ import tensorflow as tf
 import tf_slim as slim
 from pycocotools.coco import COCO
 
-from datasets import labels as labels_lib
+from common import labels as labels_lib
 from datasets import train_dir as train_dir_lib
 from evaluation import coco_eval, eval_lib, pr_curves, voc_eval
 from nets import nets_factory
@@ -101,6 +101,16 @@ def test_eval_script_rejects_bad_flags(records_dir, tmp_path):
                    '--dataset_dir=%s' % records_dir])
     assert result.returncode != 0
     assert 'does not exist' in result.stderr
+
+
+def test_precision_flag_is_checked_before_the_checkpoint(tmp_path, capsys):
+    import eval_ssd_network
+    with pytest.raises(SystemExit) as exit_info:
+        eval_ssd_network.parse_args(['--checkpoint_path=%s' % (tmp_path / 'none'),
+                                     '--eval_dir=%s' % tmp_path, '--dataset_dir=%s' % tmp_path,
+                                     '--precision=mixed_float16'])
+    assert exit_info.value.code == 2
+    assert '--precision=mixed_float16 needs a GPU' in capsys.readouterr().err  # none on CI
 
 
 def test_add_batch_cuts_padding():

@@ -14,7 +14,7 @@ import tf_slim as slim
 
 import export_model
 from common import cli, np_post_processing, np_preprocessing
-from datasets import labels as labels_lib
+from common import labels as labels_lib
 from datasets import train_dir as train_dir_lib
 from export import ssd_export
 from nets import checkpoints, nets_factory
@@ -194,6 +194,7 @@ def test_existing_version_is_refused(exported, capsys):
     (['--keep_top_k=0'], '--keep_top_k must be > 0, got 0'),
     (['--model_name=ssd_301'], "--model_name: invalid choice: 'ssd_301'"),
     (['--version=0'], '--version must be > 0, got 0'),
+    (['--precision=mixed_float16'], '--precision=mixed_float16 needs a GPU'),  # none on CI
 ])
 def test_bad_flags_are_refused_before_export(exported, tmp_path, capsys, flags, message):
     args = ['--checkpoint_path=%s' % (exported['work'] / 'train'),
@@ -203,6 +204,33 @@ def test_bad_flags_are_refused_before_export(exported, tmp_path, capsys, flags, 
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
     assert not os.path.exists(tmp_path / 'ssd')
+
+
+def test_bfloat16_export_is_the_float32_graph_with_a_platform_config(exported, tmp_path,
+                                                                        capsys):
+    from common import precision
+    try:
+        precision.check('mixed_bfloat16', 0)
+    except ValueError as error:
+        pytest.skip(str(error))
+    base = str(tmp_path / 'ssd')
+    assert export_model.main(['--checkpoint_path=%s' % (exported['work'] / 'train'),
+                              '--export_dir=%s' % base,
+                              '--labels_file=%s' % exported['labels_file'],
+                              '--precision=mixed_bfloat16']) == 0
+    report = capsys.readouterr().out
+    assert 'serving_default in mixed_bfloat16 on 2 random images: ' in report
+    assert int(report.split(' ops in bfloat16')[0].rsplit(' ', 1)[1]) >= 85  # every conv
+    assert '--precision=mixed_bfloat16' in report
+    with open(os.path.join(base, '1', precision.EXPORT_PLATFORM_CONFIG), encoding='utf-8') as f:
+        assert f.read() == precision.platform_config_text('mixed_bfloat16')
+
+    def op_types(path):
+        session, _ = _load(path)
+        with session:
+            return sorted(node.op for node in session.graph.as_graph_def().node)
+
+    assert op_types(os.path.join(base, '1')) == op_types(exported['path'])
 
 
 def test_default_post_processing_is_the_shared_one(exported):

@@ -1,4 +1,4 @@
-"""The Makefile's demo targets: busy ports stop the demo before any work; Ctrl-C stops both servers."""
+"""The Makefile's demo targets: busy ports stop the demo at once; Ctrl-C stops both servers."""
 import os
 import pathlib
 import signal
@@ -24,10 +24,10 @@ def _free_port():
 
 def _make(*args, **kwargs):
     """Starts make in its own process group with default signal handling, as a terminal would."""
-    return subprocess.Popen(['make', '--no-print-directory', '-C', str(ROOT), *args],
-                            start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-                            **kwargs)
+    return subprocess.Popen(
+        ['make', '--no-print-directory', '-C', str(ROOT), *args], start_new_session=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **kwargs)
 
 
 def _group_alive(pgid):

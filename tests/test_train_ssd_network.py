@@ -43,6 +43,7 @@ def _validate(argv):
     (['--noclone_on_cpu=true'], '--noclone_on_cpu'),
     (['--batch_size=eight'], '--batch_size'),
     (['--unknown_flag=1'], '--unknown_flag'),
+    (['--precision=float16'], '--precision'),
 ])
 def test_parse_errors_name_the_flag(tmp_path, capsys, argv, flag):
     base = [] if not argv else ['--dataset_dir=%s' % tmp_path, '--train_dir=%s' % tmp_path]
@@ -69,6 +70,7 @@ def test_parse_errors_name_the_flag(tmp_path, capsys, argv, flag):
     (['--num_clones=0'], '--num_clones'),
     (['--save_summaries_steps=0'], '--save_summaries_steps'),
     (['--dataset_dir=/no/such/dir'], '--dataset_dir /no/such/dir is not a directory'),
+    (['--precision=mixed_float16'], '--precision=mixed_float16 needs a GPU'),  # none on CI
 ])
 def test_invalid_flags_name_the_flag(tmp_path, argv, flag):
     base = ['--dataset_dir=%s' % tmp_path, '--train_dir=%s' % tmp_path]

@@ -81,7 +81,8 @@ def build_train_graph(network, dataset_info, preprocess_fn, deploy_config, batch
             dataset_info, preprocess_fn, network.anchors(), network.params.prior_scaling,
             batch_size, match_threshold=match_threshold, num_readers=num_readers,
             num_preprocessing_threads=num_preprocessing_threads, seed=seed,
-            num_shards=deploy_config.num_replicas, shard_index=deploy_config.replica_id)
+            num_shards=deploy_config.num_replicas, shard_index=deploy_config.replica_id,
+            autotune=not deploy_config.num_ps_tasks)
         iterator = tf.compat.v1.data.make_one_shot_iterator(dataset)
 
     def clone_fn():

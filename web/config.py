@@ -1,7 +1,7 @@
 """Configuration of the web app: defaults, then a mapping, then environment variables."""
 import os
 
-from common import images, signatures
+from common import images, serving_address, signatures
 
 # Settings and their defaults; each can be set by an environment variable of the same name.
 DEFAULTS = {
@@ -64,10 +64,12 @@ def _fraction(name, text):
 
 
 def _address(name, text):
-    host, sep, port = str(text).rpartition(':')
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(f'{name}={text!r} must look like host:port (e.g. localhost:8500)')
-    return str(text)
+    """host:port, a list of them (h1:8500,h2:8500) or a gRPC name (dns:///svc:8500)."""
+    try:
+        serving_address.parse(text)
+    except serving_address.AddressError as e:
+        raise ConfigError(f'{name}: {e} (e.g. localhost:8500)') from None
+    return str(text).strip()
 
 
 def _non_empty(name, text):

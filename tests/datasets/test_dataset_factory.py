@@ -9,8 +9,8 @@ import tensorflow as tf
 from PIL import Image
 
 import tf_convert_data
+from common import labels as labels_lib
 from datasets import dataset_factory, voc_xml
-from datasets import labels as labels_lib
 from tests import helpers
 
 

@@ -1,7 +1,8 @@
 import cv2
 import pytest
 
-from datasets import labels, make_shapes_dataset, voc_xml
+from common import labels
+from datasets import make_shapes_dataset, voc_xml
 
 
 def test_voc_layout_and_lists(shapes_voc):

@@ -6,7 +6,7 @@ import types
 
 import pytest
 
-from datasets import labels as labels_lib
+from common import labels as labels_lib
 from datasets import train_dir
 
 LABELS = {0: 'background', 1: 'circle', 2: 'square'}

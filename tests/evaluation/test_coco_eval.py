@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 from pycocotools.coco import COCO
 
-from common.files import atomic_write
 from evaluation import coco_eval, voc_eval
 
 CLASSES = {0: 'background', 1: 'circle', 2: 'square'}
@@ -101,7 +100,7 @@ def test_category_and_image_ids_written_back(tmp_path):
     assert detections[1] == {'image_id': 285, 'category_id': 18,
                              'bbox': [0.0, 0.0, 160.0, 240.0], 'score': 0.5}
     path = str(tmp_path / 'dets.json')
-    evaluator.write_detections(path, atomic_write)
+    evaluator.write_detections(path)
     coco_gt = COCO()
     coco_gt.dataset = ground_truth
     coco_gt.createIndex()

@@ -91,3 +91,46 @@ def test_bad_inputs():
             batch_norm(tf.zeros([2, 3]))
         with pytest.raises(ValueError, match='is_training'):
             batch_norm(tf.zeros([1, 2, 2, 3]), is_training=tf.constant(True))
+
+
+def _conv_bn(layer, fold):
+    """Output of `layer(inputs)` with batch norm (random statistics) in inference mode, and
+    the graph's op types; `fold_into_conv` = fold."""
+    rng = np.random.default_rng(2)
+    with tf.Graph().as_default():
+        tf.compat.v1.set_random_seed(0)
+        inputs = tf.constant(rng.normal(size=[2, 9, 9, 4]).astype(np.float32))
+        with slim.arg_scope([batch_norm], is_training=False, scale=True, fold_into_conv=fold):
+            outputs = layer(inputs)
+        types = [op.type for op in tf.compat.v1.get_default_graph().get_operations()]
+        with tf.compat.v1.Session() as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            for v in tf.compat.v1.global_variables():
+                if 'BatchNorm' in v.op.name:
+                    low = 0.5 if v.op.name.endswith(('variance', 'gamma')) else -0.5
+                    v.load(rng.uniform(low, low + 1.0, v.shape.as_list()), sess)
+            return sess.run(outputs), types, outputs.op.type
+
+
+@pytest.mark.parametrize('layer', [
+    lambda x: slim.conv2d(x, 6, [3, 3], stride=2, normalizer_fn=batch_norm,
+                          activation_fn=tf.nn.relu6, scope='conv'),
+    lambda x: slim.separable_conv2d(x, None, [3, 3], depth_multiplier=2, stride=2,
+                                    normalizer_fn=batch_norm, scope='depthwise'),
+    lambda x: slim.conv2d(x, 5, [3, 3], rate=2, padding='VALID', normalizer_fn=batch_norm,
+                          activation_fn=None, scope='dilated'),
+], ids=['conv', 'depthwise', 'dilated'])
+def test_inference_batch_norm_folds_into_the_convolution(layer):
+    folded, types, last = _conv_bn(layer, True)
+    unfolded, unfolded_types, _ = _conv_bn(layer, False)
+    np.testing.assert_allclose(folded, unfolded, rtol=1e-5, atol=1e-5)
+    assert 'FusedBatchNormV3' in unfolded_types and 'FusedBatchNormV3' not in types
+    assert last in ('BiasAdd', 'Relu6')
+
+
+def test_batch_norm_of_a_convolution_used_elsewhere_is_not_folded():
+    with tf.Graph().as_default():
+        conv = tf.nn.conv2d(tf.zeros([1, 4, 4, 3]), tf.ones([1, 1, 3, 3]), 1, 'SAME')
+        tf.identity(conv)
+        out = batch_norm(conv, is_training=False)
+        assert out.op.type == 'FusedBatchNormV3'

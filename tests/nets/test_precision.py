@@ -67,6 +67,7 @@ def _forward(name, images):
     return results
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', ['ssd_300_mobilenet_v2', 'ssd_300_vgg'])
 def test_bfloat16_rewrite_converts_the_convolutions_only(name):
     _bfloat16_or_skip()

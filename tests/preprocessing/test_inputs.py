@@ -57,3 +57,20 @@ def test_eval_batches_keep_ground_truth(records_dir):
                     assert np.all(values['labels'][i, n:] == 0)
     assert sizes == [2, 1]
     assert all(n >= 0 for n in counts)
+
+
+def test_cluster_worker_batches_without_autotune(records_dir):
+    """A cluster replica's pipeline: its part of the records, no tf.data autotuning thread."""
+    with tf.Graph().as_default():
+        info = dataset_factory.get_dataset('shapes', 'trainval', records_dir)
+        network = nets_factory.get_network(NET, info.num_classes)
+        preprocess = preprocessing_factory.get_preprocessing(NET, True)
+        args = (info, preprocess, network.anchors(), network.params.prior_scaling, 1)
+        single = inputs.train_dataset(*args, seed=1)
+        worker = inputs.train_dataset(*args, seed=1, num_shards=2, shard_index=1, autotune=False)
+        assert single.options().autotune.enabled is not False
+        assert worker.options().autotune.enabled is False
+        batch = tf.compat.v1.data.make_one_shot_iterator(worker).get_next()
+        with tf.compat.v1.Session() as session:
+            images = [session.run(batch)['image'] for _ in range(3)]
+    assert all(image.shape == (1, 300, 300, 3) for image in images)

@@ -23,7 +23,7 @@ from tensorflow_serving.apis import (
 )
 
 from serving import model_manager, model_server
-from serving.model_manager import ModelManager, RequestLimits
+from serving.model_manager import ItemBudget, ModelManager, RequestLimits
 from serving.model_server import GRPC_OPTIONS
 
 
@@ -203,8 +203,8 @@ def _refused(stub, request, code=grpc.StatusCode.INVALID_ARGUMENT):
     # 64 bytes asking for 10^14 floats: refused before numpy tries to allocate them.
     ('echo', 'x', _proto(tf.float32, [2, 5 * 10 ** 13], float_val=[1.0]),
      ['"x"', '--max_request_elements']),
-    ('serving_default', 'images', _proto(tf.float32, [33, 4, 4, 3], float_val=[0.5]),
-     ['"images"', 'batch of 33', '--max_batch_size']),
+    ('serving_default', 'images', _proto(tf.float32, [9, 4, 4, 3], float_val=[0.5]),
+     ['"images"', 'batch of 9', '--max_batch_size']),
     # One empty string broadcast to a million images (each answering all class names).
     ('detect', 'encoded_images', _proto(tf.string, [10 ** 6], string_val=[b'']),
      ['"encoded_images"', '--max_batch_size']),
@@ -337,3 +337,65 @@ def test_odd_version_folders_are_skipped_and_logged_once(toy_base, toy, caplog):
         assert time.monotonic() < deadline
         time.sleep(0.05)
     manager.stop()
+
+
+def test_at_most_max_batch_size_items_run_at_once(stubs, monkeypatch):
+    """TensorFlow's CPU allocator keeps the largest working set it needed: concurrent full
+    batches used to leave the server at several GB."""
+    real = model_manager.LoadedVersion._runner
+    lock, running, most = threading.Lock(), [0], [0]
+
+    def counting_runner(self, *args):
+        run = real(self, *args)
+
+        def counted(*arrays):
+            with lock:
+                running[0] += len(arrays[0])
+                most[0] = max(most[0], running[0])
+            time.sleep(0.2)
+            try:
+                return run(*arrays)
+            finally:
+                with lock:
+                    running[0] -= len(arrays[0])
+        return counted
+
+    monkeypatch.setattr(model_manager.LoadedVersion, '_runner', counting_runner)
+    request = _request({'images': _images(8)})
+    threads = [threading.Thread(target=stubs[0].Predict, args=(request,), kwargs={'timeout': 60})
+               for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert most[0] == RequestLimits().max_batch_size == 8
+
+
+def test_item_budget_admits_in_arrival_order():
+    budget = ItemBudget(8)
+    order, events = [], {name: threading.Event() for name in 'abc'}
+
+    def worker(name, items):
+        with budget.hold(items):
+            order.append(name)
+            events[name].wait(30)
+
+    first = threading.Thread(target=worker, args=('a', 6))
+    first.start()
+    deadline = time.monotonic() + 30
+    while order != ['a']:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    second = threading.Thread(target=worker, args=('b', 4))  # waits for room
+    second.start()
+    time.sleep(0.2)  # (nothing to wait for: b must not start)
+    third = threading.Thread(target=worker, args=('c', 1))  # would fit, but b came first
+    third.start()
+    time.sleep(0.2)
+    assert order == ['a']
+    events['a'].set()
+    for name, thread in [('b', second), ('c', third)]:
+        events[name].set()
+        thread.join(30)
+    first.join(30)
+    assert order == ['a', 'b', 'c']

@@ -156,3 +156,80 @@ def test_replica_progress_shows_the_global_step_and_the_cluster_speed(caplog):
                                    lines[-1]).groups()
     # 2 global steps x 16 images against 1 run x 8 images in the same time.
     assert float(cluster_speed) == pytest.approx(4 * float(own), rel=0.02)
+
+
+
+@pytest.fixture(scope='module')
+def tiny_records(tmp_path_factory):
+    from tests import helpers
+    return helpers.make_shapes_records(str(tmp_path_factory.mktemp('shapes')), 4, 1, seed=3,
+                                       min_side=100, max_side=160)
+
+
+def _tiny_network(num_classes):
+    """A 64x64 SSD with one 8x8 feature layer: conv + batch norm, depthwise + batch norm."""
+    import functools
+
+    import tf_slim as slim
+
+    from nets import ssd_mobilenet_v2, ssd_params
+    from nets.ssd_net import SSDNet
+
+    def feature_fn(inputs, is_training):
+        net = slim.conv2d(inputs, 16, [3, 3], stride=4, scope='conv1')
+        net = slim.separable_conv2d(net, None, [3, 3], depth_multiplier=1, stride=2,
+                                    scope='conv2')
+        return {'conv2': net}, {}
+
+    params = ssd_params.SSD_300_MOBILENET_V2._replace(
+        img_shape=(64, 64), num_classes=num_classes, feat_layers=('conv2',),
+        feat_shapes=((8, 8),), anchor_sizes=((16.0, 32.0),), anchor_ratios=((2.0, 0.5),),
+        anchor_steps=(8,))
+    network = SSDNet('tiny_ssd', params, feature_fn,
+                     functools.partial(ssd_mobilenet_v2.mobilenet_arg_scope), True)
+    return network, params
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('precision', ['mixed_bfloat16', 'mixed_float16'])
+def test_mixed_precision_training_steps(tiny_records, precision):
+    """bfloat16: the rewrite converts the backward convolutions too; float16 (its rewrite needs
+    a GPU, so float32 here): the loss-scale optimizer, its hook and variables are in place."""
+    import functools
+
+    from common import precision as precision_lib
+    from datasets import dataset_factory
+    from nets import precision as nets_precision
+    from preprocessing import ssd_preprocessing
+    if precision == 'mixed_bfloat16':
+        try:
+            precision_lib.check(precision, 0)
+        except ValueError as error:
+            pytest.skip(str(error))
+    with tf.Graph().as_default():
+        dataset = dataset_factory.get_dataset('shapes', 'trainval', tiny_records)
+        network, params = _tiny_network(dataset.num_classes)
+        preprocess = functools.partial(ssd_preprocessing.preprocess_for_train,
+                                       out_hw=params.img_shape, normalization=params.normalization)
+        graph = train_lib.build_train_graph(
+            network, dataset, preprocess, model_deploy.DeploymentConfig(clone_on_cpu=True), 2,
+            {'learning_rate': 0.001}, {'name': 'momentum'}, seed=1, precision=precision)
+        scales = [v for v in tf.compat.v1.global_variables() if 'loss_scale' in v.op.name]
+        hooks = [type(hook).__name__ for hook in graph.hooks]
+        with tf.compat.v1.Session(config=nets_precision.session_config(precision)) as session:
+            session.run(tf.compat.v1.global_variables_initializer())
+            losses = [session.run(graph.train_op) for _ in range(2)]
+            _, graphs = nets_precision.run_graphs(session, graph.train_op)
+            step, values = session.run([graph.global_step, scales])
+    counts = nets_precision.dtype_op_counts(graphs)
+    assert np.all(np.isfinite(losses)) and step == 3
+    if precision == 'mixed_bfloat16':
+        low = counts['bfloat16']
+        for op in ('Conv2D', 'Conv2DBackpropFilter', 'DepthwiseConv2dNativeBackpropFilter',
+                   'FusedBatchNormGradV3'):
+            assert [name for name in low if name.endswith(op)], (op, low)
+        assert counts['float32']['SparseSoftmaxCrossEntropyWithLogits'] == 1
+        assert not scales and not hooks
+    else:
+        assert 'float16' not in counts
+        assert hooks == ['LossScaleLogHook'] and 2.0 ** 15 in values

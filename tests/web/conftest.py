@@ -119,7 +119,7 @@ def _export_random_ssd(root):
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     import tf_slim  # pylint: disable=import-outside-toplevel
 
-    from datasets import labels as labels_lib  # pylint: disable=import-outside-toplevel
+    from common import labels as labels_lib  # pylint: disable=import-outside-toplevel
     from export import ssd_export  # pylint: disable=import-outside-toplevel
     from nets import nets_factory  # pylint: disable=import-outside-toplevel
 

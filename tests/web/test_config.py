@@ -23,6 +23,12 @@ def test_mapping_then_environment():
     assert config['TESTING'] is True
 
 
+@pytest.mark.parametrize('value', ['h1:8500,h2:8500', 'dns:///tfserving.default.svc:8500',
+                                   'ipv4:127.0.0.1:8500,127.0.0.1:8501'])
+def test_serving_address_takes_replica_lists_and_grpc_names(value):
+    assert load_config(environ={'SERVING_ADDRESS': value})['SERVING_ADDRESS'] == value
+
+
 def test_empty_environment_value_is_ignored():
     assert load_config(environ={'MODEL_NAME': ''})['MODEL_NAME'] == 'ssd'
 
@@ -30,6 +36,8 @@ def test_empty_environment_value_is_ignored():
 @pytest.mark.parametrize('name, value, message', [
     ('SERVING_ADDRESS', 'localhost', 'host:port'),
     ('SERVING_ADDRESS', 'localhost:99999', 'host:port'),
+    ('SERVING_ADDRESS', 'h1:8500,h2', "'h2' is not host:port"),
+    ('SERVING_ADDRESS', 'dns://svc:8500', 'dns:///name:port'),
     ('MAX_UPLOAD_MB', 'ten', 'not a number'),
     ('MAX_UPLOAD_MB', '0', 'must be > 0'),
     ('MAX_IMAGE_PIXELS', '1.5', 'not an integer'),

@@ -1,6 +1,6 @@
 import pytest
 
-from datasets import labels
+from common import labels
 
 
 def test_write_then_read_round_trip(tmp_path):

@@ -120,7 +120,7 @@ tensorboard: $(STAMP)
 	$(BIN)/tensorboard --logdir=$(TRAIN_DIR) --host=127.0.0.1 --port=6006
 
 bench: $(STAMP)
-	for b in convert input_pipeline nets train serving web_load; do $(BIN)/python -m bench.$$b || exit 1; done
+	for b in convert input_pipeline nets train serving web_load distributed; do $(BIN)/python -m bench.$$b || exit 1; done
 
 # clean-demo removes the demo's outputs only; clean also removes .venv.
 clean-demo:

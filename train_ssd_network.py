@@ -8,6 +8,11 @@ Resumes from the newest checkpoint in --train_dir. --batch_size is per clone. Wr
 --train_dir/labels.txt and train_info.json (network, input, data sets) at start, or stops
 when those of an earlier run disagree. --dataset_name may list several data sets
 (voc2007,voc2012 or voc2007:trainval,voc2012:trainval), mixed in proportion to their sizes.
+
+In a cluster (TF_CONFIG, or --ps_hosts/--worker_hosts/--job_name/--task) the same command
+runs every task: a ps task serves variables until SIGTERM, the chief and the workers train
+(--sync_replicas for synchronous updates), an evaluator task evaluates the chief's
+checkpoints. `python -m deployment.local_cluster` starts such a cluster on this machine.
 """
 import argparse
 import logging

@@ -4,6 +4,7 @@ import pytest
 import tensorflow as tf
 import tf_slim as slim
 
+from nets import ssd_vgg
 from nets.batch_norm import batch_norm
 
 UPDATE_OPS = tf.compat.v1.GraphKeys.UPDATE_OPS
@@ -117,15 +118,15 @@ def _conv_bn(layer, fold):
                           activation_fn=tf.nn.relu6, scope='conv'),
     lambda x: slim.separable_conv2d(x, None, [3, 3], depth_multiplier=2, stride=2,
                                     normalizer_fn=batch_norm, scope='depthwise'),
-    lambda x: slim.conv2d(x, 5, [3, 3], rate=2, padding='VALID', normalizer_fn=batch_norm,
-                          activation_fn=None, scope='dilated'),
+    lambda x: ssd_vgg.dilated_conv2d(x, 5, 3, rate=2, normalizer_fn=batch_norm,
+                                     activation_fn=None, scope='dilated'),
 ], ids=['conv', 'depthwise', 'dilated'])
 def test_inference_batch_norm_folds_into_the_convolution(layer):
     folded, types, last = _conv_bn(layer, True)
     unfolded, unfolded_types, _ = _conv_bn(layer, False)
     np.testing.assert_allclose(folded, unfolded, rtol=1e-5, atol=1e-5)
     assert 'FusedBatchNormV3' in unfolded_types and 'FusedBatchNormV3' not in types
-    assert last in ('BiasAdd', 'Relu6')
+    assert last in ('BiasAdd', 'Relu', 'Relu6')
 
 
 def test_batch_norm_of_a_convolution_used_elsewhere_is_not_folded():

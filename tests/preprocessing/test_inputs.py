@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow.core.framework import dataset_options_pb2
 
 from datasets import dataset_factory
 from nets import nets_factory
@@ -61,15 +62,20 @@ def test_eval_batches_keep_ground_truth(records_dir):
 
 def test_cluster_worker_batches_without_autotune(records_dir):
     """A cluster replica's pipeline: its part of the records, no tf.data autotuning thread."""
-    with tf.Graph().as_default():
-        info = dataset_factory.get_dataset('shapes', 'trainval', records_dir)
-        network = nets_factory.get_network(NET, info.num_classes)
-        preprocess = preprocessing_factory.get_preprocessing(NET, True)
-        args = (info, preprocess, network.anchors(), network.params.prior_scaling, 1)
-        single = inputs.train_dataset(*args, seed=1)
+    info = dataset_factory.get_dataset('shapes', 'trainval', records_dir)
+    network = nets_factory.get_network(NET, info.num_classes)
+    args = (info, preprocessing_factory.get_preprocessing(NET, True), network.anchors(),
+            network.params.prior_scaling, 1)
+    with tf.Graph().as_default() as graph:
+        inputs.train_dataset(*args, seed=1)
+        assert not [op for op in graph.get_operations() if op.type == 'OptionsDataset']
+    with tf.Graph().as_default() as graph:
         worker = inputs.train_dataset(*args, seed=1, num_shards=2, shard_index=1, autotune=False)
-        assert single.options().autotune.enabled is not False
-        assert worker.options().autotune.enabled is False
+        [options_op] = [op for op in graph.get_operations() if op.type == 'OptionsDataset']
+        options = dataset_options_pb2.Options.FromString(
+            options_op.get_attr('serialized_options'))
+        assert options.autotune_options.HasField('enabled')
+        assert not options.autotune_options.enabled
         batch = tf.compat.v1.data.make_one_shot_iterator(worker).get_next()
         with tf.compat.v1.Session() as session:
             images = [session.run(batch)['image'] for _ in range(3)]

@@ -36,7 +36,8 @@ def test_detect_matches_numpy_pipeline_in_pixels(client, toy):
     assert [d.class_id for d in result.detections] == list(want_classes)
     assert [d.class_name for d in result.detections] == [toy.classes[c] for c in want_classes]
     np.testing.assert_allclose([d.score for d in result.detections], want_scores, rtol=1e-5)
-    # toy anchor 0 is [ymin 0.1, xmin 0.2, ymax 0.5, xmax 0.6] -> [8, 2, 24, 10] px in a 40x20 image.
+    # toy anchor 0 is [ymin 0.1, xmin 0.2, ymax 0.5, xmax 0.6] -> [8, 2, 24, 10] px in a 40x20
+    # image.
     by_box = {tuple(np.round(d.box_px, 4)) for d in result.detections}
     assert by_box <= {(8.0, 2.0, 24.0, 10.0), (0.0, 0.0, 40.0, 20.0)}
     assert result.model == {'name': 'ssd', 'version': 1, 'signature': 'serving_default'}
@@ -52,7 +53,8 @@ def test_arrays_and_threshold(client):
     gray = client.detect(picture[:, :, 0])
     assert (gray.width, gray.height) == (40, 20)
     threshold = from_bytes.detections[0].score
-    assert all(d.score >= threshold for d in client.detect(picture, score_threshold=threshold).detections)
+    above = client.detect(picture, score_threshold=threshold).detections
+    assert all(d.score >= threshold for d in above)
 
 
 def test_exif_orientation_is_honoured(client):
@@ -72,7 +74,8 @@ def test_invalid_images(client, monkeypatch):
     with pytest.raises(client_lib.InvalidImage, match='shape'):
         client.detect(np.zeros([4, 4, 5], np.uint8))
     big = _png(np.zeros([300, 400, 3], np.uint8))
-    monkeypatch.setattr(client_lib.cv2, 'imdecode', lambda *a: pytest.fail('decoded an oversized image'))
+    monkeypatch.setattr(client_lib.cv2, 'imdecode',
+                        lambda *a: pytest.fail('decoded an oversized image'))
     client.max_pixels = 300 * 400 - 1
     with pytest.raises(client_lib.InvalidImage, match='120000 pixels, the limit is 119999'):
         client.detect(big)
@@ -90,7 +93,8 @@ def test_metadata_and_status(client, toy):
 def test_labels_file_overrides_export(toy_server, tmp_path):
     path = tmp_path / 'labels.txt'
     path.write_text('0:background\n1:cat\n2:dog\n')
-    with client_lib.SSDClient(toy_server[0], score_threshold=0.0, labels_path=str(path)) as ssd_client:
+    with client_lib.SSDClient(toy_server[0], score_threshold=0.0,
+                              labels_path=str(path)) as ssd_client:
         names = {d.class_name for d in ssd_client.detect(_picture()).detections}
     assert names <= {'cat', 'dog'} and names
 

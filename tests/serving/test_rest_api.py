@@ -34,7 +34,8 @@ def test_predict_instances_and_inputs(rest_url, toy):
     assert code == 200 and len(answer['predictions']) == 2
     np.testing.assert_allclose(answer['predictions'][1]['scores'], scores[1], rtol=1e-5)
     np.testing.assert_allclose(answer['predictions'][0]['boxes'], boxes[0])
-    code, answer = _call(rest_url + '/v1/models/ssd/versions/1:predict', {'inputs': {'images': images.tolist()}})
+    code, answer = _call(rest_url + '/v1/models/ssd/versions/1:predict',
+                         {'inputs': {'images': images.tolist()}})
     assert code == 200
     np.testing.assert_allclose(answer['outputs']['scores'], scores, rtol=1e-5)
 
@@ -49,14 +50,16 @@ def test_b64_bytes_and_signature(rest_url):
 
 def test_status_metadata_and_errors(rest_url):
     assert _call(rest_url + '/v1/models/ssd') == (200, {'model_version_status': [
-        {'version': '1', 'state': 'AVAILABLE', 'status': {'error_code': 'OK', 'error_message': ''}}]})
+        {'version': '1', 'state': 'AVAILABLE',
+         'status': {'error_code': 'OK', 'error_message': ''}}]})
     code, answer = _call(rest_url + '/v1/models/ssd/metadata')
     assert code == 200 and 'detect' in answer['metadata']['signature_def']['signature_def']
     code, answer = _call(rest_url + '/v1/models/nope:predict', {'instances': [1]})
     assert code == 404 and 'nope' in answer['error']
     code, answer = _call(rest_url + '/v1/models/ssd:predict', {'instances': [[[1.0]]]})
     assert code == 400 and 'images' in answer['error']
-    code, answer = _call(rest_url + '/v1/models/ssd:predict', {'signature_name': 'bogus', 'instances': [1]})
+    code, answer = _call(rest_url + '/v1/models/ssd:predict',
+                         {'signature_name': 'bogus', 'instances': [1]})
     assert code == 400 and 'bogus' in answer['error']
     code, answer = _call(rest_url + '/v1/models/ssd:predict', {'foo': 1})
     assert code == 400 and 'instances' in answer['error']

@@ -10,9 +10,10 @@
    same cores: expect no speed-up, the figure shows the cost of the distributed runtime.
 2. Traffic, per network: the bytes one worker receives (parameters and batch-norm moving
    statistics it reads) and sends (gradients and batch-norm updates) per synchronous step,
-   counted from the variables of the training graph, and measured on the ps process of the
-   cluster (/proc/<pid>/io: bytes its sockets read and wrote between two progress lines of
-   the chief, divided by the global steps and the workers; gRPC framing included).
+   counted from the variables of the training graph, and measured on the ps task of the
+   cluster: the kernel's counters of its TCP connections (`ss -ti`, bytes_received and
+   bytes_acked on the ps port) between two progress lines of the chief, divided by the
+   global steps and the workers (gRPC framing included).
 Prints the machine (CPU, cores, load, TensorFlow version) and the figures.
 """
 import argparse
@@ -21,7 +22,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 
 from bench import machine
 from deployment import local_cluster
@@ -86,11 +86,13 @@ def variable_traffic(records_dir, model_name):
                 'num_parameters': sum(v.shape.num_elements() for v in trainable)}
 
 
-def _io(pid):
-    """(rchar, wchar) of a process: bytes its read and write calls moved (sockets included)."""
-    with open('/proc/%d/io' % pid, encoding='ascii') as io:
-        values = dict(line.split(': ') for line in io.read().splitlines())
-    return int(values['rchar']), int(values['wchar'])
+def tcp_bytes(port):
+    """(bytes received, bytes sent) so far on the established TCP connections whose local
+    port is `port` (a server's accepted connections), from the kernel's tcp_info counters."""
+    listing = subprocess.run(['ss', '-tinH', 'state', 'established', '( sport = :%d )' % port],
+                             capture_output=True, text=True, check=True).stdout
+    return (sum(int(n) for n in re.findall(r'bytes_received:(\d+)', listing)),
+            sum(int(n) for n in re.findall(r'bytes_acked:(\d+)', listing)))
 
 
 def _speed(lines, warmup_steps, pattern):
@@ -134,7 +136,7 @@ def cluster_run(records_dir, work_dir, model_name, batch_size, steps, warmup_ste
     cluster = local_cluster.LocalCluster(flags + ['--sync_replicas'], num_ps=1, num_workers=2,
                                          output=log, env=_env())
     with log, cluster:
-        pid = cluster.process('ps 0').pid
+        port = int(cluster.address('ps 0').rsplit(':', 1)[1])
         marks = []
         start = 0
         while len(marks) < 2:
@@ -143,12 +145,12 @@ def cluster_run(records_dir, work_dir, model_name, batch_size, steps, warmup_ste
             step = int(match.group(1))
             if (not marks and step >= warmup_steps) or (marks and step >= warmup_steps + steps
                                                         - 1):
-                marks.append((step, _io(pid), time.time()))
+                marks.append((step, tcp_bytes(port)))
             start += 1
         code = cluster.wait('worker 0', WAIT_SECS)
     if code:
         sys.exit('cluster run failed (exit %d); see %s' % (code, log_path))
-    (step0, (read0, written0), _), (step1, (read1, written1), _) = marks
+    (step0, (read0, written0)), (step1, (read1, written1)) = marks
     workers = 2
     per_step = float(max(step1 - step0, 1) * workers)
     return {'cluster_images_per_sec': _speed(cluster.log('worker 0'), warmup_steps,

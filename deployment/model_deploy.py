@@ -219,19 +219,19 @@ def create_clones(config, model_fn, args=None, kwargs=None):
     go to `config.variables_device()`. Losses model_fn adds to the LOSSES collection
     are later found by the clone's scope.
 
-    With several clones and variables on ps tasks, each variable is read once per step
-    into the worker's CPU (`caching_device`) and the clones use that copy: TensorFlow
-    sends a tensor once to each device that consumes it, so clones on k GPUs reading
-    the variables directly would pull every parameter over the network k times.
+    With variables on ps tasks, each variable is read once per step into the worker's CPU
+    (`caching_device`) and every use on the worker takes that copy. Each read of a remote
+    variable is its own transfer, and TensorFlow sends a tensor once to each device that
+    consumes it: without the cache the forward pass, the weight decay and the batch-norm
+    updates each pull the parameters (3x the model per step, measured), and clones on k GPUs
+    k times that.
 
     Returns:
         list of `Clone`.
     """
     args = args or []
     kwargs = kwargs or {}
-    caching_device = None
-    if config.num_ps_tasks and config.num_clones > 1:
-        caching_device = config.inputs_device()
+    caching_device = config.inputs_device() if config.num_ps_tasks else None
     clones = []
     for i in range(config.num_clones):
         device = config.clone_device(i)

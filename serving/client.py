@@ -48,12 +48,11 @@ from common.signatures import (
 from serving import protos, tensor_proto
 
 _UNAVAILABLE_CODES = ('UNAVAILABLE', 'DEADLINE_EXCEEDED', 'NOT_FOUND')
-# A failed connection is tried again every second, each attempt may take a second (gRPC's
-# min_reconnect_backoff is also the connect timeout: shorter ones fail on a busy machine).
+# A channel of its own per client (no subchannel shared through gRPC's global pool), so that a
+# replaced channel really connects anew.
 _CHANNEL_OPTIONS = [('grpc.max_send_message_length', MAX_MESSAGE_BYTES),
                     ('grpc.max_receive_message_length', MAX_MESSAGE_BYTES),
-                    ('grpc.min_reconnect_backoff_ms', 1000),
-                    ('grpc.max_reconnect_backoff_ms', 1000)]
+                    ('grpc.use_local_subchannel_pool', 1)]
 
 
 class ServingUnavailable(ServingError):
@@ -84,9 +83,16 @@ class _ModelInfo:
     class_names: dict
 
 
-def _ignore_connectivity(state):
-    """Channel connectivity callback: watching the channel is what keeps it connecting."""
-    del state
+class _Connection:
+    """A gRPC channel to the server and the stubs of the three calls the client makes."""
+
+    def __init__(self, address):
+        self.channel = grpc.insecure_channel(address, options=_CHANNEL_OPTIONS)
+        self.predict = protos.unary_stub(self.channel, protos.PREDICTION_SERVICE, 'Predict')
+        self.get_model_metadata = protos.unary_stub(self.channel, protos.PREDICTION_SERVICE,
+                                                    'GetModelMetadata')
+        self.get_model_status = protos.unary_stub(self.channel, protos.MODEL_SERVICE,
+                                                  'GetModelStatus')
 
 
 class SSDClient:
@@ -126,22 +132,14 @@ class SSDClient:
         if labels_path:
             from common import labels  # pylint: disable=import-outside-toplevel
             self._labels = labels.read_labels(labels_path)
-        # A client started before its server, or kept across a server restart, must be usable
-        # again about a second after the server listens. A short reconnect back-off is not
-        # enough: without a call in progress gRPC Python handles the connection's events only
-        # every 5 s (its backup poller), so the channel is watched (and connects) all the time.
-        self._channel = grpc.insecure_channel(address, options=_CHANNEL_OPTIONS)
-        self._channel.subscribe(_ignore_connectivity, try_to_connect=True)
-        self._predict = protos.unary_stub(self._channel, protos.PREDICTION_SERVICE, 'Predict')
-        self._get_model_metadata = protos.unary_stub(self._channel, protos.PREDICTION_SERVICE,
-                                                     'GetModelMetadata')
-        self._get_model_status = protos.unary_stub(self._channel, protos.MODEL_SERVICE,
-                                                   'GetModelStatus')
+        self._connection = _Connection(address)
+        self._connection_lock = threading.Lock()
         self._info = None
         self._info_lock = threading.Lock()
 
     def close(self):
-        self._channel.close()
+        with self._connection_lock:
+            self._connection.channel.close()
 
     def __enter__(self):
         return self
@@ -149,13 +147,30 @@ class SSDClient:
     def __exit__(self, *exc):
         self.close()
 
+    def _reconnect(self, failed):
+        """Replaces a connection that answered UNAVAILABLE by a new one, which connects at once
+        at its next call.
+
+        A channel that failed to connect waits out its reconnect back-off, and without a call in
+        progress gRPC Python handles its events only at a 5 s backup poll: a server restarted
+        meanwhile would stay unreachable for seconds. Calls still running on the old channel go
+        on; gRPC closes it once they are done.
+        """
+        with self._connection_lock:
+            if self._connection is failed:
+                self._connection = _Connection(self.address)
+
     def _call(self, method, request):
-        """Calls an RPC with the deadline, retrying UNAVAILABLE; raises ServingError types."""
+        """Calls an RPC ('predict', 'get_model_metadata' or 'get_model_status') with the
+        deadline, retrying UNAVAILABLE; raises ServingError types."""
         for attempt in range(self.retries + 1):
+            connection = self._connection
             try:
-                return method(request, timeout=self.timeout)
+                return getattr(connection, method)(request, timeout=self.timeout)
             except grpc.RpcError as e:
                 code = e.code().name
+                if code == 'UNAVAILABLE':
+                    self._reconnect(connection)
                 if code == 'UNAVAILABLE' and attempt < self.retries:
                     delay = 0.1 * 2 ** attempt
                     # Expected while a server starts or restarts; the last failure is raised.
@@ -181,7 +196,7 @@ class SSDClient:
         for alias, value in inputs.items():
             tensor_proto.make_tensor_proto(value, request.inputs[alias])
         request.output_filter.extend(output_filter)
-        response = self._call(self._predict, request)
+        response = self._call('predict', request)
         outputs = {alias: tensor_proto.make_ndarray(proto)
                    for alias, proto in response.outputs.items()}
         return outputs, response.model_spec.version.value
@@ -195,7 +210,7 @@ class SSDClient:
         """
         request = protos.GetModelMetadataRequest(metadata_field=['signature_def'])
         request.model_spec.name = self.model_name
-        response = self._call(self._get_model_metadata, request)
+        response = self._call('get_model_metadata', request)
         signature_map = protos.SignatureDefMap()
         response.metadata['signature_def'].Unpack(signature_map)
         signatures = {}
@@ -212,7 +227,7 @@ class SSDClient:
         """Returns {'name', 'versions': [{'version', 'state'}]} from ModelService.GetModelStatus."""
         request = protos.GetModelStatusRequest()
         request.model_spec.name = self.model_name
-        response = self._call(self._get_model_status, request)
+        response = self._call('get_model_status', request)
         return {'name': self.model_name, 'versions': [
             {'version': s.version, 'state': protos.ModelVersionStatus.State.Name(s.state)}
             for s in response.model_version_status]}

@@ -288,5 +288,14 @@ def main(argv=None):
     return 0
 
 
+def _exit(code):
+    """Flushes the logs and ends the process now: a worker thread still running a request that
+    the drain cancelled would otherwise keep it alive (Python joins the gRPC workers at exit)."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == '__main__':
-    sys.exit(main())
+    _exit(main())

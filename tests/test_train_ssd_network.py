@@ -241,3 +241,21 @@ def test_a_cluster_host_that_never_answers_is_named(monkeypatch, records_dir, tm
     message = str(exit_info.value.code)
     assert 'no answer from ps 0 at %s after 1 s (--cluster_wait_secs)' % dead_ps in message
     assert not glob.glob(str(tmp_path / 'train' / 'model.ckpt*'))
+
+
+def test_evaluator_task_evaluates_the_chiefs_checkpoints(monkeypatch, tmp_path):
+    import eval_ssd_network
+    calls = []
+    monkeypatch.setattr(eval_ssd_network, 'main', lambda argv: calls.append(argv) or 0)
+    monkeypatch.setenv('TF_CONFIG', _tf_config('evaluator', 0))
+    train_dir = tmp_path / 'train'
+    assert train_ssd_network.main(['--dataset_dir=%s' % tmp_path, '--train_dir=%s' % train_dir,
+                                   '--model_name=ssd_300_mobilenet_v2',
+                                   '--eval_dataset_name=voc2007', '--moving_average_decay=0.99',
+                                   '--num_preprocessing_threads=3']) == 0
+    assert calls == [['--checkpoint_path=%s' % train_dir, '--wait_for_checkpoints',
+                      '--eval_dir=%s' % (train_dir / 'eval'), '--dataset_dir=%s' % tmp_path,
+                      '--dataset_name=voc2007', '--dataset_split_name=test',
+                      '--model_name=ssd_300_mobilenet_v2', '--num_preprocessing_threads=3',
+                      '--precision=float32', '--moving_average_decay=0.99']]
+    assert train_dir.is_dir()

@@ -1,6 +1,6 @@
 """`python -m serving.model_server` as a process: SIGTERM drains the request in flight, any
 mix of SIGINT and SIGTERM stops it within the grace period, its log is free of expected noise;
-and a client reconnects by itself about a second after a server starts listening."""
+and a client reconnects at its first call after a server starts listening."""
 import os
 import signal
 import socket
@@ -49,6 +49,45 @@ def test_sigterm_drains_in_flight_request(server_process):
     assert process.wait(60) == 0
     assert results[0][0]['count'] == 600000
     assert 'Stopping: draining' in _log_text(log)
+
+
+def test_second_signal_cancels_the_drain(server_process):
+    process, address, log = server_process
+    helpers.wait_until_serving(address, process)
+    errors = []
+
+    def slow_request():
+        with client_lib.SSDClient(address, timeout=120, retries=0) as client:
+            try:  # about 30 s of busy loop, far beyond the grace period
+                client.predict({'iterations': np.array(18_000_000, np.int32)}, 'slow')
+            except client_lib.ServingError as e:
+                errors.append(e)
+
+    worker = threading.Thread(target=slow_request)
+    worker.start()
+    deadline = time.monotonic() + 60
+    while not _busy(process):
+        assert time.monotonic() < deadline, 'the slow request did not start'
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    while 'Stopping: draining' not in _log_text(log):
+        assert time.monotonic() < deadline, 'no drain after SIGTERM'
+        time.sleep(0.05)
+    start = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    assert process.wait(GRACE_SECONDS) == 0
+    assert time.monotonic() - start < 5
+    worker.join(60)
+    assert errors and errors[0].code in ('CANCELLED', 'UNAVAILABLE')
+
+
+def _busy(process):
+    """True while the process uses CPU (its busy-loop request is running)."""
+    with open('/proc/%d/stat' % process.pid) as f:
+        before = sum(int(v) for v in f.read().split()[13:15])
+    time.sleep(0.2)
+    with open('/proc/%d/stat' % process.pid) as f:
+        return sum(int(v) for v in f.read().split()[13:15]) - before >= 10
 
 
 def test_log_has_no_expected_noise(toy_base, tmp_path):
@@ -134,18 +173,18 @@ def _wait_unavailable(client, deadline_s):
         time.sleep(0.05)
 
 
-def test_idle_client_reconnects_about_a_second_after_its_server_listens():
-    """Without a call in flight gRPC Python used to notice the server only at its 5 s backup
-    poll (/healthz turned 200 3.7-4.4 s after a restarted server listened)."""
+def test_client_reconnects_at_its_first_call_after_its_server_listens():
+    """A channel that failed to connect used to stay in its reconnect back-off, noticing a
+    listening server only at gRPC Python's 5 s backup poll (/healthz turned 200 only 3.7-4.4 s
+    after a restarted model server listened)."""
     port = helpers.free_port()
     with client_lib.SSDClient('127.0.0.1:%d' % port, retries=0, timeout=2.0) as client:
-        for _ in range(4):  # each restart finds the channel in its reconnect back-off
+        for _ in range(4):  # each restart finds the client after failed calls
             _wait_unavailable(client, 30)
             process = subprocess.Popen([sys.executable, '-c', _STATUS_SERVER, str(port)],
                                        cwd=helpers.REPO)
             try:
                 _wait_listening(port, process, 60)
-                time.sleep(2.0)  # the client stays idle: its channel must connect by itself
                 assert client.status()['versions'] == [{'version': 1, 'state': 'AVAILABLE'}]
             finally:
                 helpers.stop_process(process)

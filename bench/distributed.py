@@ -11,8 +11,8 @@
 2. Traffic, per network: the bytes one worker receives (parameters and batch-norm moving
    statistics it reads) and sends (gradients and batch-norm updates) per synchronous step,
    counted from the variables of the training graph, and measured on the ps task of the
-   cluster: the kernel's counters of its TCP connections (`ss -ti`, bytes_received and
-   bytes_acked on the ps port) between two progress lines of the chief, divided by the
+   cluster: the kernel's counters of the ps process's TCP connections (`ss -tip`,
+   bytes_received and bytes_acked) between two progress lines of the chief, divided by the
    global steps and the workers (gRPC framing included).
 Prints the machine (CPU, cores, load, TensorFlow version) and the figures.
 """
@@ -86,13 +86,18 @@ def variable_traffic(records_dir, model_name):
                 'num_parameters': sum(v.shape.num_elements() for v in trainable)}
 
 
-def tcp_bytes(port):
-    """(bytes received, bytes sent) so far on the established TCP connections whose local
-    port is `port` (a server's accepted connections), from the kernel's tcp_info counters."""
-    listing = subprocess.run(['ss', '-tinH', 'state', 'established', '( sport = :%d )' % port],
-                             capture_output=True, text=True, check=True).stdout
-    return (sum(int(n) for n in re.findall(r'bytes_received:(\d+)', listing)),
-            sum(int(n) for n in re.findall(r'bytes_acked:(\d+)', listing)))
+def tcp_bytes(pid):
+    """(bytes received, bytes sent) so far on the established TCP connections of process
+    `pid` (those it accepted and those it opened), from the kernel's tcp_info counters."""
+    listing = subprocess.run(['ss', '-tinpH', 'state', 'established'], capture_output=True,
+                             text=True, check=True).stdout
+    received = sent = 0
+    lines = listing.splitlines()
+    for socket_line, info in zip(lines, lines[1:]):
+        if re.search(r'\bpid=%d,' % pid, socket_line):
+            received += sum(int(n) for n in re.findall(r'bytes_received:(\d+)', info))
+            sent += sum(int(n) for n in re.findall(r'bytes_acked:(\d+)', info))
+    return received, sent
 
 
 def _speed(lines, warmup_steps, pattern):
@@ -136,7 +141,7 @@ def cluster_run(records_dir, work_dir, model_name, batch_size, steps, warmup_ste
     cluster = local_cluster.LocalCluster(flags + ['--sync_replicas'], num_ps=1, num_workers=2,
                                          output=log, env=_env())
     with log, cluster:
-        port = int(cluster.address('ps 0').rsplit(':', 1)[1])
+        pid = cluster.process('ps 0').pid
         marks = []
         start = 0
         while len(marks) < 2:
@@ -145,12 +150,12 @@ def cluster_run(records_dir, work_dir, model_name, batch_size, steps, warmup_ste
             step = int(match.group(1))
             if (not marks and step >= warmup_steps) or (marks and step >= warmup_steps + steps
                                                         - 1):
-                marks.append((step, tcp_bytes(port)))
+                marks.append((step, tcp_bytes(pid)))
             start += 1
         code = cluster.wait('worker 0', WAIT_SECS)
     if code:
         sys.exit('cluster run failed (exit %d); see %s' % (code, log_path))
-    (step0, (read0, written0)), (step1, (read1, written1)) = marks
+    (step0, (received0, sent0)), (step1, (received1, sent1)) = marks
     workers = 2
     per_step = float(max(step1 - step0, 1) * workers)
     return {'cluster_images_per_sec': _speed(cluster.log('worker 0'), warmup_steps,
@@ -158,8 +163,8 @@ def cluster_run(records_dir, work_dir, model_name, batch_size, steps, warmup_ste
             'worker_images_per_sec': [_speed(cluster.log(name), warmup_steps,
                                              re.compile(r'([\d.]+) images/s'))
                                       for name in ('worker 0', 'worker 1')],
-            'ps_read_per_worker_step': (read1 - read0) / per_step,
-            'ps_written_per_worker_step': (written1 - written0) / per_step,
+            'worker_in': (sent1 - sent0) / per_step,
+            'worker_out': (received1 - received0) / per_step,
             'steps': step1 - step0}
 
 
@@ -204,8 +209,7 @@ def main():
                  ', '.join('%.2f' % s for s in run['worker_images_per_sec'])))
         print('  ratio cluster / one process: %.2f' % (run['cluster_images_per_sec'] / single))
     print('\nTraffic of one worker per synchronous step (parameters in, gradients out):')
-    print('| network | parameters | counted in | counted out | measured ps read | '
-          'measured ps written |')
+    print('| network | parameters | counted in | counted out | measured in | measured out |')
     print('|---|---|---|---|---|---|')
     for name in networks:
         counted = variable_traffic(records_dir, name)
@@ -217,10 +221,10 @@ def main():
         print('| %s | %.2f M | %s | %s | %s | %s |' % (
             name, counted['num_parameters'] / 1e6, _mb(counted['bytes_in']),
             _mb(counted['bytes_out']),
-            _mb(measured['ps_written_per_worker_step']) if measured else '-',
-            _mb(measured['ps_read_per_worker_step']) if measured else '-'))
+            _mb(measured['worker_in']) if measured else '-',
+            _mb(measured['worker_out']) if measured else '-'))
         sys.stdout.flush()
-    print('\n(ps written = what a worker receives; ps read = what it sends)')
+    print('\n(measured in / out: what the ps sent / received, per global step and worker)')
     print('Machine at end: %s' % machine.describe())
     return 0
 

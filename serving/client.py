@@ -48,11 +48,14 @@ from common.signatures import (
 from serving import protos, tensor_proto
 
 _UNAVAILABLE_CODES = ('UNAVAILABLE', 'DEADLINE_EXCEEDED', 'NOT_FOUND')
-# A channel of its own per client (no subchannel shared through gRPC's global pool), so that a
-# replaced channel really connects anew.
+# Subchannels of its own per channel (not shared through gRPC's global pool), so that a replaced
+# channel really connects anew; a lost connection is tried again every second (the minimum is
+# also the connect timeout: shorter ones fail on a busy machine).
 _CHANNEL_OPTIONS = [('grpc.max_send_message_length', MAX_MESSAGE_BYTES),
                     ('grpc.max_receive_message_length', MAX_MESSAGE_BYTES),
-                    ('grpc.use_local_subchannel_pool', 1)]
+                    ('grpc.use_local_subchannel_pool', 1),
+                    ('grpc.min_reconnect_backoff_ms', 1000),
+                    ('grpc.max_reconnect_backoff_ms', 1000)]
 
 
 class ServingUnavailable(ServingError):
@@ -86,8 +89,8 @@ class _ModelInfo:
 class _Connection:
     """A gRPC channel to the server and the stubs of the three calls the client makes."""
 
-    def __init__(self, address):
-        self.channel = grpc.insecure_channel(address, options=_CHANNEL_OPTIONS)
+    def __init__(self, target, options):
+        self.channel = grpc.insecure_channel(target, options=options)
         self.predict = protos.unary_stub(self.channel, protos.PREDICTION_SERVICE, 'Predict')
         self.get_model_metadata = protos.unary_stub(self.channel, protos.PREDICTION_SERVICE,
                                                     'GetModelMetadata')
@@ -132,7 +135,8 @@ class SSDClient:
         if labels_path:
             from common import labels  # pylint: disable=import-outside-toplevel
             self._labels = labels.read_labels(labels_path)
-        self._connection = _Connection(address)
+        self._target, self._channel_options = address, _CHANNEL_OPTIONS
+        self._connection = _Connection(self._target, self._channel_options)
         self._connection_lock = threading.Lock()
         self._info = None
         self._info_lock = threading.Lock()
@@ -158,7 +162,7 @@ class SSDClient:
         """
         with self._connection_lock:
             if self._connection is failed:
-                self._connection = _Connection(self.address)
+                self._connection = _Connection(self._target, self._channel_options)
 
     def _call(self, method, request):
         """Calls an RPC ('predict', 'get_model_metadata' or 'get_model_status') with the

@@ -154,3 +154,27 @@ def test_clones_of_a_worker_share_one_read_of_each_variable():
     reads = {op.inputs[1].name for op in matmuls}
     assert len(reads) == 1
     assert graph.get_tensor_by_name(reads.pop()).device == '/job:worker/task:1/device:CPU:0'
+
+
+def test_a_worker_reads_each_variable_once_per_step():
+    """The forward pass, the weight decay and the gradients share one transfer of w."""
+    def model_fn():
+        w = tf.compat.v1.get_variable('w', initializer=W0,
+                                      regularizer=lambda t: 0.01 * tf.nn.l2_loss(t))
+        tf.compat.v1.losses.mean_squared_error(tf.constant(Y), tf.matmul(tf.constant(X), w))
+
+    with tf.Graph().as_default() as graph:
+        config = model_deploy.DeploymentConfig(clone_on_cpu=True, num_replicas=2,
+                                               num_ps_tasks=1, replica_id=1)
+        with tf.compat.v1.device(config.variables_device()):
+            global_step = tf.compat.v1.train.get_or_create_global_step()
+        clones = model_deploy.create_clones(config, model_fn)
+        model_deploy.build_train_op(config, clones,
+                                    tf.compat.v1.train.GradientDescentOptimizer(0.1), global_step)
+        [w] = [v for v in tf.compat.v1.global_variables() if v.op.name == 'w']
+        reads = [op for op in graph.get_operations()
+                 if op.type == 'ReadVariableOp' and op.inputs[0].op is w.op]
+        to_worker = [op for op in reads if any(consumer.device.startswith('/job:worker/')
+                                               for consumer in op.outputs[0].consumers())]
+    assert len(to_worker) == 1
+    assert w.device == '/job:ps/task:0/device:CPU:0'

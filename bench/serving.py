@@ -1,13 +1,16 @@
 """Serving benchmark for ssd_300_mobilenet_v2: in-process vs gRPC Predict (serving_default, detect).
 
     python -m bench.serving [--iterations=40] [--model_name=ssd_300_mobilenet_v2]
+        [--precision=mixed_bfloat16]
 
 Exports a randomly initialised checkpoint (speed does not depend on the weights), starts
 `python -m serving.model_server` as a separate process on 127.0.0.1 and measures, at batch 1
 with 1 and 4 concurrent clients: (a) session.run in-process on a preprocessed image, (b) gRPC
 Predict `serving_default` with the same float input, (c) gRPC Predict `detect` with JPEG bytes,
 (d) SSDClient.detect (decode + numpy preprocessing + (b) + numpy NMS). Prints images/s, p50/p99
-latency, request size, the gRPC overhead of (b) over (a), and the machine.
+latency, request size, the gRPC overhead of (b) over (a), and the machine. With --precision
+the export is made with export_model's --precision (the graph stays float32) and both the
+in-process session and the server (`--precision`) run it in that precision.
 """
 import argparse
 import os
@@ -25,9 +28,11 @@ import tf_slim as slim
 from bench import machine
 from common import labels as labels_lib
 from common import np_preprocessing
+from common import precision as precision_lib
 from common import signatures as sig
 from export import ssd_export
 from nets import nets_factory
+from nets import precision as nets_precision
 from serving import client as client_lib
 from serving import protos, tensor_proto
 from serving.model_server import GRPC_OPTIONS
@@ -36,7 +41,7 @@ from tests import helpers
 NUM_CLASSES = 21
 
 
-def _export(model_name, work):
+def _export(model_name, work, precision=precision_lib.FLOAT32):
     """Random-init checkpoint -> export. Returns the export base path."""
     network = nets_factory.get_network(model_name, NUM_CLASSES)
     with tf.Graph().as_default(), tf.compat.v1.Session() as session:
@@ -49,7 +54,7 @@ def _export(model_name, work):
     labels_file = os.path.join(work, 'labels.txt')
     labels_lib.write_labels(labels_file, {i: 'class%d' % i for i in range(1, NUM_CLASSES)})
     base = os.path.join(work, 'exports', 'ssd')
-    ssd_export.export(model_name, checkpoint, base, labels_file)
+    ssd_export.export(model_name, checkpoint, base, labels_file, precision=precision)
     return base
 
 
@@ -107,9 +112,14 @@ def main(argv=None):
     parser.add_argument('--iterations', type=int, default=40, help='requests per client and case')
     parser.add_argument('--model_name', default='ssd_300_mobilenet_v2',
                         choices=nets_factory.NETWORK_NAMES)
+    precision_lib.add_flag(parser)
     args = parser.parse_args(argv)
     if args.iterations < 1:
         parser.error('--iterations must be >= 1')
+    try:
+        nets_precision.check_machine(args.precision)
+    except ValueError as error:
+        parser.error(str(error))
     os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
     tf.compat.v1.disable_eager_execution()
     tf.get_logger().setLevel('ERROR')
@@ -118,12 +128,13 @@ def main(argv=None):
     jpeg = cv2.imencode('.jpg', cv2.cvtColor(picture, cv2.COLOR_RGB2BGR),
                         [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
     with tempfile.TemporaryDirectory(prefix='bench_serving_') as work:
-        base = _export(args.model_name, work)
+        base = _export(args.model_name, work, args.precision)
         params = nets_factory.get_network(args.model_name, NUM_CLASSES).params
         images = np_preprocessing.preprocess_image(picture, params.img_shape,
                                                    params.normalization)[None]
 
-        session = tf.compat.v1.Session(graph=tf.Graph())
+        session = tf.compat.v1.Session(graph=tf.Graph(),
+                                       config=nets_precision.session_config(args.precision))
         meta = tf.compat.v1.saved_model.loader.load(session, [sig.SERVE_TAG],
                                                     os.path.join(base, '1'))
         signature = meta.signature_def[sig.DEFAULT_SIGNATURE]
@@ -132,7 +143,8 @@ def main(argv=None):
             [signature.outputs[alias].name for alias in sorted(signature.outputs)],
             feed_list=[signature.inputs[sig.IMAGES].name])
 
-        process, address = helpers.start_model_server(base)
+        process, address = helpers.start_model_server(
+            base, flags=['--precision=%s' % args.precision])
         helpers.wait_until_serving(address, process, deadline_s=300)
         channel = grpc.insecure_channel(address, options=GRPC_OPTIONS)
         predict = protos.unary_stub(channel, protos.PREDICTION_SERVICE, 'Predict')
@@ -160,8 +172,9 @@ def main(argv=None):
             helpers.stop_process(process, timeout=60)
             session.close()
 
-    print('Serving benchmark: %s, batch 1, %d requests per client, %dx%d JPEG of %d bytes'
-          % (args.model_name, args.iterations, picture.shape[1], picture.shape[0], len(jpeg)))
+    print('Serving benchmark: %s in %s, batch 1, %d requests per client, %dx%d JPEG of %d '
+          'bytes' % (args.model_name, args.precision, args.iterations, picture.shape[1],
+                     picture.shape[0], len(jpeg)))
     print('machine: %s' % machine.describe())
     print('%-32s %7s %10s %9s %9s %14s' % ('case', 'clients', 'images/s', 'p50 ms', 'p99 ms',
                                            'request bytes'))

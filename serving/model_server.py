@@ -13,6 +13,9 @@ At most --max_batch_size items run at once over all requests (the others wait th
 memory TensorFlow keeps after large requests is that of one full batch.
 SIGTERM/SIGINT drain the requests in flight for up to --grace_seconds, then exit; another signal
 during the drain cancels them at once.
+--precision=mixed_bfloat16 (CPUs with bfloat16 instructions) or mixed_float16 (GPUs) loads every
+version with TensorFlow's mixed precision graph rewrite (common/precision.py); exports stay
+float32, their signatures unchanged.
 """
 import argparse
 import logging
@@ -24,6 +27,7 @@ from concurrent import futures
 
 import grpc
 
+from common import precision
 from common.signatures import (
     DEFAULT_GRPC_PORT,
     DEFAULT_MODEL_NAME,
@@ -186,6 +190,7 @@ def _parse_args(argv):
     model.add_argument('--model_base_path', required=True,
                        help='folder with <int version>/ subfolders')
     model.add_argument('--file_system_poll_wait_seconds', type=float, default=1.0)
+    precision.add_flag(model)
     limits = parser.add_argument_group('request limits')
     limits.add_argument('--max_batch_size', type=int, default=8,
                         help='largest batch (dimension 0) of an input; also the most items '
@@ -207,7 +212,17 @@ def _parse_args(argv):
             parser.error('--%s must be >= 1' % flag)
     if args.grace_seconds < 0:
         parser.error('--grace_seconds must be >= 0')
+    try:
+        precision.check(args.precision, int(_has_gpu()))
+    except ValueError as error:
+        parser.error(str(error))
     return args
+
+
+def _has_gpu():
+    """Whether an NVIDIA driver is installed and CUDA_VISIBLE_DEVICES does not hide its GPUs."""
+    return (os.path.exists('/proc/driver/nvidia/version') and
+            os.environ.get('CUDA_VISIBLE_DEVICES', '0') not in ('', '-1'))
 
 
 class _DropDeprecationNotices(logging.Filter):
@@ -217,24 +232,27 @@ class _DropDeprecationNotices(logging.Filter):
         return 'is deprecated and will be removed' not in record.getMessage()
 
 
-def _load_tensorflow():
+def _load_tensorflow(precision_name=precision.FLOAT32):
     """Imports TensorFlow quietly: no INFO lines from C++ (warnings and errors stay), and no CUDA
     initialisation (`failed call to cuInit`) on a machine without an NVIDIA driver.
 
     Returns:
-      (ModelManager class, RequestLimits class, session config or None).
+      (ModelManager class, RequestLimits class, session config: the graph rewrite of
+      `precision_name` (common.precision) turned on).
     """
     os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '1')
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    from google.protobuf import text_format  # pylint: disable=import-outside-toplevel
 
     from serving.model_manager import (  # pylint: disable=import-outside-toplevel
         ModelManager,
         RequestLimits,
     )
     tf.get_logger().addFilter(_DropDeprecationNotices())
-    has_gpu = (os.path.exists('/proc/driver/nvidia/version') and
-               os.environ.get('CUDA_VISIBLE_DEVICES', '0') not in ('', '-1'))
-    config = None if has_gpu else tf.compat.v1.ConfigProto(device_count={'GPU': 0})
+    config = tf.compat.v1.ConfigProto()
+    if not _has_gpu():
+        config.device_count['GPU'] = 0
+    text_format.Merge(precision.session_config_text(precision_name), config)
     return ModelManager, RequestLimits, config
 
 
@@ -258,7 +276,12 @@ def main(argv=None):
     signals.install()
     args = _parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(message)s')
-    model_manager_class, limits_class, session_config = _load_tensorflow()
+    for warning in precision.check(args.precision, int(_has_gpu())):
+        logging.warning('%s', warning)
+    model_manager_class, limits_class, session_config = _load_tensorflow(args.precision)
+    if args.precision != precision.FLOAT32:
+        logging.info('Running the models in %s: %s', args.precision,
+                     precision.session_config_text(args.precision))
     limits = limits_class(max_batch_size=args.max_batch_size,
                           max_elements=args.max_request_elements,
                           max_bytes=args.max_request_bytes)

@@ -178,7 +178,7 @@ def main():
                         help='scratch folder')
     parser.add_argument('--batch_size', type=int, default=4, help='images per worker and step')
     parser.add_argument('--steps', type=int, default=20, help='timed global steps (mobilenet)')
-    parser.add_argument('--vgg_steps', type=int, default=4, help='timed global steps (VGG)')
+    parser.add_argument('--vgg_steps', type=int, default=10, help='timed global steps (VGG)')
     parser.add_argument('--warmup_steps', type=int, default=3,
                         help='first global steps left out of the figures')
     parser.add_argument('--networks', default=','.join(NETWORKS),

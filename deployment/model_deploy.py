@@ -212,6 +212,28 @@ def _clone_device_fn(variables_device, clone_device):
     return device_fn
 
 
+class _RegularizerOnWorker:
+    """custom_getter running a new variable's `regularizer` on the worker's cached copy.
+
+    get_variable builds the regularizer colocated with the variable, i.e. on its ps task: it
+    would read the worker's cached copy, so the weights would travel back to the ps every
+    step. Here it runs where the copy is, once per variable (when created), and its loss
+    goes to REGULARIZATION_LOSSES as get_variable's would.
+    """
+
+    def __call__(self, getter, name, *args, **kwargs):
+        regularizer = kwargs.pop('regularizer', None)
+        existing = {id(v) for v in tf.compat.v1.global_variables()}
+        variable = getter(name, *args, **kwargs)
+        if regularizer is not None and id(variable) not in existing:
+            with tf.compat.v1.name_scope(name + '/Regularizer/'):
+                loss = regularizer(variable)
+            if loss is not None:
+                tf.compat.v1.add_to_collection(tf.compat.v1.GraphKeys.REGULARIZATION_LOSSES,
+                                               loss)
+        return variable
+
+
 def create_clones(config, model_fn, args=None, kwargs=None):
     """Calls `model_fn(*args, **kwargs)` once per clone, sharing variables.
 
@@ -222,16 +244,18 @@ def create_clones(config, model_fn, args=None, kwargs=None):
     With variables on ps tasks, each variable is read once per step into the worker's CPU
     (`caching_device`) and every use on the worker takes that copy. Each read of a remote
     variable is its own transfer, and TensorFlow sends a tensor once to each device that
-    consumes it: without the cache the forward pass, the weight decay and the batch-norm
-    updates each pull the parameters (3x the model per step, measured), and clones on k GPUs
-    k times that.
+    consumes it: without the cache the forward pass, the weight decay and its gradient each
+    pull the weights (2 to 3 transfers per step), and clones on k GPUs k times that.
 
     Returns:
         list of `Clone`.
     """
     args = args or []
     kwargs = kwargs or {}
-    caching_device = config.inputs_device() if config.num_ps_tasks else None
+    caching_device = custom_getter = None
+    if config.num_ps_tasks:
+        caching_device = config.inputs_device()
+        custom_getter = _RegularizerOnWorker()
     clones = []
     for i in range(config.num_clones):
         device = config.clone_device(i)
@@ -239,7 +263,8 @@ def create_clones(config, model_fn, args=None, kwargs=None):
             with tf.compat.v1.device(_clone_device_fn(config.variables_device(), device)):
                 with tf.compat.v1.variable_scope(tf.compat.v1.get_variable_scope(),
                                                  reuse=True if i > 0 else None,
-                                                 caching_device=caching_device):
+                                                 caching_device=caching_device,
+                                                 custom_getter=custom_getter):
                     outputs = model_fn(*args, **kwargs)
         clones.append(Clone(outputs, scope or '', device))
     return clones
@@ -394,6 +419,19 @@ def _checked_gradient_norm(gradient_norm, loss_scale=None):
         return tf.identity(gradient_norm)
 
 
+def _after(op, grads_and_vars):
+    """The gradients, each passed on only after `op` has run (on the gradient's device)."""
+    gated = []
+    for grad, var in grads_and_vars:
+        with tf.compat.v1.colocate_with(grad.op), tf.control_dependencies([op]):
+            if isinstance(grad, tf.IndexedSlices):
+                grad = tf.IndexedSlices(tf.identity(grad.values), grad.indices, grad.dense_shape)
+            else:
+                grad = tf.identity(grad)
+        gated.append((grad, var))
+    return gated
+
+
 def build_train_op(config, clones, optimizer, global_step, var_list=None, update_ops=None,
                    check_numerics=True, variable_averages=None, variables_to_average=None,
                    loss_scale=None):
@@ -436,8 +474,11 @@ def build_train_op(config, clones, optimizer, global_step, var_list=None, update
                                                  clones[0].scope or None)
     hooks = []
     with tf.compat.v1.device(config.optimizer_device()):
-        with tf.control_dependencies([gradient_norm]):
-            apply_op = optimizer.apply_gradients(grads_and_vars, global_step=global_step)
+        # The gradients, not the update op, wait for the check: a SyncReplicasOptimizer builds
+        # the chief's aggregated update inside apply_gradients, and a control dependency there
+        # would make its queue runner run a forward and backward pass of its own every update.
+        grads_and_vars = _after(gradient_norm, grads_and_vars)
+        apply_op = optimizer.apply_gradients(grads_and_vars, global_step=global_step)
         with tf.control_dependencies([apply_op] + list(update_ops)):
             train_op = tf.identity(total_loss, name='train_op')
         if config.sync_replicas:

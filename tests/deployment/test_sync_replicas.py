@@ -156,16 +156,18 @@ def test_clones_of_a_worker_share_one_read_of_each_variable():
     assert graph.get_tensor_by_name(reads.pop()).device == '/job:worker/task:1/device:CPU:0'
 
 
-def test_a_worker_reads_each_variable_once_per_step():
-    """The forward pass, the weight decay and the gradients share one transfer of w."""
+@pytest.mark.parametrize('num_clones', [1, 2])
+def test_a_worker_reads_each_variable_once_per_step(num_clones):
+    """The forward pass, the weight decay and the gradients of every clone share one transfer
+    of w, and the weight decay runs on the worker, once."""
     def model_fn():
         w = tf.compat.v1.get_variable('w', initializer=W0,
                                       regularizer=lambda t: 0.01 * tf.nn.l2_loss(t))
         tf.compat.v1.losses.mean_squared_error(tf.constant(Y), tf.matmul(tf.constant(X), w))
 
     with tf.Graph().as_default() as graph:
-        config = model_deploy.DeploymentConfig(clone_on_cpu=True, num_replicas=2,
-                                               num_ps_tasks=1, replica_id=1)
+        config = model_deploy.DeploymentConfig(num_clones=num_clones, clone_on_cpu=True,
+                                               num_replicas=2, num_ps_tasks=1, replica_id=1)
         with tf.compat.v1.device(config.variables_device()):
             global_step = tf.compat.v1.train.get_or_create_global_step()
         clones = model_deploy.create_clones(config, model_fn)
@@ -176,5 +178,39 @@ def test_a_worker_reads_each_variable_once_per_step():
                  if op.type == 'ReadVariableOp' and op.inputs[0].op is w.op]
         to_worker = [op for op in reads if any(consumer.device.startswith('/job:worker/')
                                                for consumer in op.outputs[0].consumers())]
+        weight_decay = tf.compat.v1.get_collection(
+            tf.compat.v1.GraphKeys.REGULARIZATION_LOSSES)
+        l2_losses = [op for op in graph.get_operations() if op.type == 'L2Loss'
+                     and 'Regularizer' in op.name]
     assert len(to_worker) == 1
     assert w.device == '/job:ps/task:0/device:CPU:0'
+    assert len(weight_decay) == len(l2_losses) == 1
+    assert l2_losses[0].device == '/job:worker/task:1/device:CPU:0'
+
+
+def _ancestors(op):
+    todo, seen = [op], set()
+    while todo:
+        op = todo.pop()
+        if op.name not in seen:
+            seen.add(op.name)
+            todo.extend([t.op for t in op.inputs] + list(op.control_inputs))
+    return seen
+
+
+def test_the_chiefs_aggregated_update_runs_no_forward_pass():
+    """The chief's queue runner applies the accumulated gradients; it must not compute (and
+    send the parameters for) a forward and backward pass of its own each update."""
+    with tf.Graph().as_default() as graph:
+        config = model_deploy.DeploymentConfig(clone_on_cpu=True, num_replicas=2,
+                                               num_ps_tasks=1, sync_replicas=True)
+        _, step = _build(config, X, Y)
+        [hook] = step.hooks
+        hook.begin()
+        [update] = hook._queue_runner.enqueue_ops
+        needed = {graph.get_operation_by_name(name).type for name in _ancestors(update)}
+        worker_step = {graph.get_operation_by_name(name).type
+                       for name in _ancestors(step.train_op.op)}
+    assert 'MatMul' in worker_step and 'CheckNumerics' in worker_step
+    assert 'MatMul' not in needed and 'CheckNumerics' not in needed
+    assert 'ResourceApplyGradientDescent' in needed

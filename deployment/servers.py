@@ -18,6 +18,7 @@ import threading
 
 import tensorflow as tf
 
+from common import devices
 from deployment import cluster as cluster_lib
 
 RECOVERY_WAIT_SECS = 1.0
@@ -29,7 +30,7 @@ waits for gradients that will not come; MonitoredSession's default is 120 s)."""
 def server_config(num_cpu_devices=None):
     """ConfigProto of a task's server: soft placement, and `num_cpu_devices` CPU devices
     (one per clone with --clone_on_cpu) if given."""
-    config = tf.compat.v1.ConfigProto(allow_soft_placement=True)
+    config = devices.without_absent_gpus(tf.compat.v1.ConfigProto(allow_soft_placement=True))
     if num_cpu_devices:
         config.device_count['CPU'] = num_cpu_devices
     return config

@@ -16,6 +16,7 @@ import logging
 import tensorflow as tf
 from google.protobuf import text_format
 
+from common import devices
 from common import precision as precision_lib
 
 
@@ -46,7 +47,7 @@ def check_machine(precision):
       ValueError: the precision cannot run here; the message says why.
     """
     num_gpus = (len(tf.config.list_physical_devices('GPU'))
-                if precision != precision_lib.FLOAT32 else 0)
+                if precision != precision_lib.FLOAT32 and devices.gpus_visible() else 0)
     warnings = precision_lib.check(precision, num_gpus)
     for warning in warnings:
         logging.warning('%s', warning)

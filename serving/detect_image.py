@@ -16,7 +16,7 @@ import time
 
 import cv2
 
-from common import drawing, images, np_preprocessing, signatures
+from common import devices, drawing, images, np_preprocessing, signatures
 from common.files import atomic_write
 from serving import client as client_lib
 
@@ -51,7 +51,8 @@ class SavedModelDetector:
         self.export_dir = resolve_export(path)
         self.score_threshold = score_threshold
         self.max_pixels = max_pixels
-        self._session = tf.compat.v1.Session(graph=tf.Graph())
+        self._session = tf.compat.v1.Session(
+            graph=tf.Graph(), config=devices.without_absent_gpus(tf.compat.v1.ConfigProto()))
         meta_graph = tf.compat.v1.saved_model.loader.load(self._session, [signatures.SERVE_TAG],
                                                           self.export_dir)
         signature = meta_graph.signature_def.get(signatures.DETECT_SIGNATURE)

@@ -27,7 +27,7 @@ from concurrent import futures
 
 import grpc
 
-from common import precision
+from common import devices, precision
 from common.signatures import (
     DEFAULT_GRPC_PORT,
     DEFAULT_MODEL_NAME,
@@ -213,16 +213,10 @@ def _parse_args(argv):
     if args.grace_seconds < 0:
         parser.error('--grace_seconds must be >= 0')
     try:
-        precision.check(args.precision, int(_has_gpu()))
+        precision.check(args.precision, int(devices.gpus_visible()))
     except ValueError as error:
         parser.error(str(error))
     return args
-
-
-def _has_gpu():
-    """Whether an NVIDIA driver is installed and CUDA_VISIBLE_DEVICES does not hide its GPUs."""
-    return (os.path.exists('/proc/driver/nvidia/version') and
-            os.environ.get('CUDA_VISIBLE_DEVICES', '0') not in ('', '-1'))
 
 
 class _DropDeprecationNotices(logging.Filter):
@@ -249,9 +243,7 @@ def _load_tensorflow(precision_name=precision.FLOAT32):
         RequestLimits,
     )
     tf.get_logger().addFilter(_DropDeprecationNotices())
-    config = tf.compat.v1.ConfigProto()
-    if not _has_gpu():
-        config.device_count['GPU'] = 0
+    config = devices.without_absent_gpus(tf.compat.v1.ConfigProto())
     text_format.Merge(precision.session_config_text(precision_name), config)
     return ModelManager, RequestLimits, config
 
@@ -276,7 +268,7 @@ def main(argv=None):
     signals.install()
     args = _parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(message)s')
-    for warning in precision.check(args.precision, int(_has_gpu())):
+    for warning in precision.check(args.precision, int(devices.gpus_visible())):
         logging.warning('%s', warning)
     model_manager_class, limits_class, session_config = _load_tensorflow(args.precision)
     if args.precision != precision.FLOAT32:

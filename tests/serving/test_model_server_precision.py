@@ -2,13 +2,13 @@
 import numpy as np
 import pytest
 
-from common import precision
+from common import devices, precision
 from serving import model_server, tensor_proto
 from serving.model_manager import ModelManager
 
 
 def test_mixed_float16_is_refused_without_a_gpu(capsys):
-    if model_server._has_gpu():
+    if devices.gpus_visible():
         pytest.skip('this machine has a GPU')
     with pytest.raises(SystemExit) as exit_info:
         model_server._parse_args(['--model_base_path=/models/ssd', '--precision=mixed_float16'])

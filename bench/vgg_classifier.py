@@ -1,6 +1,7 @@
 """A stand-in for slim's ImageNet vgg_16.ckpt: tf_slim's vgg_16 trained on crops of the shapes.
 
-    python -m bench.vgg_classifier --output_dir DIR [--train_secs 600] [--crop_size 48]
+    python -m bench.vgg_classifier --output_dir DIR [--train_secs 600 | --train_steps 600]
+        [--crop_size 48]
 
 No pretrained weights can be downloaded here, so the fine-tuning path
 (`train_ssd_network.py --checkpoint_path=vgg_16.ckpt --checkpoint_model_scope=vgg_16
@@ -104,13 +105,16 @@ def _conv_tower(images):
     return tf.reduce_mean(net, axis=[1, 2])
 
 
-def train_classifier(output_dir, train_secs, crop_size=48, num_images=3000, batch_size=32,
-                     learning_rate=1e-4, seed=0, log=print):
-    """Trains the crop classifier for `train_secs` seconds; writes OUTPUT_DIR/vgg_16.ckpt.
+def train_classifier(output_dir, train_secs=None, crop_size=48, num_images=3000, batch_size=32,
+                     learning_rate=1e-4, seed=0, log=print, train_steps=None):
+    """Trains the crop classifier for `train_steps` steps or else `train_secs` seconds (one of
+    the two must be given); writes OUTPUT_DIR/vgg_16.ckpt.
 
     Returns:
         dict: checkpoint path, steps, crops seen, train and held-out accuracy, seconds.
     """
+    if (train_steps is None) == (train_secs is None):
+        raise ValueError('give exactly one of train_secs and train_steps')
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     import tf_slim as slim  # pylint: disable=import-outside-toplevel
     from tf_slim.nets import vgg  # pylint: disable=import-outside-toplevel
@@ -149,7 +153,8 @@ def train_classifier(output_dir, train_secs, crop_size=48, num_images=3000, batc
         with tf.compat.v1.Session() as session:
             session.run(tf.compat.v1.global_variables_initializer())
             start, steps, order = time.time(), 0, np.zeros(0, np.int64)
-            while time.time() - start < train_secs:
+            while (steps < train_steps if train_steps is not None
+                   else time.time() - start < train_secs):
                 if len(order) < batch_size:
                     order = rng.permutation(len(train_y))
                 batch, order = order[:batch_size], order[batch_size:]
@@ -177,19 +182,27 @@ def train_classifier(output_dir, train_secs, crop_size=48, num_images=3000, batc
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--output_dir', required=True, help='folder of vgg_16.ckpt')
-    parser.add_argument('--train_secs', type=float, default=600, help='training time')
+    parser.add_argument('--train_secs', type=float, default=None,
+                        help='training time (default 600 s unless --train_steps)')
+    parser.add_argument('--train_steps', type=int, default=None,
+                        help='training steps of batch 32 instead of a time')
     parser.add_argument('--crop_size', type=int, default=48, help='crop side in pixels')
     parser.add_argument('--num_images', type=int, default=3000, help='shapes images to crop')
     parser.add_argument('--learning_rate', type=float, default=1e-4, help='Adam learning rate')
     parser.add_argument('--seed', type=int, default=0, help='data and initialisation seed')
     args = parser.parse_args()
-    for name in ('train_secs', 'crop_size', 'num_images', 'learning_rate'):
-        if getattr(args, name) <= 0:
+    if args.train_secs is not None and args.train_steps is not None:
+        parser.error('give --train_secs or --train_steps, not both')
+    if args.train_secs is None and args.train_steps is None:
+        args.train_secs = 600
+    for name in ('train_secs', 'train_steps', 'crop_size', 'num_images', 'learning_rate'):
+        if getattr(args, name) is not None and getattr(args, name) <= 0:
             parser.error('--%s must be > 0' % name)
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     tf.compat.v1.disable_eager_execution()
     train_classifier(args.output_dir, args.train_secs, args.crop_size, args.num_images,
-                     learning_rate=args.learning_rate, seed=args.seed)
+                     learning_rate=args.learning_rate, seed=args.seed,
+                     train_steps=args.train_steps)
 
 
 if __name__ == '__main__':

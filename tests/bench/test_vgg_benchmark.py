@@ -1,5 +1,6 @@
 """The pieces of the VGG benchmark (bench/train.py --vgg, bench/vgg_classifier.py) that run fast."""
 import numpy as np
+import pytest
 
 from bench import train, vgg_classifier
 
@@ -38,3 +39,33 @@ def test_the_fine_tuned_run_uses_the_documented_flags():
             '--ignore_missing_vars'} <= set(flags)
     # Fine-tuned and from scratch differ only by the checkpoint.
     assert [f for f in flags if 'checkpoint' not in f and 'missing' not in f] == runs['scratch'][1]
+
+
+def test_the_classifier_budget_is_steps_or_seconds(tmp_path):
+    for secs, steps in ((None, None), (60, 100)):
+        with pytest.raises(ValueError, match='exactly one of train_secs and train_steps'):
+            vgg_classifier.train_classifier(str(tmp_path), secs, train_steps=steps)
+
+
+def test_runs_without_the_checkpoint_are_not_evaluated(tmp_path):
+    for name, _, _ in train.VGG_RUNS:
+        (tmp_path / 'vgg' / name / 'train').mkdir(parents=True)
+    (tmp_path / 'vgg' / 'scratch' / 'train' / 'model.ckpt-20.index').write_text('')
+    assert train.vgg_evaluate(str(tmp_path / 'records'), str(tmp_path), 1) == {}
+    assert train.vgg_evaluate(str(tmp_path / 'records'), str(tmp_path), 1, step=40) == {}
+
+
+def test_vgg_results_table(capsys):
+    results = {'scratch': {'exit': 0, 'seconds': 100.0, 'cpu_seconds': 90.0,
+                           'progress': (40, 12.5, {'cls_pos': 3.0, 'cls_neg': 2.0, 'loc': 1.5})}}
+    metrics = {'scratch': {'checkpoint': '/x/model.ckpt-40', 'num_images': 104,
+                           'mAP_voc07': 0.25, 'mAP_voc12': 0.26,
+                           'coco': {'AP': 0.1, 'AP50': 0.3}}}
+    train.print_vgg_results(results, metrics)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == [name for name, _, _ in train.VGG_RUNS]
+    scratch = lines[[name for name, _, _ in train.VGG_RUNS].index('scratch')]
+    assert '40 steps, last loss 12.50 (cls_pos 3.00 cls_neg 2.00 loc 1.50)' in scratch
+    assert '90 s CPU' in scratch
+    assert 'model.ckpt-40 on 104 test images: mAP VOC07 0.2500 VOC12 0.2600' in scratch
+    assert 'COCO AP 0.1000 AP50 0.3000' in scratch

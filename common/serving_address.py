@@ -1,6 +1,6 @@
 """SERVING_ADDRESS: one model server, a static list of replicas or a gRPC DNS name (stdlib only).
 
-Forms (DESIGN.md, "Serving"):
+Forms (README, "Serving at scale"):
 - `host:port`: one server (gRPC resolves the host name itself);
 - `host1:8500,host2:8500`: a static list of replicas, balanced round-robin by the client; the
   hosts are resolved once, when the channel is made, into gRPC's `ipv4:a:p,b:q` (or `ipv6:`)

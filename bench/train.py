@@ -139,8 +139,23 @@ def _wait(process):
     return process.returncode, usage.ru_utime + usage.ru_stime
 
 
-def vgg_train(records_dir, work_dir, checkpoint, steps, save_steps, precision='float32'):
-    """Runs VGG_RUNS side by side for `steps` steps each, a checkpoint every `save_steps`.
+def latest_step(train_dir):
+    """Global step of the newest checkpoint of `train_dir` (0 without one)."""
+    path = os.path.join(train_dir, 'checkpoint')
+    if not os.path.isfile(path):
+        return 0
+    with open(path, encoding='utf-8') as f:
+        found = re.search(r'^model_checkpoint_path: "[^"]*-(\d+)"', f.read(), re.MULTILINE)
+    return int(found.group(1)) if found else 0
+
+
+def vgg_train(records_dir, work_dir, checkpoint, steps, save_steps, precision='float32',
+              resume=False):
+    """Runs VGG_RUNS side by side up to global step `steps`, a checkpoint every `save_steps`.
+
+    With `resume` each run continues from its newest checkpoint (the input order seeded by
+    that step, so that the continued run does not see the same images again); else it
+    starts afresh.
 
     Returns:
         {name: {'exit', 'seconds' (wall), 'cpu_seconds', 'progress' (see last_progress)}}.
@@ -148,16 +163,19 @@ def vgg_train(records_dir, work_dir, checkpoint, steps, save_steps, precision='f
     processes = {}
     for name, model, flags in VGG_RUNS:
         run_dir = os.path.join(work_dir, 'vgg', name)
-        shutil.rmtree(run_dir, ignore_errors=True)
-        os.makedirs(run_dir)
-        args = ['--dataset_dir=%s' % records_dir, '--train_dir=%s' % os.path.join(run_dir, 'train'),
-                '--model_name=%s' % model, '--batch_size=%d' % BATCH_SIZE, '--seed=1',
+        if not resume:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        os.makedirs(run_dir, exist_ok=True)
+        train_dir = os.path.join(run_dir, 'train')
+        args = ['--dataset_dir=%s' % records_dir, '--train_dir=%s' % train_dir,
+                '--model_name=%s' % model, '--batch_size=%d' % BATCH_SIZE,
+                '--seed=%d' % (1 + latest_step(train_dir)),
                 '--max_number_of_steps=%d' % steps, '--save_interval_steps=%d' % save_steps,
                 '--max_checkpoints_to_keep=%d' % (steps // save_steps + 1),
                 '--log_every_n_steps=5', '--save_summaries_secs=100000',
                 '--precision=%s' % precision]
         args += [flag.format(checkpoint=checkpoint) for flag in flags]
-        log = open(os.path.join(run_dir, 'train.log'), 'w', encoding='utf-8')
+        log = open(os.path.join(run_dir, 'train.log'), 'a' if resume else 'w', encoding='utf-8')
         processes[name] = (subprocess.Popen(
             [sys.executable, os.path.join(ROOT, 'train_ssd_network.py')] + args, stdout=log,
             stderr=subprocess.STDOUT, cwd=ROOT, env=_one_thread_env()), log, time.time())
@@ -288,6 +306,8 @@ def main():
                         help='training steps (batch 8) of each VGG run')
     parser.add_argument('--vgg_save_steps', type=int, default=20,
                         help='checkpoint period of the VGG runs in steps (all are kept)')
+    parser.add_argument('--vgg_resume', action='store_true',
+                        help='continue the VGG runs in --work_dir up to --vgg_steps')
     parser.add_argument('--vgg_eval_step', type=int, default=None,
                         help='do not train: evaluate the checkpoint of this step of each VGG '
                         'run already in --work_dir')
@@ -361,13 +381,16 @@ def run_vgg(args, helpers):
         records_dir = helpers.make_shapes_records(vgg_dir, args.vgg_num_train, args.vgg_num_test,
                                                   seed=7)
     checkpoint = args.vgg_checkpoint
+    made = os.path.join(args.work_dir, 'vgg_16', 'vgg_16.ckpt')
+    if checkpoint is None and args.vgg_resume and os.path.isfile(made):
+        checkpoint = made
     if checkpoint is None:
         import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
         from bench import vgg_classifier  # pylint: disable=import-outside-toplevel
         with tf.Graph().as_default():
             result = vgg_classifier.train_classifier(
-                os.path.join(args.work_dir, 'vgg_16'), train_steps=args.vgg_classifier_steps)
+                os.path.dirname(made), train_steps=args.vgg_classifier_steps)
         checkpoint = result['checkpoint']
         print('vgg_16 stand-in: %d steps, %d crops of %d px in %.0f s, held-out accuracy %.3f'
               % (result['steps'], result['crops_seen'], result['crop_size'], result['seconds'],
@@ -375,7 +398,7 @@ def run_vgg(args, helpers):
     print('VGG runs side by side (one intra-op thread each), %d steps each, %s; machine: %s'
           % (args.vgg_steps, args.precision, machine.describe()))
     results = vgg_train(records_dir, args.work_dir, checkpoint, args.vgg_steps,
-                        args.vgg_save_steps, args.precision)
+                        args.vgg_save_steps, args.precision, args.vgg_resume)
     print('VGG runs trained; machine: %s' % machine.describe())
     print_vgg_results(results, vgg_evaluate(records_dir, args.work_dir, args.vgg_eval_batches,
                                             precision=args.precision))

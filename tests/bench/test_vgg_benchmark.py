@@ -69,3 +69,12 @@ def test_vgg_results_table(capsys):
     assert '90 s CPU' in scratch
     assert 'model.ckpt-40 on 104 test images: mAP VOC07 0.2500 VOC12 0.2600' in scratch
     assert 'COCO AP 0.1000 AP50 0.3000' in scratch
+
+
+def test_latest_step_reads_the_checkpoint_state(tmp_path):
+    assert train.latest_step(str(tmp_path)) == 0
+    (tmp_path / 'checkpoint').write_text(
+        'model_checkpoint_path: "/x/train/model.ckpt-140"\n'
+        'all_model_checkpoint_paths: "/x/train/model.ckpt-120"\n'
+        'all_model_checkpoint_paths: "/x/train/model.ckpt-140"\n')
+    assert train.latest_step(str(tmp_path)) == 140

@@ -1,18 +1,29 @@
-"""A trained model in mixed precision against float32: detections, VOC mAP and eval speed.
+"""Mixed precision against float32 on trained models: detections, VOC mAP, training.
 
-    python -m bench.precision --checkpoint_path=TRAIN_DIR --dataset_dir=RECORDS \\
+    python -m bench.precision forward --checkpoint_path=TRAIN_DIR --dataset_dir=RECORDS \\
         [--model_name=ssd_300_mobilenet_v2] [--precision=mixed_bfloat16]
+    python -m bench.precision train --dataset_dir=RECORDS --work_dir=DIR \\
+        [--model_name=ssd_300_mobilenet_v2] [--recipe=demo|sgd] [--steps=600]
 
-Evaluates the checkpoint on the split twice, the same graph in two sessions (float32, then
-the rewrite of --precision), and prints: VOC07/VOC12 mAP of each and their difference; the
-share of the float32 detections with score >= --score_threshold that have a detection of the
-same class with IoU >= --iou_threshold among the other precision's (and the other way round);
-and the images/s of each pass (input pipeline, network and NMS). Prints the machine too.
+forward: evaluates the checkpoint on the split twice, the same graph in two sessions
+(float32, then the rewrite of --precision), and prints: VOC07/VOC12 mAP of each and their
+difference; the share of the float32 detections with score >= --score_threshold that have a
+detection of the same class with IoU >= --iou_threshold among the other precision's (and the
+other way round); and the images/s of each pass (input pipeline, network and NMS).
+
+train: trains --model_name from scratch with the same recipe and seed, first in float32, then
+in --precision (train_ssd_network.py, one after the other), with one TFRecord reader and one
+preprocessing thread so that both see the same batches in the same order; evaluates both
+checkpoints in float32 (eval_ssd_network.py) and prints for each: steps, training time,
+median images/s of the progress lines, VOC07/VOC12 mAP, and the mean logged loss of each
+quarter of the run. Both print the machine.
 """
 import argparse
 import json
 import logging
 import os
+import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -91,21 +102,114 @@ def evaluate(args, precisions, work_dir):
     return results
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--checkpoint_path', required=True, help='checkpoint or train dir')
-    parser.add_argument('--dataset_dir', required=True, help='TFRecords and labels.txt')
-    parser.add_argument('--dataset_name', default='shapes')
-    parser.add_argument('--split', default='test')
-    parser.add_argument('--model_name', default='ssd_300_mobilenet_v2')
-    parser.add_argument('--precision', default=precision_lib.MIXED_BFLOAT16,
-                        choices=precision_lib.PRECISIONS[1:])
-    parser.add_argument('--batch_size', type=int, default=8)
-    parser.add_argument('--score_threshold', type=float, default=0.5)
-    parser.add_argument('--iou_threshold', type=float, default=0.9)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s')
-    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+# The recipes of the train comparison (flags of train_ssd_network.py besides the model, the
+# data and the steps). demo: `make demo`'s (Makefile); sgd: the paper's SGD setting, as
+# bench/train.py trains ssd_300_vgg from scratch.
+RECIPES = {
+    'demo': ['--batch_size=8', '--optimizer=adam', '--learning_rate=0.0015',
+             '--learning_rate_decay_type=cosine', '--warmup_steps=100',
+             '--end_learning_rate=0.00001', '--weight_decay=0.00004', '--seed=0'],
+    'sgd': ['--batch_size=8', '--optimizer=momentum', '--momentum=0.9', '--learning_rate=0.001',
+            '--warmup_steps=5', '--weight_decay=0.0005', '--seed=0'],
+}
+# The single-threaded input of both runs: the same batches in the same order.
+SAME_BATCHES = ['--num_readers=1', '--num_preprocessing_threads=1']
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_PROGRESS = re.compile(r'step (\d+)(?:/\d+)?: loss ([\d.]+|nan|inf) .*?, ([\d.]+) images/s')
+
+
+def progress_lines(log_text):
+    """[(step, total loss, images/s)] of the progress lines of a training log."""
+    return [(int(step), float(loss), float(rate))
+            for step, loss, rate in _PROGRESS.findall(log_text)]
+
+
+def quarter_means(progress, num_steps):
+    """Mean logged loss of each quarter of a run of `num_steps` steps (NaN for an empty one)."""
+    means = []
+    for quarter in range(4):
+        low, high = quarter * num_steps / 4.0, (quarter + 1) * num_steps / 4.0
+        losses = [loss for step, loss, _ in progress if low < step <= high]
+        means.append(float(np.mean(losses)) if losses else float('nan'))
+    return means
+
+
+def _script(name, flags, log_path):
+    """Runs a top-level script with `flags`, its output into log_path; exits when it fails.
+
+    Returns:
+      the wall seconds it took.
+    """
+    start = time.perf_counter()
+    with open(log_path, 'w', encoding='utf-8') as log:
+        code = subprocess.call([sys.executable, os.path.join(ROOT, name)] + flags, stdout=log,
+                               stderr=subprocess.STDOUT, cwd=ROOT,
+                               env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2'))
+    if code:
+        sys.exit('%s failed (exit %d); see %s' % (name, code, log_path))
+    return time.perf_counter() - start
+
+
+def train_and_evaluate(args, name):
+    """Trains from scratch in precision `name`, evaluates in float32.
+
+    Returns:
+      dict: seconds (training wall time), progress (progress_lines), metrics (metrics.json).
+    """
+    run_dir = os.path.join(args.work_dir, name)
+    train_dir = os.path.join(run_dir, 'train')
+    if os.path.exists(train_dir):
+        sys.exit('%s exists: give an empty --work_dir (training would resume)' % train_dir)
+    os.makedirs(run_dir, exist_ok=True)
+    seconds = _script('train_ssd_network.py', [
+        '--dataset_dir=%s' % args.dataset_dir, '--dataset_name=%s' % args.dataset_name,
+        '--dataset_split_name=trainval', '--model_name=%s' % args.model_name,
+        '--train_dir=%s' % train_dir, '--max_number_of_steps=%d' % args.steps,
+        '--log_every_n_steps=%d' % args.log_every_n_steps, '--save_interval_secs=100000',
+        '--precision=%s' % name] + RECIPES[args.recipe] + SAME_BATCHES,
+        os.path.join(run_dir, 'train.log'))
+    eval_dir = os.path.join(run_dir, 'eval')
+    _script('eval_ssd_network.py', [
+        '--checkpoint_path=%s' % train_dir, '--dataset_dir=%s' % args.dataset_dir,
+        '--dataset_name=%s' % args.dataset_name, '--dataset_split_name=%s' % args.split,
+        '--model_name=%s' % args.model_name, '--eval_dir=%s' % eval_dir, '--metrics=voc',
+        '--num_visualizations=0'], os.path.join(run_dir, 'eval.log'))
+    with open(os.path.join(run_dir, 'train.log'), encoding='utf-8', errors='replace') as log:
+        progress = progress_lines(log.read())
+    with open(os.path.join(eval_dir, 'metrics.json'), encoding='utf-8') as metrics:
+        return {'seconds': seconds, 'progress': progress, 'metrics': json.load(metrics)}
+
+
+def compare_training(args):
+    """The train comparison: prints each precision's figures."""
+    precisions = (precision_lib.FLOAT32, args.precision)
+    print('machine: %s' % machine.describe())
+    results = {}
+    for name in precisions:
+        logging.info('training %s in %s', args.model_name, name)
+        results[name] = train_and_evaluate(args, name)
+        print('machine after %s: %s' % (name, machine.describe()), flush=True)
+    print('%s from scratch, recipe %s (%s), %d steps, %s; evaluated in float32 on %s/%s'
+          % (args.model_name, args.recipe, ' '.join(RECIPES[args.recipe] + SAME_BATCHES),
+             args.steps, args.dataset_dir, args.dataset_name, args.split))
+    for name in precisions:
+        result = results[name]
+        rates = [rate for _, _, rate in result['progress'][1:]]
+        metrics = result['metrics']
+        print('%-15s %d steps in %.0f s, median %.2f images/s; mAP VOC07 %.4f VOC12 %.4f; mean '
+              'logged loss per quarter %s' % (
+                  name, result['progress'][-1][0] if result['progress'] else 0,
+                  result['seconds'], float(np.median(rates)) if rates else float('nan'),
+                  metrics['mAP_voc07'], metrics['mAP_voc12'],
+                  ' '.join('%.3f' % m for m in quarter_means(result['progress'], args.steps))))
+    reference, mixed = (results[name]['metrics'] for name in precisions)
+    print('mAP difference (%s - float32): VOC07 %+.4f  VOC12 %+.4f' % (
+        args.precision, mixed['mAP_voc07'] - reference['mAP_voc07'],
+        mixed['mAP_voc12'] - reference['mAP_voc12']))
+
+
+def compare_forward(args):
+    """The forward comparison: prints mAP, detection matches and speed of each precision."""
     precisions = (precision_lib.FLOAT32, args.precision)
     with tempfile.TemporaryDirectory(prefix='bench_precision_') as work_dir:
         results = evaluate(args, precisions, work_dir)
@@ -128,6 +232,43 @@ def main(argv=None):
         print('%s detections (score >= %.2f) with a same-class %s detection at IoU >= %.2f: '
               '%d of %d (%.2f%%)' % (first, args.score_threshold, second, args.iou_threshold,
                                      matched, total, 100.0 * matched / max(total, 1)))
+
+
+def parse_args(argv=None):
+    """The flags of both comparisons; exits on bad ones."""
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    commands = parser.add_subparsers(dest='command', required=True)
+    forward = commands.add_parser('forward', help='a trained checkpoint in both precisions')
+    forward.add_argument('--checkpoint_path', required=True, help='checkpoint or train dir')
+    forward.add_argument('--batch_size', type=int, default=8)
+    forward.add_argument('--score_threshold', type=float, default=0.5)
+    forward.add_argument('--iou_threshold', type=float, default=0.9)
+    train = commands.add_parser('train', help='train from scratch in both precisions')
+    train.add_argument('--work_dir', required=True, help='empty folder for both runs')
+    train.add_argument('--recipe', default='demo', choices=sorted(RECIPES))
+    train.add_argument('--steps', type=int, default=600)
+    train.add_argument('--log_every_n_steps', type=int, default=20)
+    for command in (forward, train):
+        command.add_argument('--dataset_dir', required=True, help='TFRecords and labels.txt')
+        command.add_argument('--dataset_name', default='shapes')
+        command.add_argument('--split', default='test', help='split evaluated')
+        command.add_argument('--model_name', default='ssd_300_mobilenet_v2')
+        command.add_argument('--precision', default=precision_lib.MIXED_BFLOAT16,
+                             choices=precision_lib.PRECISIONS[1:])
+    args = parser.parse_args(argv)
+    if args.command == 'train' and (args.steps < 1 or args.log_every_n_steps < 1):
+        parser.error('--steps and --log_every_n_steps must be >= 1')
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s')
+    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+    if args.command == 'train':
+        compare_training(args)
+    else:
+        compare_forward(args)
     return 0
 
 

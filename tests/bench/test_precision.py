@@ -1,7 +1,9 @@
 """bench/precision.py: reading COCO results and matching detections across precisions."""
 import json
+import os
 
 import numpy as np
+import pytest
 
 from bench import precision
 
@@ -31,3 +33,31 @@ def test_matched_share_needs_the_class_and_the_iou_and_matches_once():
     assert precision.matched_share(reference, other, 0.9) == (1, 4)
     assert precision.matched_share(reference, other, 0.7) == (2, 4)
     assert precision.matched_share(other, other, 0.9) == (3, 3)
+
+
+def test_progress_lines_and_quarter_means():
+    log = ('I step 1/8: loss 20.5000 (cls_neg 9.0 loc 2.0), lr 0.0015, 1.50 images/s, ETA 1m\n'
+           'noise\nI step 4/8: loss 10.0000 (cls_neg 5.0), lr 0.001, 12.25 images/s\n'
+           'I step 8: loss nan (loc nan), lr 1e-05, 11.00 images/s (cluster 20.00 images/s)\n')
+    progress = precision.progress_lines(log)
+    assert progress[:2] == [(1, 20.5, 1.5), (4, 10.0, 12.25)]
+    assert progress[2][0] == 8 and np.isnan(progress[2][1]) and progress[2][2] == 11.0
+    means = precision.quarter_means(progress[:2], 8)
+    assert means[0] == 20.5 and means[1] == 10.0 and np.isnan(means[2])
+
+
+def test_demo_recipe_is_the_makefiles():
+    with open(os.path.join(precision.ROOT, 'Makefile'), encoding='utf-8') as makefile:
+        text = makefile.read()
+    flags = set(text.replace('\\\n', ' ').split())
+    assert set(precision.RECIPES['demo']) - {'--seed=0'} <= flags
+    assert '--seed=$(DEMO_SEED)' in flags and 'DEMO_SEED ?= 0' in text
+
+
+def test_flags_of_both_comparisons():
+    args = precision.parse_args(['train', '--dataset_dir=r', '--work_dir=w'])
+    assert (args.recipe, args.steps, args.precision) == ('demo', 600, 'mixed_bfloat16')
+    args = precision.parse_args(['forward', '--dataset_dir=r', '--checkpoint_path=c'])
+    assert (args.iou_threshold, args.score_threshold) == (0.9, 0.5)
+    with pytest.raises(SystemExit):
+        precision.parse_args(['train', '--dataset_dir=r', '--work_dir=w', '--steps=0'])

@@ -14,9 +14,9 @@ server; with --url it loads a running app. --servers N starts N model servers on
 and gives gunicorn all their addresses (SERVING_ADDRESS=a:p,b:q, balanced round-robin); --kill
 SIGKILLs the first server once a third of the requests are done, starts it again on its port and
 reports p50/p99 before, during (until it listens again) and after (clients go on until as many
-requests as before the kill have started after it), and the CPU seconds both servers spent since
-the restart (comparable figures: requests reach the restarted one again). Exits 1 when any
-request failed.
+requests as before the kill have started after it and --after_seconds have passed), and the
+CPU seconds each of the two servers spent since the restart (similar figures: requests reach the
+restarted one again). Exits 1 when any request failed.
 """
 import argparse
 import concurrent.futures
@@ -234,10 +234,10 @@ class ServerKiller:
         when it listened again.
     """
 
-    def __init__(self, processes, index, address, env, log_path, after):
+    def __init__(self, processes, index, address, env, log_path, after, after_seconds):
         self._processes, self._index, self._address = processes, index, address
         self._command, self._env, self._log_path = processes[index].args, env, log_path
-        self._after = after
+        self._after, self._after_seconds = after, after_seconds
         self._lock = threading.Lock()
         self._thread = None
         self.peer = processes[index + 1]
@@ -259,18 +259,20 @@ class ServerKiller:
         self.process = start(self._command, self._env, self._log_path)
         self._processes[self._index] = self.process
         wait_for_port(self._address, [self.process], deadline_s=180)
-        self.back_at = time.perf_counter()
         self.cpu_at_start = (cpu_seconds(self.process.pid), cpu_seconds(self.peer.pid))
+        self.back_at = time.perf_counter()
         logging.info('Model server pid %d listens again', self.process.pid)
 
     def more(self, results):
-        """True until the server is back and `after` requests have started since (the "after"
-        phase gets as many requests as the "before" one)."""
+        """True until the server is back, `after` requests have started since (the "after"
+        phase gets as many requests as the "before" one) and `after_seconds` have passed (the
+        clients' channels reconnect to it within about a second)."""
         if self._thread is None:
             return False
         if self.back_at is None:
             return self._thread.is_alive()  # False when the restart failed
-        return sum(start >= self.back_at for _, _, start in results) < self._after
+        return (time.perf_counter() < self.back_at + self._after_seconds or
+                sum(start >= self.back_at for _, _, start in results) < self._after)
 
     def join(self, timeout):
         """Waits for the restart (the run is reported only once the server is back)."""
@@ -356,6 +358,8 @@ def _parse_args(argv):
     target.add_argument('--kill', action='store_true',
                         help='SIGKILL the first model server after a third of the requests and '
                              'start it again')
+    target.add_argument('--after_seconds', type=float, default=3.0,
+                        help='with --kill: the least time the load goes on after the restart')
     args = parser.parse_args(argv)
     for flag in ('requests', 'concurrency', 'workers', 'servers'):
         if getattr(args, flag) < 1:
@@ -369,6 +373,8 @@ def _parse_args(argv):
     if (args.servers > 1 or args.kill) and (args.url or args.serving_address):
         parser.error('--servers and --kill start their own model servers: '
                      'not with --url or --serving_address')
+    if args.after_seconds < 0:
+        parser.error('--after_seconds must be >= 0')
     if args.kill and args.servers < 2:
         parser.error('--kill needs --servers >= 2 (the others answer while one restarts)')
     return args
@@ -424,7 +430,8 @@ def main(argv=None):
                 if args.kill:
                     killer = ServerKiller(processes, 0, addresses[0], server_env(),
                                           os.path.join(scratch, 'model_server0.restarted.log'),
-                                          after=max(1, args.requests // 3))
+                                          after=max(1, args.requests // 3),
+                                          after_seconds=args.after_seconds)
             started = time.monotonic()
             logging.info('Waiting for %s/healthz', url)
             wait_until_healthy(url, processes, deadline_s=180)

@@ -10,6 +10,15 @@ input and `output_filter=['class_names']` (nothing is decoded), which works the 
 real TF Serving.
 A `labels_path` (labels.txt) overrides it.
 
+`address` may list several replicas (`h1:8500,h2:8500`) or name a gRPC DNS target
+(`dns:///svc:8500`, a headless Kubernetes Service; common.serving_address parses the forms):
+calls are balanced round-robin over the replicas that answer, and a call that finds its replica
+gone (UNAVAILABLE) is sent again, to another one, within the call's one overall deadline
+(Predict, GetModelMetadata and GetModelStatus are idempotent); other errors are raised at once.
+`version` / `version_label` pin TF Serving's `model_spec.version` / `version_label`; every
+answer names the version that computed it. `replica_status()` asks each replica on a channel of
+its own (a DNS name is resolved at that moment).
+
 The gRPC messages come from serving.protos (TF Serving's wire format, defined without the
 tensorflow package), so importing this module never imports TensorFlow.
 """
@@ -22,7 +31,7 @@ import cv2
 import grpc
 import numpy as np
 
-from common import np_post_processing, np_preprocessing
+from common import np_post_processing, np_preprocessing, serving_address
 from common.images import EXIF_ORIENTATION, decode_image  # noqa: F401  (EXIF_ORIENTATION: API)
 from common.images import MAX_PIXELS as DEFAULT_MAX_PIXELS
 from common.images import ImageError as InvalidImage  # typed subclasses in common.images
@@ -56,6 +65,13 @@ _CHANNEL_OPTIONS = [('grpc.max_send_message_length', MAX_MESSAGE_BYTES),
                     ('grpc.use_local_subchannel_pool', 1),
                     ('grpc.min_reconnect_backoff_ms', 1000),
                     ('grpc.max_reconnect_backoff_ms', 1000)]
+# Several replicas: each call goes to the next READY one; a gone replica leaves the rotation at
+# once and rejoins when it accepts connections again (tried every second, as above).
+_BALANCED_OPTIONS = _CHANNEL_OPTIONS + [('grpc.lb_policy_name', 'round_robin')]
+# First delay before a retry on UNAVAILABLE; doubled per attempt, never past the deadline.
+_RETRY_DELAY_S = 0.05
+# Model infos kept (one per version: replicas may serve different versions during a rollout).
+_CACHED_VERSIONS = 4
 
 
 class ServingUnavailable(ServingError):
@@ -99,23 +115,35 @@ class _Connection:
 
 
 class SSDClient:
-    """One connection to a model server; thread-safe."""
+    """One channel to a model server or to its replicas; thread-safe."""
 
     def __init__(self, address, model_name=DEFAULT_MODEL_NAME, signature=DEFAULT_SIGNATURE,
                  network='ssd_300_mobilenet_v2', timeout=10.0, retries=3, score_threshold=0.5,
-                 labels_path=None, max_pixels=DEFAULT_MAX_PIXELS, postprocess_kwargs=None):
+                 labels_path=None, max_pixels=DEFAULT_MAX_PIXELS, postprocess_kwargs=None,
+                 version=None, version_label=None):
         """Args:
-          address: 'host:port' of the gRPC server.
+          address: 'host:port' of the gRPC server, 'h1:port,h2:port' of replicas, or a gRPC
+            target such as 'dns:///svc:8500' (common.serving_address).
           model_name: served model name.
           signature: 'serving_default' (client-side pre/post-processing) or 'detect' (in the graph).
           network: network name, selects the input normalisation.
-          timeout: deadline in seconds of each RPC.
-          retries: extra attempts on UNAVAILABLE, with exponential backoff from 0.1 s.
+          timeout: overall deadline in seconds of each call, its retries included.
+          retries: extra attempts on UNAVAILABLE (on another replica when there are several),
+            with exponential backoff from 0.05 s, within the deadline.
           score_threshold: default minimum score of returned detections.
           labels_path: optional labels.txt overriding the class names of the export.
           max_pixels: larger images raise InvalidImage before decoding.
           postprocess_kwargs: optional kwargs for nets.np_post_processing.postprocess.
+          version: pin this model version (TF Serving's model_spec.version); None: the latest.
+          version_label: pin this version label, e.g. 'stable' or 'canary'
+            (model_spec.version_label); TF Serving resolves it, the local server refuses labels.
+
+        Raises:
+          ValueError: a bad signature, network or address, or both version and version_label.
         """
+        if version is not None and version_label:
+            raise ValueError('give version or version_label, not both (got %r and %r)'
+                             % (version, version_label))
         if signature not in SIGNATURES:
             raise ValueError('signature must be one of %s, got %r' % (', '.join(SIGNATURES),
                                                                       signature))
@@ -123,7 +151,10 @@ class SSDClient:
             raise ValueError('unknown network %r (known: %s)'
                              % (network, ', '.join(np_preprocessing.NORMALIZATION)))
         self.address = address
+        self._address = serving_address.parse(address)
         self.model_name = model_name
+        self.version = version
+        self.version_label = version_label or None
         self.signature = signature
         self.network = network
         self.timeout = timeout
@@ -135,15 +166,21 @@ class SSDClient:
         if labels_path:
             from common import labels  # pylint: disable=import-outside-toplevel
             self._labels = labels.read_labels(labels_path)
-        self._target, self._channel_options = address, _CHANNEL_OPTIONS
+        self._target = serving_address.channel_target(self._address)
+        self._channel_options = (_BALANCED_OPTIONS if self._address.balanced
+                                 else _CHANNEL_OPTIONS)
         self._connection = _Connection(self._target, self._channel_options)
+        self._replicas = {}  # 'host:port' -> _Connection of replica_status
         self._connection_lock = threading.Lock()
-        self._info = None
+        self._infos = {}  # version -> _ModelInfo, the latest one last
         self._info_lock = threading.Lock()
 
     def close(self):
         with self._connection_lock:
-            self._connection.channel.close()
+            connections = [self._connection, *self._replicas.values()]
+            self._replicas = {}
+        for connection in connections:
+            connection.channel.close()
 
     def __enter__(self):
         return self
@@ -151,9 +188,9 @@ class SSDClient:
     def __exit__(self, *exc):
         self.close()
 
-    def _reconnect(self, failed):
+    def _reconnect(self, failed, replica=None):
         """Replaces a connection that answered UNAVAILABLE by a new one, which connects at once
-        at its next call.
+        at its next call (the client's channel, or the status channel of `replica`).
 
         A channel that failed to connect waits out its reconnect back-off, and without a call in
         progress gRPC Python handles its events only at a 5 s backup poll: a server restarted
@@ -161,42 +198,73 @@ class SSDClient:
         on; gRPC closes it once they are done.
         """
         with self._connection_lock:
-            if self._connection is failed:
+            if replica is None and self._connection is failed:
                 self._connection = _Connection(self._target, self._channel_options)
+            elif replica is not None and self._replicas.get(replica) is failed:
+                self._replicas[replica] = _Connection(replica, _CHANNEL_OPTIONS)
 
-    def _call(self, method, request):
-        """Calls an RPC ('predict', 'get_model_metadata' or 'get_model_status') with the
-        deadline, retrying UNAVAILABLE; raises ServingError types."""
-        for attempt in range(self.retries + 1):
-            connection = self._connection
+    def _replica_connection(self, replica):
+        with self._connection_lock:
+            if replica not in self._replicas:
+                self._replicas[replica] = _Connection(replica, _CHANNEL_OPTIONS)
+            return self._replicas[replica]
+
+    def _call(self, method, request, timeout=None, retries=None, replica=None):
+        """Calls an RPC ('predict', 'get_model_metadata' or 'get_model_status') within one
+        overall deadline, retrying UNAVAILABLE (with round-robin, on the next READY replica);
+        other codes (a bad request, a missing model, the deadline) are raised at once.
+
+        Args:
+          timeout, retries: the client's when None.
+          replica: 'host:port' to ask on its own channel instead of the balanced one.
+        Raises:
+          ServingUnavailable, ServingError.
+        """
+        retries = self.retries if retries is None else retries
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        where = replica or self.address
+        for attempt in range(retries + 1):
+            connection = (self._connection if replica is None
+                          else self._replica_connection(replica))
             try:
-                return getattr(connection, method)(request, timeout=self.timeout)
+                return getattr(connection, method)(
+                    request, timeout=max(deadline - time.monotonic(), 0.001))
             except grpc.RpcError as e:
                 code = e.code().name
                 if code == 'UNAVAILABLE':
-                    self._reconnect(connection)
-                if code == 'UNAVAILABLE' and attempt < self.retries:
-                    delay = 0.1 * 2 ** attempt
-                    # Expected while a server starts or restarts; the last failure is raised.
-                    logging.info('%s unavailable (%s), retrying in %.1f s', self.address,
-                                 e.details(), delay)
+                    self._reconnect(connection, replica)
+                delay = min(_RETRY_DELAY_S * 2 ** attempt, deadline - time.monotonic())
+                if code == 'UNAVAILABLE' and attempt < retries and delay > 0:
+                    # Expected while a replica starts, restarts or dies; the last failure raises.
+                    logging.info('%s unavailable (%s), retrying in %.2f s', where, e.details(),
+                                 delay)
                     time.sleep(delay)
                     continue
                 error = ServingUnavailable if code in _UNAVAILABLE_CODES else ServingError
-                raise error('%s from %s: %s' % (code, self.address, e.details()), code) from e
+                raise error('%s from %s: %s' % (code, where, e.details()), code) from e
         raise AssertionError('unreachable')
+
+    def _model_spec(self, model_spec, version=None):
+        """Names the model and the version asked for: `version`, else the client's pin."""
+        model_spec.name = self.model_name
+        version = self.version if version is None else version
+        if version is not None:
+            model_spec.version.value = version
+        elif self.version_label:
+            model_spec.version_label = self.version_label
 
     def predict(self, inputs, signature_name=None, version=None, output_filter=()):
         """Raw Predict. inputs: dict alias -> numpy array or list of bytes.
 
+        Args:
+          version: ask for this version (default: the client's pin, else the latest).
+
         Returns:
-          (dict alias -> numpy array, served version).
+          (dict alias -> numpy array, the version that answered).
         """
         request = protos.PredictRequest()
-        request.model_spec.name = self.model_name
+        self._model_spec(request.model_spec, version)
         request.model_spec.signature_name = signature_name or self.signature
-        if version is not None:
-            request.model_spec.version.value = version
         for alias, value in inputs.items():
             tensor_proto.make_tensor_proto(value, request.inputs[alias])
         request.output_filter.extend(output_filter)
@@ -205,15 +273,15 @@ class SSDClient:
                    for alias, proto in response.outputs.items()}
         return outputs, response.model_spec.version.value
 
-    def metadata(self):
-        """The served version's signatures.
+    def metadata(self, version=None):
+        """The signatures of a version (default: the client's pin, else the latest).
 
         Returns:
           {'name', 'version', 'signatures': {key: {'inputs' | 'outputs': {alias: {'dtype',
           'shape'}}}}}.
         """
         request = protos.GetModelMetadataRequest(metadata_field=['signature_def'])
-        request.model_spec.name = self.model_name
+        self._model_spec(request.model_spec, version)
         response = self._call('get_model_metadata', request)
         signature_map = protos.SignatureDefMap()
         response.metadata['signature_def'].Unpack(signature_map)
@@ -227,32 +295,84 @@ class SSDClient:
         return {'name': response.model_spec.name, 'version': response.model_spec.version.value,
                 'signatures': signatures}
 
-    def status(self):
-        """Returns {'name', 'versions': [{'version', 'state'}]} from ModelService.GetModelStatus."""
+    def status(self, replica=None, timeout=None, retries=None):
+        """Returns {'name', 'versions': [{'version', 'state'}]} from ModelService.GetModelStatus
+        (of one replica, 'host:port', on its own channel when given)."""
         request = protos.GetModelStatusRequest()
         request.model_spec.name = self.model_name
-        response = self._call('get_model_status', request)
+        response = self._call('get_model_status', request, timeout, retries, replica)
         return {'name': self.model_name, 'versions': [
             {'version': s.version, 'state': protos.ModelVersionStatus.State.Name(s.state)}
             for s in response.model_version_status]}
 
+    def replica_status(self, timeout=None):
+        """Asks every replica for its model status, each on a channel of its own, without retries.
+
+        A DNS name is resolved now (a headless Service lists its ready pods).
+
+        Returns:
+          list of {'address', 'versions': [{'version', 'state'}]} or {'address', 'error'};
+          [{'address': <the DNS name>, 'error'}] when the name does not resolve.
+        """
+        timeout = min(self.timeout, 2.0) if timeout is None else timeout
+        try:
+            replicas = serving_address.replica_addresses(self._address)
+        except OSError as e:
+            return [{'address': self.address, 'error': 'cannot resolve: %s' % e}]
+        with self._connection_lock:  # channels of replicas a DNS name no longer lists
+            gone = [self._replicas.pop(r) for r in set(self._replicas) - set(replicas)]
+        for connection in gone:
+            connection.channel.close()
+        answers = []
+        for replica in replicas:
+            try:
+                answers.append({'address': replica, 'versions': self.status(
+                    replica, timeout, retries=0)['versions']})
+            except ServingError as e:
+                answers.append({'address': replica, 'error': str(e)})
+        return answers
+
     def model_info(self, version=None, refresh=False):
-        """Input size and class names of the served model (cached per version)."""
+        """Input size and class names of a version (default: the latest asked), cached per
+        version.
+
+        Raises:
+          ServingUnavailable, ServingError.
+        """
         with self._info_lock:
-            if not refresh and self._info is not None and version in (None, self._info.version):
-                return self._info
-        meta = self.metadata()
-        shape = meta['signatures'][DEFAULT_SIGNATURE]['inputs'][IMAGES]['shape']
-        class_names = self._labels
-        if class_names is None:
-            outputs, _ = self.predict({ENCODED_IMAGES: [b'']}, DETECT_SIGNATURE, meta['version'],
-                                      [CLASS_NAMES])
-            class_names = {i: name.decode('utf-8')
-                           for i, name in enumerate(outputs[CLASS_NAMES][0])}
-        info = _ModelInfo(meta['version'], (shape[1], shape[2]), class_names)
+            if not refresh and self._infos:
+                info = self._infos.get(version) if version is not None else (
+                    list(self._infos.values())[-1])
+                if info is not None:
+                    return info
+        info = self._fetch_info(version)
         with self._info_lock:
-            self._info = info
+            self._infos.pop(info.version, None)
+            self._infos[info.version] = info
+            while len(self._infos) > _CACHED_VERSIONS:
+                self._infos.pop(next(iter(self._infos)))
         return info
+
+    def _fetch_info(self, version):
+        """Metadata and class names of one version. Across replicas during a rollout, a
+        replica without that version answers NOT_FOUND: the next ones are asked then."""
+        attempts = 1 if version is None or not self._address.balanced else 1 + max(
+            len(self._address.replicas), 2)
+        for attempt in range(attempts):
+            try:
+                meta = self.metadata(version)
+                shape = meta['signatures'][DEFAULT_SIGNATURE]['inputs'][IMAGES]['shape']
+                class_names = self._labels
+                if class_names is None:
+                    outputs, _ = self.predict({ENCODED_IMAGES: [b'']}, DETECT_SIGNATURE,
+                                              meta['version'], [CLASS_NAMES])
+                    class_names = {i: name.decode('utf-8')
+                                   for i, name in enumerate(outputs[CLASS_NAMES][0])}
+                return _ModelInfo(meta['version'], (shape[1], shape[2]), class_names)
+            except ServingError as e:
+                if e.code != 'NOT_FOUND' or attempt + 1 == attempts:
+                    raise
+        raise AssertionError('unreachable')
 
     def _to_rgb(self, image):
         if isinstance(image, (bytes, bytearray, memoryview)):

@@ -1,7 +1,6 @@
 """JSON API: POST /api/v1/detect, GET /api/v1/model, GET /healthz."""
 import flask
 
-from serving.client import ServingError
 from web import service
 
 api = flask.Blueprint('api', __name__, url_prefix='/api/v1')
@@ -21,18 +20,23 @@ def model():
 
 @health.get('/healthz')
 def healthz():
-    """200 when the model server reports an AVAILABLE version of the model, else 503."""
-    try:
-        status = service.client().status()
-    except ServingError as e:
-        return _unhealthy(str(e))
-    available = [v['version'] for v in status['versions'] if v['state'] == 'AVAILABLE']
+    """200 while at least one replica serves an AVAILABLE version of the model, else 503.
+
+    The body lists every replica (each asked on its own channel; a DNS name resolved now) with
+    its versions and their states, or the error it answered; `versions` are the AVAILABLE ones.
+    """
+    ssd = service.client()
+    replicas = ssd.replica_status()
+    available = sorted({v['version'] for replica in replicas for v in replica.get('versions', ())
+                        if v['state'] == 'AVAILABLE'})
     if not available:
-        return _unhealthy(f'no AVAILABLE version of model {status["name"]!r}')
-    return flask.jsonify({'status': 'ok', 'model': status['name'], 'versions': available})
+        errors = '; '.join(r['error'] for r in replicas if 'error' in r)
+        return _unhealthy(errors or f'no AVAILABLE version of model {ssd.model_name!r}', replicas)
+    return flask.jsonify({'status': 'ok', 'model': ssd.model_name, 'versions': available,
+                          'replicas': replicas})
 
 
-def _unhealthy(reason):
+def _unhealthy(reason, replicas):
     retry_after = str(flask.current_app.config['RETRY_AFTER_S'])
-    body = {'status': 'unavailable', 'reason': reason}
+    body = {'status': 'unavailable', 'reason': reason, 'replicas': replicas}
     return flask.jsonify(body), 503, {'Retry-After': retry_after}

@@ -23,7 +23,8 @@ def make_client(config):
                      signature=config['SIGNATURE'], network=config['NETWORK'],
                      timeout=config['SERVING_TIMEOUT'], retries=config['SERVING_RETRIES'],
                      score_threshold=config['SCORE_THRESHOLD'],
-                     labels_path=config['LABELS_FILE'], max_pixels=config['MAX_IMAGE_PIXELS'])
+                     labels_path=config['LABELS_FILE'], max_pixels=config['MAX_IMAGE_PIXELS'],
+                     version=config['MODEL_VERSION'], version_label=config['MODEL_VERSION_LABEL'])
 
 
 def _refuse_long_query():

@@ -7,6 +7,10 @@ from common import images, serving_address, signatures
 DEFAULTS = {
     'SERVING_ADDRESS': 'localhost:8500',
     'MODEL_NAME': signatures.DEFAULT_MODEL_NAME,
+    # Pin a version number or a version label (TF Serving's model_spec.version / version_label);
+    # unset: the latest version each replica serves. The JSON answer names the version used.
+    'MODEL_VERSION': None,
+    'MODEL_VERSION_LABEL': None,
     'SIGNATURE': signatures.DEFAULT_SIGNATURE,
     'NETWORK': 'ssd_300_mobilenet_v2',
     'LABELS_FILE': None,
@@ -93,6 +97,8 @@ def _existing_file(name, text):
 PARSERS = {
     'SERVING_ADDRESS': _address,
     'MODEL_NAME': _non_empty,
+    'MODEL_VERSION': _positive_int,
+    'MODEL_VERSION_LABEL': _non_empty,
     'SIGNATURE': _non_empty,
     'NETWORK': _non_empty,
     'LABELS_FILE': _existing_file,
@@ -126,4 +132,7 @@ def load_config(mapping=None, environ=None):
             config[name] = environ[name]
         if config[name] is not None:
             config[name] = parse(name, config[name])
+    if config['MODEL_VERSION'] is not None and config['MODEL_VERSION_LABEL'] is not None:
+        raise ConfigError('set MODEL_VERSION or MODEL_VERSION_LABEL, not both (got '
+                          f'{config["MODEL_VERSION"]} and {config["MODEL_VERSION_LABEL"]!r})')
     return config

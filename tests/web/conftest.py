@@ -58,6 +58,11 @@ class FakeClient:
             raise self.error
         return {'name': self.model_name, 'versions': [{'version': 7, 'state': 'AVAILABLE'}]}
 
+    def replica_status(self):
+        if self.error:
+            return [{'address': 'fake:8500', 'error': str(self.error)}]
+        return [{'address': 'fake:8500', 'versions': self.status()['versions']}]
+
 
 def encode(array, fmt='PNG', **kwargs):
     """Encodes a uint8 array with PIL; returns bytes."""

@@ -211,7 +211,8 @@ def test_model_and_health_with_fake(fake_app):
                                  '4': 'star', '5': 'cross'}}
     health = client.get('/healthz')
     assert health.status_code == 200
-    assert health.json == {'status': 'ok', 'model': 'fake-ssd', 'versions': [7]}
+    assert health.json == {'status': 'ok', 'model': 'fake-ssd', 'versions': [7], 'replicas': [
+        {'address': 'fake:8500', 'versions': [{'version': 7, 'state': 'AVAILABLE'}]}]}
 
 
 def test_unknown_route_and_method_are_json(fake_app):

@@ -29,6 +29,23 @@ def test_serving_address_takes_replica_lists_and_grpc_names(value):
     assert load_config(environ={'SERVING_ADDRESS': value})['SERVING_ADDRESS'] == value
 
 
+def test_version_pins():
+    assert load_config(environ={'MODEL_VERSION': '3'})['MODEL_VERSION'] == 3
+    assert load_config(environ={'MODEL_VERSION_LABEL': 'canary'})['MODEL_VERSION_LABEL'] == 'canary'
+    with pytest.raises(ConfigError, match='MODEL_VERSION'):
+        load_config(environ={'MODEL_VERSION': '0'})
+    with pytest.raises(ConfigError, match='not both'):
+        load_config(environ={'MODEL_VERSION': '3', 'MODEL_VERSION_LABEL': 'stable'})
+
+
+def test_create_app_passes_the_pins_to_the_client(unused_address):
+    app = create_app({'TESTING': True, 'SERVING_ADDRESS': unused_address,
+                      'MODEL_VERSION_LABEL': 'canary'})
+    client = app.extensions['ssd_client']
+    assert (client.version, client.version_label) == (None, 'canary')
+    client.close()
+
+
 def test_empty_environment_value_is_ignored():
     assert load_config(environ={'MODEL_NAME': ''})['MODEL_NAME'] == 'ssd'
 

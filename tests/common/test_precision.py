@@ -5,8 +5,9 @@ import pytest
 
 from common import precision
 
-# /proc/cpuinfo flags of three machines: Cascade Lake (AVX-512 without bfloat16, this one),
-# Sapphire Rapids (AMX) and a laptop with AVX2 only.
+# /proc/cpuinfo flags of four kinds of machine: Cascade Lake (AVX-512 without bfloat16),
+# Cooper Lake (AVX512_BF16, as the AMD EPYC of our machines), Sapphire Rapids (AMX) and a
+# laptop with AVX2 only.
 CASCADE_LAKE = frozenset('fpu sse2 avx avx2 avx512f avx512dq avx512cd avx512bw avx512vl '
                          'avx512_vnni'.split())
 SAPPHIRE_RAPIDS = CASCADE_LAKE | {'avx512_bf16', 'amx_bf16', 'amx_tile', 'amx_int8'}

@@ -8,7 +8,7 @@ import tf_slim as slim
 
 from common import precision as precision_lib
 from deployment import model_deploy
-from nets import nets_factory, precision
+from nets import batch_norm, nets_factory, precision
 
 ON = tf.compat.v1.ConfigProto().graph_options.rewrite_options.ON
 CONVOLUTIONS = ('Conv2D', 'DepthwiseConv2dNative')
@@ -87,6 +87,47 @@ def test_bfloat16_rewrite_converts_the_convolutions_only(name):
     for got, want, tolerance in zip(mixed, reference, (0.05, 0.05, 0.02, 0.01)):
         assert got.dtype == np.float32
         assert np.abs(got - want).max() <= tolerance * max(1.0, np.abs(want).max())
+
+
+def _node_dtypes(graphs, op_suffix, attr):
+    """The dtypes of attribute `attr` of the nodes whose op ends with `op_suffix` (str or
+    tuple of str), as they ran."""
+    return [tf.as_dtype(node.attr[attr].type).name for graph in graphs for node in graph.node
+            if node.op.endswith(op_suffix) and attr in node.attr]
+
+
+def test_bfloat16_training_keeps_statistics_variables_and_nms_float32():
+    """A convolution with training batch norm, its update and an NMS of boxes made from it."""
+    _bfloat16_or_skip()
+    with tf.Graph().as_default():
+        tf.compat.v1.set_random_seed(0)
+        images = tf.random.uniform([2, 8, 8, 3])
+        with slim.arg_scope([slim.conv2d], normalizer_fn=batch_norm.batch_norm):
+            features = slim.conv2d(images, 8, [3, 3], scope='conv')
+        boxes = tf.sort(tf.reshape(tf.sigmoid(features), [-1, 4]), axis=1)
+        keep = tf.image.non_max_suppression(boxes, tf.reduce_max(boxes, axis=1), 5)
+        loss = tf.reduce_mean(tf.square(features))
+        updates = tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS)
+        with tf.control_dependencies(updates):
+            train_op = tf.compat.v1.train.GradientDescentOptimizer(0.1).minimize(loss)
+        variables = tf.compat.v1.global_variables()
+        with tf.compat.v1.Session(config=precision.session_config('mixed_bfloat16')) as session:
+            session.run(tf.compat.v1.global_variables_initializer())
+            (_, loss_value, _), graphs = precision.run_graphs(session, [train_op, loss, keep])
+    assert {v.dtype.base_dtype for v in variables} == {tf.float32}
+    assert np.isfinite(loss_value)
+    # The batch norm (fused with the ReLU) runs on bfloat16 activations with float32
+    # statistics (attribute U).
+    forward = ('FusedBatchNormV3', 'FusedBatchNormEx')
+    assert set(_node_dtypes(graphs, forward, 'T')) == {'bfloat16'}
+    assert set(_node_dtypes(graphs, forward, 'U')) == {'float32'}
+    assert set(_node_dtypes(graphs, 'FusedBatchNormGradV3', 'U')) == {'float32'}
+    assert set(_node_dtypes(graphs, 'Conv2D', 'T')) == {'bfloat16'}
+    # Moving averages, weight updates and NMS in float32 (the boxes, made in bfloat16 here,
+    # are cast back).
+    assert set(_node_dtypes(graphs, 'AssignSubVariableOp', 'dtype')) == {'float32'}
+    assert set(_node_dtypes(graphs, 'ResourceApplyGradientDescent', 'T')) == {'float32'}
+    assert _node_dtypes(graphs, 'NonMaxSuppressionV3', 'T') == ['float32']
 
 
 def _toy_step(initial_loss_scale):

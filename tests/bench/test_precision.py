@@ -61,3 +61,41 @@ def test_flags_of_both_comparisons():
     assert (args.iou_threshold, args.score_threshold) == (0.9, 0.5)
     with pytest.raises(SystemExit):
         precision.parse_args(['train', '--dataset_dir=r', '--work_dir=w', '--steps=0'])
+
+
+def test_train_comparison_runs_both_precisions_with_the_same_recipe(tmp_path, monkeypatch,
+                                                                    capsys):
+    calls = []
+
+    def fake_script(name, flags, log_path):
+        calls.append((name, flags))
+        values = dict(flag[2:].split('=', 1) for flag in flags)
+        if name == 'train_ssd_network.py':
+            loss = 4.0 if values['precision'] == 'float32' else 4.2
+            os.makedirs(values['train_dir'])
+            with open(log_path, 'w', encoding='utf-8') as log:
+                log.write('step 2/4: loss %.4f (loc 1.0), lr 0.001, 3.00 images/s\n'
+                          'step 4/4: loss 2.0000 (loc 0.5), lr 0.001, 5.00 images/s\n' % loss)
+            return 10.0
+        os.makedirs(values['eval_dir'])
+        with open(os.path.join(values['eval_dir'], 'metrics.json'), 'w',
+                  encoding='utf-8') as metrics:
+            json.dump({'mAP_voc07': 0.5, 'mAP_voc12': 0.6}, metrics)
+        return 1.0
+
+    monkeypatch.setattr(precision, '_script', fake_script)
+    precision.main(['train', '--dataset_dir=records', '--work_dir=%s' % tmp_path,
+                    '--steps=4', '--log_every_n_steps=2'])
+    trains = [flags for name, flags in calls if name == 'train_ssd_network.py']
+    evals = [flags for name, flags in calls if name == 'eval_ssd_network.py']
+    assert [flags[-len(precision.SAME_BATCHES) - 1:] for flags in trains] == [
+        ['--seed=0'] + precision.SAME_BATCHES] * 2
+    assert ['--precision=float32' in f for f in trains] == [True, False]
+    assert '--precision=mixed_bfloat16' in trains[1]
+    assert len(evals) == 2 and not [f for f in evals if '--precision' in ' '.join(f)]
+    out = capsys.readouterr().out
+    assert 'float32         4 steps in 10 s, median 5.00 images/s; mAP VOC07 0.5000' in out
+    assert 'loss per quarter nan 4.200 nan 2.000' in out
+    assert 'VOC07 +0.0000' in out
+    with pytest.raises(SystemExit, match='exists'):
+        precision.main(['train', '--dataset_dir=records', '--work_dir=%s' % tmp_path])

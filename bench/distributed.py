@@ -1,7 +1,7 @@
 """Distributed training benchmark: one process against a local cluster, and the parameter traffic.
 
     python -m bench.distributed [--work_dir DIR] [--batch_size 4] [--steps 20]
-        [--networks ssd_300_mobilenet_v2,ssd_300_vgg] [--skip_cluster]
+        [--networks ssd_300_mobilenet_v2,ssd_300_vgg] [--skip_cluster] [--paper_classes 21]
 
 1. Speed: training images/s of ssd_300_mobilenet_v2 at --batch_size in one process
    (train_ssd_network.py) and in a 1 ps + 2 worker synchronous cluster
@@ -14,6 +14,10 @@
    cluster: the kernel's counters of the ps process's TCP connections (`ss -tip`,
    bytes_received and bytes_acked) between two progress lines of the chief, divided by the
    global steps and the workers (gRPC framing included).
+3. For the README's scaling on paper, per network at --paper_classes classes (VOC's 21): the
+   parameters, the bytes P a worker moves each way per step, the largest variable, and the
+   largest share of P on one of k ps tasks, round-robin and by size (model_deploy's
+   strategies, variables in the order the training graph creates them).
 Prints the machine (CPU, cores, load, TensorFlow version) and the figures.
 """
 import argparse
@@ -47,8 +51,13 @@ def _env():
     return dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
 
 
+def _bytes(variable):
+    return variable.shape.num_elements() * variable.dtype.base_dtype.size
+
+
 def variable_traffic(records_dir, model_name):
-    """Bytes per synchronous step of one worker, counted from the training graph's variables.
+    """Bytes per synchronous step of one worker, counted from the training graph's variables
+    (the same with or without SyncReplicasOptimizer: its accumulators stay on the ps tasks).
 
     Returns:
         dict: trainable (parameters in = gradients out), moving (batch-norm statistics: read
@@ -68,8 +77,7 @@ def variable_traffic(records_dir, model_name):
         dataset = dataset_factory.get_dataset('shapes', 'trainval', records_dir)
         network = nets_factory.get_network(model_name, dataset.num_classes)
         config = model_deploy.DeploymentConfig(clone_on_cpu=True, num_replicas=2,
-                                               num_ps_tasks=1, replica_id=1,
-                                               sync_replicas=True)
+                                               num_ps_tasks=1, replica_id=1)
         train_lib.build_train_graph(
             network, dataset, preprocessing_factory.get_preprocessing(model_name, True),
             config, 1, {'learning_rate': 0.001}, {'name': 'momentum'})
@@ -78,12 +86,59 @@ def variable_traffic(records_dir, model_name):
         moving = [v for v in slim.get_model_variables(network.name) if v.name not in names]
 
         def size(variables):
-            return sum(v.shape.num_elements() * v.dtype.base_dtype.size for v in variables)
+            return sum(_bytes(v) for v in variables)
 
         return {'trainable': size(trainable), 'moving': size(moving),
                 'bytes_in': size(trainable) + size(moving),
                 'bytes_out': size(trainable) + size(moving),
                 'num_parameters': sum(v.shape.num_elements() for v in trainable)}
+
+
+def ps_shares(variables, num_tasks, strategy):
+    """Bytes of `variables` (in creation order) on each of `num_tasks` ps tasks under a
+    model_deploy ps strategy ('round_robin' or 'size')."""
+    from deployment import model_deploy  # pylint: disable=import-outside-toplevel
+
+    place = model_deploy.PS_STRATEGIES[strategy](num_tasks)
+    shares = [0] * num_tasks
+    for variable in variables:
+        shares[place(variable.op)] += _bytes(variable)
+    return shares
+
+
+def paper_sizes(model_name, num_classes, ps_counts=(1, 2, 4, 8)):
+    """What the scaling on paper needs of a network with `num_classes` classes.
+
+    Returns:
+        dict: num_parameters (trainable), num_moving (batch-norm statistics), bytes (P: the
+        parameters and statistics a worker reads, and sends back as gradients and updates,
+        per step), largest (bytes of the largest variable), shares {(strategy, k): bytes of
+        the most loaded of k ps tasks}.
+    """
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    import tf_slim as slim  # pylint: disable=import-outside-toplevel
+
+    from nets import nets_factory  # pylint: disable=import-outside-toplevel
+
+    tf.compat.v1.disable_eager_execution()
+    with tf.Graph().as_default():
+        network = nets_factory.get_network(model_name, num_classes)
+        global_step = tf.compat.v1.train.get_or_create_global_step()
+        height, width = network.params.img_shape
+        with slim.arg_scope(network.arg_scope(weight_decay=0.0005)):
+            network.net(tf.zeros([1, height, width, 3]), is_training=True)
+        model = slim.get_model_variables(network.name)
+        trainable = {v.name for v in tf.compat.v1.trainable_variables()}
+        # The training graph creates the global step first: it takes ps task 0 round-robin.
+        placed = [global_step] + model
+        return {'num_parameters': sum(v.shape.num_elements() for v in model
+                                      if v.name in trainable),
+                'num_moving': sum(v.shape.num_elements() for v in model
+                                  if v.name not in trainable),
+                'bytes': sum(_bytes(v) for v in model),
+                'largest': max(_bytes(v) for v in model),
+                'shares': {(strategy, k): max(ps_shares(placed, k, strategy))
+                           for strategy in ('round_robin', 'size') for k in ps_counts}}
 
 
 def tcp_bytes(pid):
@@ -185,6 +240,8 @@ def main():
                         help='networks of the traffic part (comma separated)')
     parser.add_argument('--skip_cluster', action='store_true',
                         help='only count the traffic from the graphs (no training runs)')
+    parser.add_argument('--paper_classes', type=int, default=21,
+                        help='classes of the networks of the scaling on paper (VOC: 21)')
     args = parser.parse_args()
     os.makedirs(args.work_dir, exist_ok=True)
     from tests import helpers  # pylint: disable=import-outside-toplevel
@@ -225,6 +282,20 @@ def main():
             _mb(measured['worker_out']) if measured else '-'))
         sys.stdout.flush()
     print('\n(measured in / out: what the ps sent / received, per global step and worker)')
+    ps_counts = (1, 2, 4, 8)
+    print('\nFor the scaling on paper, %d classes: P (parameters and batch-norm statistics) each '
+          'way per step; the most loaded of k ps tasks, round-robin / by size:'
+          % args.paper_classes)
+    print('| network | parameters | statistics | P | largest variable | %s |'
+          % ' | '.join('k=%d' % k for k in ps_counts))
+    print('|---|---|---|---|---|%s' % ('---|' * len(ps_counts)))
+    for name in networks:
+        sizes = paper_sizes(name, args.paper_classes, ps_counts)
+        print('| %s | %.2f M | %.2f M | %s | %s | %s |' % (
+            name, sizes['num_parameters'] / 1e6, sizes['num_moving'] / 1e6, _mb(sizes['bytes']),
+            _mb(sizes['largest']), ' | '.join(
+                '%s / %s' % (_mb(sizes['shares'][('round_robin', k)]),
+                             _mb(sizes['shares'][('size', k)])) for k in ps_counts)))
     print('Machine at end: %s' % machine.describe())
     return 0
 

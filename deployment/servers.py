@@ -92,6 +92,33 @@ def serve(cluster, config=None, signals=(signal.SIGTERM, signal.SIGINT), poll_se
     return received[0]
 
 
+class StopAtGlobalStepHook(tf.compat.v1.train.SessionRunHook):
+    """Requests a stop once the global step, read after each run, reaches `last_step`.
+
+    TensorFlow's StopAtStepHook looks at the global step read during the run. In a cluster
+    the other replicas' updates land while a run waits for its token, so that value can be
+    several steps behind: the replica would start one more step after the last, which no
+    other replica helps to complete (a synchronous update needs their gradients), and wait
+    for ever.
+
+    Args:
+        last_step: the global step at which training ends.
+    """
+
+    def __init__(self, last_step):
+        self._last_step = last_step
+        self._global_step = None
+
+    def begin(self):
+        self._global_step = tf.compat.v1.train.get_global_step()
+        if self._global_step is None:
+            raise RuntimeError('StopAtGlobalStepHook needs a global step in the graph')
+
+    def after_run(self, run_context, run_values):
+        if run_context.session.run(self._global_step) >= self._last_step:
+            run_context.request_stop()
+
+
 class _WaitingChiefSessionCreator(tf.compat.v1.train.ChiefSessionCreator):
     """Waits for the ps tasks before each session; restores or initialises as usual."""
 

@@ -183,7 +183,8 @@ def train(train_graph, train_dir, max_number_of_steps=None, log_every_n_steps=10
     if max_train_secs:
         hooks.append(train_hooks.StopAfterSecondsHook(max_train_secs))
     if max_number_of_steps:
-        hooks.append(tf.compat.v1.train.StopAtStepHook(last_step=max_number_of_steps))
+        hooks.append(servers.StopAtGlobalStepHook(max_number_of_steps) if master else
+                     tf.compat.v1.train.StopAtStepHook(last_step=max_number_of_steps))
     scaffold = tf.compat.v1.train.Scaffold(
         init_fn=train_graph.init_fn,
         saver=tf.compat.v1.train.Saver(max_to_keep=max_checkpoints_to_keep))

@@ -42,3 +42,16 @@ def test_tcp_bytes_counts_the_connections_of_a_process():
     # Both ends are this process: each byte is counted once received, once sent.
     assert after[0] - before[0] == 100000
     assert after[1] - before[1] == 100000
+
+
+def test_ps_shares_follow_the_placement_strategies():
+    import tensorflow as tf
+
+    with tf.Graph().as_default():
+        variables = [tf.compat.v1.get_variable(name, shape, dtype=dtype)
+                     for name, shape, dtype in (('step', [], tf.int64), ('a', [100], tf.float32),
+                                                ('b', [1], tf.float32), ('c', [50], tf.float32))]
+        # In turn: step, b on task 0; a, c on task 1. By size: each on the lighter task.
+        assert distributed.ps_shares(variables, 2, 'round_robin') == [8 + 4, 400 + 200]
+        assert distributed.ps_shares(variables, 2, 'size') == [8 + 4 + 200, 400]
+        assert distributed.ps_shares(variables, 1, 'size') == [612]

@@ -82,16 +82,27 @@ def run(tmp_path_factory):
             cluster.wait_for_line('worker 1', PROGRESS, WAIT_SECS,
                                   start=events['worker_restart_line'])
             line = _wait_for_step(cluster, 'worker 0', 6, start=line)
-            # The chief dies and comes back.
-            cluster.kill('worker 0')
-            events['chief_checkpoint'] = _latest_step(train_dir)
-            start = len(cluster.log('worker 0'))
-            cluster.start('worker 0')
-            match, line = cluster.wait_for_line('worker 0', r'Restoring parameters from (\S+)',
-                                                WAIT_SECS, start=start)
-            events['chief_restored'] = match.group(1)
-            match, _ = cluster.wait_for_line('worker 0', PROGRESS, WAIT_SECS, start=line)
-            events['chief_first_step'] = int(match.group(1))
+            # The chief dies and comes back. Worker 1 is held (SIGSTOP) until the new chief's
+            # first step: alone, it would send both gradients of every step the new chief's
+            # queue runner aggregates, and on busy cores run ahead by many steps, or to the
+            # end, while the new chief builds its graph and starts its first step.
+            cluster.signal('worker 1', signal.SIGSTOP)
+            try:
+                cluster.kill('worker 0')
+                events['chief_checkpoint'] = _latest_step(train_dir)
+                start = len(cluster.log('worker 0'))
+                cluster.start('worker 0')
+                match, line = cluster.wait_for_line(
+                    'worker 0', r'Restoring parameters from (\S+)', WAIT_SECS, start=start)
+                events['chief_restored'] = match.group(1)
+                # The chief saves when its session is created, before any update.
+                match, _ = cluster.wait_for_line('worker 0', r'Saving checkpoints for (\d+)',
+                                                 WAIT_SECS, start=line)
+                events['chief_first_save'] = int(match.group(1))
+                match, line = cluster.wait_for_line('worker 0', PROGRESS, WAIT_SECS, start=line)
+                events['chief_first_step'] = int(match.group(1))
+            finally:
+                cluster.signal('worker 1', signal.SIGCONT)
             line = _wait_for_step(cluster, 'worker 0', 10, start=line)
             # The ps dies and comes back: both replicas recover from the last checkpoint.
             events['worker_line_at_ps_kill'] = len(cluster.log('worker 1'))
@@ -145,6 +156,8 @@ def test_a_killed_chief_resumes_from_its_last_checkpoint(run):
     step = run.events['chief_checkpoint']
     assert step is not None and step >= 2
     assert run.events['chief_restored'].endswith('model.ckpt-%d' % step)
+    # The global step is the checkpoint's again, and training goes on from there.
+    assert run.events['chief_first_save'] == step
     assert step <= run.events['chief_first_step'] <= step + 3
 
 

@@ -208,9 +208,26 @@ def test_the_chiefs_aggregated_update_runs_no_forward_pass():
         [hook] = step.hooks
         hook.begin()
         [update] = hook._queue_runner.enqueue_ops
+        hook._optimizer.ready_for_local_init_op.mark_used()  # built, not run here
         needed = {graph.get_operation_by_name(name).type for name in _ancestors(update)}
         worker_step = {graph.get_operation_by_name(name).type
                        for name in _ancestors(step.train_op.op)}
     assert 'MatMul' in worker_step and 'CheckNumerics' in worker_step
     assert 'MatMul' not in needed and 'CheckNumerics' not in needed
     assert 'ResourceApplyGradientDescent' in needed
+
+
+@pytest.mark.parametrize('step_after_run, stops', [(13, False), (14, True), (15, True)])
+def test_a_replica_stops_on_the_global_step_read_after_its_run(step_after_run, stops):
+    """The step fetched during a run (12) lags behind the other replicas' updates; the
+    replica stops on the step after the run, not one step later (where a synchronous step
+    would wait for gradients no replica sends)."""
+    with tf.Graph().as_default():
+        global_step = tf.compat.v1.train.get_or_create_global_step()
+        hook = servers.StopAtGlobalStepHook(14)
+        hook.begin()
+        with tf.compat.v1.Session() as session:
+            session.run(global_step.assign(step_after_run))
+            context = tf.compat.v1.train.SessionRunContext(None, session)
+            hook.after_run(context, tf.compat.v1.train.SessionRunValues(12, None, None))
+    assert context.stop_requested == stops

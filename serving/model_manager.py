@@ -10,7 +10,9 @@ Requests are checked against `RequestLimits` before anything is decoded: a tenso
 value expands to its whole shape, so a small request could otherwise allocate gigabytes. At most
 `max_batch_size` items (images) run at once, summed over concurrent requests (`ItemBudget`):
 TensorFlow's CPU allocator with oneDNN (BFC, "mklcpu") keeps the largest working set it ever
-needed, so this bounds the memory the process keeps after large requests.
+needed, so this bounds the memory the process keeps after large requests. With a
+`serving.batching.Batcher`, concurrent requests of a signature whose inputs all have the batch
+in dimension 0 are run as one batch (the others run alone).
 """
 import collections
 import contextlib
@@ -77,11 +79,12 @@ class LoadedVersion:
     """One SavedModel version in its own graph and session, closed when retired and idle."""
 
     def __init__(self, export_dir, version, session_config=None, limits=RequestLimits(),
-                 budget=None):
+                 budget=None, batcher=None):
         self.version = version
         self.export_dir = export_dir
         self.limits = limits
         self._budget = budget or ItemBudget(limits.max_batch_size)
+        self._batcher = batcher
         self._graph = tf.Graph()
         self._session = tf.compat.v1.Session(graph=self._graph, config=session_config)
         try:
@@ -150,9 +153,26 @@ class LoadedVersion:
                                'INVALID_ARGUMENT')
         input_aliases = sorted(inputs)
         arrays, items = _decode_inputs(input_aliases, inputs, signature, self.limits)
+        runner = self._runner(signature_name, input_aliases, aliases)
+        if self._batcher is not None and _batched_in_dimension_0(signature):
+            key = (self, signature_name, tuple(input_aliases), tuple(aliases),
+                   tuple((a.dtype.str, a.shape[1:]) for a in arrays))
+            values = self._batcher.run(
+                key, lambda batch: self._run(signature_name, runner, batch, len(batch[0])),
+                arrays, items)
+        else:
+            values = self._run(signature_name, runner, arrays, items)
+        return dict(zip(aliases, values))
+
+    def _run(self, signature_name, runner, arrays, items):
+        """Runs a session callable on input arrays of `items` items within the item budget.
+
+        Raises:
+          ServingError: TensorFlow's code of a run error, RESOURCE_EXHAUSTED out of memory.
+        """
         try:
             with self._budget.hold(items):
-                values = self._runner(signature_name, input_aliases, aliases)(*arrays)
+                return runner(*arrays)
         except tf.errors.OpError as e:
             code = _STATUS_NAMES.get(e.error_code, 'INTERNAL')
             raise ServingError('running signature "%s" failed: %s' % (signature_name, e.message),
@@ -160,7 +180,6 @@ class LoadedVersion:
         except MemoryError as e:
             raise ServingError('out of memory running signature "%s"' % signature_name,
                                'RESOURCE_EXHAUSTED') from e
-        return dict(zip(aliases, values))
 
     def _runner(self, signature_name, input_aliases, output_aliases):
         """A session callable for these inputs and outputs, made once (cheaper than session.run).
@@ -176,6 +195,12 @@ class LoadedVersion:
                 feed_list=[signature.inputs[alias].name for alias in input_aliases])
             self._runners[key] = runner
         return runner
+
+
+def _batched_in_dimension_0(signature):
+    """Whether every input of a signature has a known rank and a free dimension 0 (a batch)."""
+    shapes = [tensor_proto.shape_of(info.tensor_shape) for info in signature.inputs.values()]
+    return all(shape and shape[0] == -1 for shape in shapes)
 
 
 def _decode_inputs(aliases, inputs, signature, limits):
@@ -277,7 +302,7 @@ class ModelManager:
 
     def __init__(self, model_name, base_path, poll_seconds=1.0, session_config=None,
                  limits=RequestLimits(), retry_seconds=30.0, max_retry_seconds=600.0,
-                 clock=time.monotonic):
+                 clock=time.monotonic, batcher=None):
         """Args:
           model_name: the served model's name.
           base_path: folder of version folders.
@@ -289,6 +314,7 @@ class ModelManager:
             retried; it doubles up to max_retry_seconds.
           max_retry_seconds: the longest back-off.
           clock: monotonic time source (tests replace it).
+          batcher: a serving.batching.Batcher shared by the versions, or None (no batching).
         """
         self.model_name = model_name
         self.base_path = base_path
@@ -299,6 +325,7 @@ class ModelManager:
         self._retry_seconds = retry_seconds
         self._max_retry_seconds = max_retry_seconds
         self._clock = clock
+        self._batcher = batcher
         self._lock = threading.Lock()
         self._poll_lock = threading.Lock()
         self._current = None
@@ -352,7 +379,7 @@ class ModelManager:
         logging.info('Loading model %s version %d from %s', self.model_name, version, path)
         try:
             loaded = LoadedVersion(path, version, self._session_config, self.limits,
-                                   self._budget)
+                                   self._budget, self._batcher)
         except Exception as e:  # any load failure must keep the served version
             backoff = (self._retry_seconds if failure is None or failure.fingerprint != fingerprint
                        else min(2 * failure.backoff, self._max_retry_seconds))

@@ -11,6 +11,9 @@ A request may bring at most --max_batch_size items per input, and --max_request_
 --max_request_bytes once decoded; larger ones are refused with INVALID_ARGUMENT naming the limit.
 At most --max_batch_size items run at once over all requests (the others wait their turn): the
 memory TensorFlow keeps after large requests is that of one full batch.
+--enable_batching [--batching_parameters_file=serving/batching.config] batches concurrent
+requests of a signature as TF Serving does (serving/batching.py; TF Serving's defaults without
+the file).
 SIGTERM/SIGINT drain the requests in flight for up to --grace_seconds, then exit; another signal
 during the drain cancels them at once.
 --precision=mixed_bfloat16 (CPUs with bfloat16 instructions) or mixed_float16 (GPUs) loads every
@@ -35,7 +38,7 @@ from common.signatures import (
     MAX_MESSAGE_BYTES,
     ServingError,
 )
-from serving import protos, tensor_proto
+from serving import batching, protos, tensor_proto
 
 GRPC_OPTIONS = [('grpc.max_send_message_length', MAX_MESSAGE_BYTES),
                 ('grpc.max_receive_message_length', MAX_MESSAGE_BYTES)]
@@ -199,6 +202,13 @@ def _parse_args(argv):
                         help='elements of all inputs of a request once decoded')
     limits.add_argument('--max_request_bytes', type=int, default=MAX_MESSAGE_BYTES,
                         help='bytes of all inputs of a request once decoded')
+    batch = parser.add_argument_group('batching (as TF Serving)')
+    batch.add_argument('--enable_batching', action='store_true',
+                       help='run concurrent requests of a signature as one batch')
+    batch.add_argument('--batching_parameters_file', default=None,
+                       help='text-format BatchingParameters (max_batch_size, '
+                            'batch_timeout_micros, num_batch_threads, max_enqueued_batches, '
+                            'allowed_batch_sizes); default: TF Serving\'s defaults')
     parser.add_argument('--grace_seconds', type=float, default=10.0,
                         help='drain time on SIGTERM/SIGINT')
     args = parser.parse_args(argv)
@@ -212,6 +222,15 @@ def _parse_args(argv):
             parser.error('--%s must be >= 1' % flag)
     if args.grace_seconds < 0:
         parser.error('--grace_seconds must be >= 0')
+    args.batching = None
+    if args.batching_parameters_file and not args.enable_batching:
+        parser.error('--batching_parameters_file needs --enable_batching')
+    if args.enable_batching:
+        try:
+            args.batching = (batching.read_parameters(args.batching_parameters_file)
+                             if args.batching_parameters_file else batching.BatchingParameters())
+        except ValueError as error:
+            parser.error('--batching_parameters_file: %s' % error)
     try:
         precision.check(args.precision, int(devices.gpus_visible()))
     except ValueError as error:
@@ -263,6 +282,12 @@ def _drain(server, rest, signals, grace_seconds):
             server.stop(0)
 
 
+def _stop(manager, batcher):
+    manager.stop()
+    if batcher is not None:
+        batcher.stop()
+
+
 def main(argv=None):
     signals = _Signals()
     signals.install()
@@ -277,13 +302,15 @@ def main(argv=None):
     limits = limits_class(max_batch_size=args.max_batch_size,
                           max_elements=args.max_request_elements,
                           max_bytes=args.max_request_bytes)
+    batcher = batching.Batcher(args.batching) if args.batching else None
     manager = model_manager_class(args.model_name, args.model_base_path,
-                                  args.file_system_poll_wait_seconds, session_config, limits)
+                                  args.file_system_poll_wait_seconds, session_config, limits,
+                                  batcher=batcher)
     manager.start()
     try:
         server, port = create_server(manager, args.port, args.host, args.max_workers)
     except OSError as e:
-        manager.stop()
+        _stop(manager, batcher)
         logging.error('--port: %s', e)
         return 1
     rest = None
@@ -293,12 +320,13 @@ def main(argv=None):
         logging.info('REST API on %s:%d', args.host, args.rest_api_port)
     server.start()
     logging.info('gRPC PredictionService/ModelService for model %s on %s:%d (limits: batch %d, '
-                 '%d elements, %d bytes per request)', args.model_name, args.host, port,
-                 limits.max_batch_size, limits.max_elements, limits.max_bytes)
+                 '%d elements, %d bytes per request; batching: %s)', args.model_name, args.host,
+                 port, limits.max_batch_size, limits.max_elements, limits.max_bytes,
+                 args.batching or 'off')
     while not signals.received:
         time.sleep(_POLL_SECONDS)
     _drain(server, rest, signals, args.grace_seconds)
-    manager.stop()
+    _stop(manager, batcher)
     logging.info('Stopped')
     return 0
 

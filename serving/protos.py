@@ -80,6 +80,15 @@ _PACKAGES = [
                                ('status', 3, 'tensorflow.serving.StatusProto', None)],
         'GetModelStatusResponse': [('model_version_status', 1,
                                     'tensorflow.serving.ModelVersionStatus', 'repeated')],
+        # session_bundle_config.proto: the --batching_parameters_file (serving/batching.py).
+        'BatchingParameters': [
+            ('max_batch_size', 1, 'google.protobuf.Int64Value', None),
+            ('batch_timeout_micros', 2, 'google.protobuf.Int64Value', None),
+            ('max_enqueued_batches', 3, 'google.protobuf.Int64Value', None),
+            ('num_batch_threads', 4, 'google.protobuf.Int64Value', None),
+            ('thread_pool_name', 5, 'google.protobuf.StringValue', None),
+            ('allowed_batch_sizes', 6, 'int64', 'repeated'),
+            ('pad_variable_length_inputs', 7, 'bool', None)],
     }, {'ModelVersionStatus.State': [(0, 'UNKNOWN'), (10, 'START'), (20, 'LOADING'),
                                      (30, 'AVAILABLE'), (40, 'UNLOADING'), (50, 'END')]}),
 ]
@@ -171,6 +180,7 @@ GetModelMetadataResponse = _message('tensorflow.serving.GetModelMetadataResponse
 GetModelStatusRequest = _message('tensorflow.serving.GetModelStatusRequest')
 GetModelStatusResponse = _message('tensorflow.serving.GetModelStatusResponse')
 ModelVersionStatus = _message('tensorflow.serving.ModelVersionStatus')
+BatchingParameters = _message('tensorflow.serving.BatchingParameters')
 
 # (service, method) -> (request class, response class).
 METHODS = {

@@ -96,7 +96,8 @@ $(DEMO_EXPORT)/1/saved_model.pb: $(DEMO_TRAIN)/.done
 	$(BIN)/python export_model.py --checkpoint_path=$(DEMO_TRAIN) --model_name=$(DEMO_MODEL) \
 	  --export_dir=$(DEMO_EXPORT) --version=1 --labels_file=$(DEMO_RECORDS)/labels.txt
 
-# The local model server and the web app in the foreground. Ctrl-C (or SIGTERM) stops both:
+# The local model server, then (once it serves the model) the web app, in the foreground.
+# Ctrl-C (or SIGTERM) stops both:
 # SIGTERM to each, SIGKILL to what is left after 10 s; if either dies, the other is stopped.
 demo-serve: demo-ports $(STAMP)
 	@stop() { kill $$server $$web 2>/dev/null; \
@@ -105,6 +106,8 @@ demo-serve: demo-ports $(STAMP)
 	trap 'stop; exit 0' INT TERM; \
 	$(BIN)/python -m serving.model_server --host=127.0.0.1 --port=$(GRPC_PORT) --model_name=ssd \
 	  --model_base_path=$(abspath $(DEMO_EXPORT)) & server=$$!; \
+	$(BIN)/python -m web.wait_ready --serving_address=127.0.0.1:$(GRPC_PORT) --timeout=180 \
+	  || { stop; exit 1; }; \
 	SERVING_ADDRESS=127.0.0.1:$(GRPC_PORT) MODEL_NAME=ssd NETWORK=$(DEMO_MODEL) \
 	  MODEL_HINT='The demo model knows only synthetic shapes; try its test images, $(abspath $(DEMO_VOC))/JPEGImages/test_*.jpg.' \
 	  WEB_BIND=127.0.0.1:$(WEB_PORT) WEB_WORKERS=2 \

@@ -61,7 +61,6 @@ def test_eval_script_waits_for_checkpoints_and_writes_reports(records_dir, tmp_p
                    '--visualization_score_threshold=0'])
     assert result.returncode == 0, result.stderr[-3000:]
     assert 'model.ckpt-7 (step 7)' in result.stdout
-    assert 'failed call to cuInit' not in result.stderr  # no CUDA initialisation without a GPU
     for name in ('circle', 'square', 'triangle', 'star', 'cross', 'mAP'):
         assert name in result.stdout
     metrics = json.loads((eval_dir / 'metrics.json').read_text())

@@ -128,7 +128,6 @@ def test_two_clones_train_log_resume_and_summaries(records_dir, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert 'step 2/2: loss' in result.stderr
     assert 'images/s, ETA' in result.stderr
-    assert 'failed call to cuInit' not in result.stderr  # no CUDA initialisation without a GPU
     assert tf.train.latest_checkpoint(train_dir).endswith('model.ckpt-2')
     result = _run(common + ['--max_number_of_steps=3'])
     assert result.returncode == 0, result.stderr[-3000:]

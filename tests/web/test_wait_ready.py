@@ -47,3 +47,19 @@ def test_is_light():
             'heavy = [m for m in ("tensorflow", "flask", "grpc", "cv2") if m in sys.modules]; '
             'assert not heavy, heavy')
     subprocess.run([sys.executable, '-c', code], check=True, cwd=REPO, timeout=120)
+
+
+def test_waits_for_a_served_model(toy_server):
+    address, _ = toy_server
+    assert wait_ready.wait_serving(address, 'ssd', 30, interval_s=0.1)
+    assert not wait_ready.wait_serving(address, 'other_model', 0.5, interval_s=0.1)
+    assert wait_ready.main(['--serving_address', address, '--timeout', '30']) == 0
+
+
+def test_no_model_server(capsys):
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        port = sock.getsockname()[1]
+    address = '127.0.0.1:%d' % port
+    assert wait_ready.main(['--serving_address', address, '--timeout', '0.5']) == 1
+    assert "serves no AVAILABLE version of model 'ssd'" in capsys.readouterr().err

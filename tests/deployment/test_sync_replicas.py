@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from deployment import cluster, model_deploy, servers
+from nets import checkpoints
 from tests import helpers
 
 RNG = np.random.RandomState(1)
@@ -139,6 +140,36 @@ def test_async_workers_each_apply_their_own_update(local_servers):
                 b - LEARNING_RATE * 2 * err.sum(0) / err.size)
     np.testing.assert_allclose(after[0], w, atol=1e-5)
     np.testing.assert_allclose(after[1], b, atol=1e-5)
+
+
+def test_the_chief_restores_the_checkpoint_path_and_the_worker_trains_from_it(local_servers,
+                                                                             tmp_path):
+    """With an empty train_dir the chief initialises and restores --checkpoint_path (the
+    scaffold's init_fn); the worker waits for it and reads the restored values."""
+    with tf.Graph().as_default():
+        pretrained = tf.compat.v1.get_variable('w', initializer=W0 + 1.0)
+        with tf.compat.v1.Session() as session:
+            session.run(pretrained.initializer)
+            path = tf.compat.v1.train.Saver([pretrained]).save(
+                session, str(tmp_path / 'pretrained' / 'model.ckpt'))
+    tasks, started = local_servers
+    values = []
+    for replica in range(2):
+        task = tasks[('worker', replica)]
+        with tf.Graph().as_default():
+            _build(model_deploy.DeploymentConfig(clone_on_cpu=True, num_replicas=2,
+                                                 num_ps_tasks=1, replica_id=replica), X, Y)
+            [w] = [v for v in tf.compat.v1.global_variables() if v.op.name == 'w']
+            scaffold = tf.compat.v1.train.Scaffold(
+                init_fn=checkpoints.make_init_fn({'w': w}, path))
+            with servers.monitored_session(
+                    master=started[('worker', replica)].target, is_chief=task.is_chief,
+                    checkpoint_dir=str(tmp_path / 'train'), scaffold=scaffold,
+                    config=servers.session_config(task), wait_secs=60,
+                    wait_for=task.tasks([cluster.PS])) as session:
+                values.append(session.run(w))
+    for value in values:
+        np.testing.assert_allclose(value, W0 + 1.0)
 
 
 def test_clones_of_a_worker_share_one_read_of_each_variable():

@@ -77,7 +77,7 @@ def _answers_errors(method):
     return wrapper
 
 
-class _Services:
+class Services:
     """PredictionService (Predict, GetModelMetadata) and ModelService (GetModelStatus)."""
 
     def __init__(self, manager):
@@ -146,7 +146,7 @@ def create_server(manager, port, host='0.0.0.0', max_workers=8):
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers,
                                                     thread_name_prefix='grpc'),
                          options=GRPC_OPTIONS + [('grpc.so_reuseport', 0)])
-    services = _Services(manager)
+    services = Services(manager)
     server.add_generic_rpc_handlers([
         protos.generic_handler(protos.PREDICTION_SERVICE, {
             'Predict': services.predict, 'GetModelMetadata': services.get_model_metadata}),
@@ -286,6 +286,10 @@ def _stop(manager, batcher):
     manager.stop()
     if batcher is not None:
         batcher.stop()
+        sizes = batcher.batch_sizes
+        batches = sum(sizes.values())
+        logging.info('Batching: %d batches, %.2f items each on average', batches,
+                     sum(size * count for size, count in sizes.items()) / max(batches, 1))
 
 
 def main(argv=None):

@@ -5,6 +5,10 @@ The same layout as `tf.make_tensor_proto` / `tf.make_ndarray`: numbers in little
 typed repeated fields (`float_val`, ...) instead, and a single value stands for a whole tensor
 (TensorFlow fills the shape with it); `decoded_size` tells what a tensor expands to before
 anything is allocated, so a server can refuse a 60-byte request that would expand to gigabytes.
+
+Reading a bytes field of a message copies it (protobuf's upb runtime makes a new bytes object at
+each read), so `tensor_content`, the megabyte of an image or of the scores, is read once per
+conversion and the array is a view of that one copy.
 """
 import math
 
@@ -80,6 +84,11 @@ def decoded_size(proto):
       ValueError: unknown rank, a negative dimension, an unsupported dtype, or values that do
         not fit the shape.
     """
+    return _decoded_size(proto, proto.tensor_content)
+
+
+def _decoded_size(proto, content):
+    """decoded_size with the proto's tensor_content already read."""
     shape = shape_of(proto)
     if shape is None:
         raise ValueError('the tensor has an unknown rank (unknown_rank is set); send its shape')
@@ -93,10 +102,10 @@ def decoded_size(proto):
     if proto.dtype not in DTYPE_TO_NUMPY:
         raise ValueError('unsupported dtype %s' % dtype_name(proto.dtype))
     itemsize = DTYPE_TO_NUMPY[proto.dtype].itemsize
-    if proto.tensor_content:
-        if len(proto.tensor_content) != count * itemsize:
+    if content:
+        if len(content) != count * itemsize:
             raise ValueError('tensor_content has %d bytes, shape %s of %s needs %d' % (
-                len(proto.tensor_content), shape, dtype_name(proto.dtype), count * itemsize))
+                len(content), shape, dtype_name(proto.dtype), count * itemsize))
     else:
         _check_value_count(len(getattr(proto, _VAL_FIELDS[proto.dtype])), count, shape)
     return count, count * itemsize
@@ -114,17 +123,20 @@ def make_ndarray(proto):
     Check `decoded_size` first where the proto comes from an untrusted peer: a single value
     is expanded to the whole shape.
 
+    Returns:
+      the array; numbers sent in tensor_content give a read-only view of one copy of it.
     Raises:
       ValueError: as decoded_size.
     """
-    decoded_size(proto)
+    content = proto.tensor_content if proto.dtype != DT_STRING else b''
+    _decoded_size(proto, content)
     shape = shape_of(proto)
     if proto.dtype == DT_STRING:
         values = np.empty(len(proto.string_val), dtype=object)
         values[:] = list(proto.string_val)
-    elif proto.tensor_content:
+    elif content:
         dtype = DTYPE_TO_NUMPY[proto.dtype]
-        return np.frombuffer(proto.tensor_content, dtype=dtype.newbyteorder('<')).reshape(shape)
+        return np.frombuffer(content, dtype=dtype.newbyteorder('<')).reshape(shape)
     else:
         values = np.asarray(getattr(proto, _VAL_FIELDS[proto.dtype]),
                             dtype=DTYPE_TO_NUMPY[proto.dtype])

@@ -1,7 +1,11 @@
 """POST /api/v1/detect, GET /api/v1/model, GET /healthz: with a fake client and a real server."""
 import io
+import json
+import os
 import socket
 import struct
+import subprocess
+import sys
 import zlib
 
 import numpy as np
@@ -282,3 +286,42 @@ def test_server_too_slow_is_503_within_deadline(images):
         response = _post_file(app.test_client(), images.encode(images.shapes()))
     _assert_error(response, 503, 'serving_unavailable')
     assert 'Retry-After' in response.headers
+
+
+# Runs in a fresh interpreter where importing tensorflow (or tensorflow_serving) raises.
+_WEB_WITHOUT_TENSORFLOW = r'''
+import importlib.abc, io, json, sys
+
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('tensorflow', 'tensorflow_serving'):
+            raise ImportError('blocked: ' + name)
+
+sys.meta_path.insert(0, Block())
+import numpy as np, PIL.Image
+import web
+app = web.create_app({'SERVING_ADDRESS': sys.argv[1], 'SCORE_THRESHOLD': 0.0})
+picture = np.random.RandomState(0).randint(0, 256, [30, 40, 3], dtype=np.uint8)
+buffer = io.BytesIO()
+PIL.Image.fromarray(picture).save(buffer, 'PNG')
+client = app.test_client()
+answer = client.post('/api/v1/detect', data=buffer.getvalue(), content_type='image/png')
+health = client.get('/healthz')
+print(json.dumps({'status': answer.status_code, 'body': answer.json, 'health': health.json,
+                  'tf': sorted(m for m in sys.modules if m.startswith('tensorflow'))}))
+'''
+
+
+def test_web_detects_where_tensorflow_cannot_be_imported(toy_server):
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    done = subprocess.run([sys.executable, '-c', _WEB_WITHOUT_TENSORFLOW, toy_server[0]],
+                          cwd=root, capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=root))
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout.splitlines()[-1])
+    assert answer['tf'] == []
+    assert answer['status'] == 200 and answer['body']['detections'], answer
+    assert answer['body']['model'] == {'name': 'ssd', 'version': 1, 'signature': 'serving_default'}
+    assert answer['health']['status'] == 'ok' and answer['health']['versions'] == [1]
+    assert answer['health']['replicas'] == [
+        {'address': toy_server[0], 'versions': [{'version': 1, 'state': 'AVAILABLE'}]}]

@@ -218,7 +218,8 @@ def test_launcher_merges_logs_stops_everything_and_returns_the_chief_code(stand_
     assert cluster.process('ps 1').returncode == 0
 
 
-def test_launcher_command_stops_the_tasks_on_sigterm(stand_in):
+@pytest.mark.parametrize('signum', [signal.SIGTERM, signal.SIGINT])  # SIGINT: Ctrl-C
+def test_launcher_command_stops_the_tasks_on_a_signal(stand_in, signum):
     process = subprocess.Popen(
         [sys.executable, '-m', 'deployment.local_cluster', '--num_ps=1', '--num_workers=2',
          '--script=%s' % stand_in, '--', 'wait'],
@@ -228,9 +229,10 @@ def test_launcher_command_stops_the_tasks_on_sigterm(stand_in):
         pids += re.findall(r'started \(pid (\d+)\)', line)
         if line.startswith('ps 0') and 'role ps' in line:
             break
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(signum)
     rest = process.communicate(timeout=60)[0]
-    assert process.returncode == 128 + signal.SIGTERM  # the chief's code: ended by SIGTERM
+    # The chief's code: the launcher stops every task with SIGTERM.
+    assert process.returncode == 128 + signal.SIGTERM
     assert 'ps 0     | exited with code 0' in rest
     assert 'worker 0 | exited with code -%d' % signal.SIGTERM in rest
     for pid in map(int, pids):

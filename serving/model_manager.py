@@ -2,7 +2,8 @@
 
 Layout: `<base_path>/<version>/saved_model.pb` (common.signatures.scan_versions: hidden folders
 such as an export's temporary one are skipped, other names that are no version are logged once).
-Like TF Serving's default version policy, the highest version that loads is served. A version
+Like TF Serving's default version policy, the highest version that loads is served; it is
+warmed up first (each signature with numeric inputs of known shape run once on zeros). A version
 that fails to load (often a copy still in progress) is retried once its files have changed and
 settled, and otherwise after a back-off; meanwhile the served version stays.
 
@@ -22,6 +23,7 @@ import os
 import threading
 import time
 
+import numpy as np
 import tensorflow as tf
 
 from common.signatures import MAX_MESSAGE_BYTES, SERVE_TAG, ServingError, scan_versions
@@ -100,6 +102,32 @@ class LoadedVersion:
         self._lock = threading.Lock()
         self._in_flight = 0
         self._retired = False
+        self._warm_up()
+
+    def _warm_up(self):
+        """Runs once, on zeros of one item, every signature whose inputs are numbers of known
+        shape beyond dimension 0, before the version serves: the first run of a graph builds
+        its kernels (oneDNN primitives), which would otherwise delay the first requests.
+
+        A signature that fails on zeros is logged and left cold; the version still serves.
+        """
+        start = time.monotonic()
+        warmed = []
+        for name, signature in sorted(self.signature_defs.items()):
+            arrays = _zeros(signature)
+            if arrays is None:
+                continue
+            aliases = sorted(signature.inputs)
+            try:
+                self._run(name, self._runner(name, aliases, sorted(signature.outputs)),
+                          [arrays[alias] for alias in aliases], 1)
+                warmed.append(name)
+            except ServingError as e:
+                logging.warning('Version %d: warming up signature "%s" on zeros failed: %s',
+                                self.version, name, e)
+        if warmed:
+            logging.info('Version %d: warmed up %s in %.2f s', self.version, ', '.join(warmed),
+                         time.monotonic() - start)
 
     def acquire(self):
         with self._lock:
@@ -195,6 +223,19 @@ class LoadedVersion:
                 feed_list=[signature.inputs[alias].name for alias in input_aliases])
             self._runners[key] = runner
         return runner
+
+
+def _zeros(signature):
+    """Zero inputs of one item for a signature (dict alias -> array), or None when an input is
+    not a number or has an unknown dimension besides dimension 0."""
+    arrays = {}
+    for alias, info in signature.inputs.items():
+        shape = tensor_proto.shape_of(info.tensor_shape)
+        dtype = tensor_proto.DTYPE_TO_NUMPY.get(info.dtype)
+        if shape is None or dtype is None or any(size < 0 for size in shape[1:]):
+            return None
+        arrays[alias] = np.zeros([1 if size < 0 else size for size in shape], dtype)
+    return arrays
 
 
 def _batched_in_dimension_0(signature):

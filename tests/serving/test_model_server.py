@@ -178,6 +178,24 @@ def test_broken_version_keeps_old_one(toy_base, caplog, toy):
     manager.stop()
 
 
+def test_a_version_is_warmed_up_before_it_serves(toy_base, caplog, monkeypatch):
+    runs = []
+    real = model_manager.LoadedVersion._run
+
+    def recording(self, signature_name, runner, arrays, items):
+        runs.append((signature_name, [a.shape for a in arrays]))
+        return real(self, signature_name, runner, arrays, items)
+
+    monkeypatch.setattr(model_manager.LoadedVersion, '_run', recording)
+    with caplog.at_level(logging.INFO):
+        manager = ModelManager('ssd', toy_base)
+        assert manager.poll_once() == 1
+    manager.stop()
+    # Numbers of known shape only: `detect` takes strings, `echo` a [None, None] input.
+    assert runs == [('serving_default', [(1, 4, 4, 3)]), ('slow', [()])]
+    assert any('warmed up serving_default, slow' in r.getMessage() for r in caplog.records)
+
+
 def _proto(dtype, shape, **fields):
     """An official TensorProto with the given shape and value fields (nothing checked)."""
     proto = tf.make_tensor_proto([], dtype=dtype, shape=[0])

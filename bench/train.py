@@ -227,25 +227,25 @@ def print_vgg_results(results, metrics):
     """One line per VGG run: steps, wall and CPU time, last losses (training only), mAP."""
     for name, _, _ in VGG_RUNS:
         result = results.get(name, {})
-        line = '%-12s' % name
+        fields = []
         if 'exit' in result:
-            line += ' exit %d, %5.0f s wall, %5.0f s CPU' % (result['exit'], result['seconds'],
-                                                              result['cpu_seconds'])
-        progress = result.get('progress')
-        if progress:
-            step, total, parts = progress
-            line += ', %d steps, last loss %.2f (cls_pos %.2f cls_neg %.2f loc %.2f)' % (
+            fields.append('exit %d, %5.0f s wall, %5.0f s CPU' % (
+                result['exit'], result['seconds'], result['cpu_seconds']))
+        if result.get('progress'):
+            step, total, parts = result['progress']
+            fields.append('%d steps, last loss %.2f (cls_pos %.2f cls_neg %.2f loc %.2f)' % (
                 step, total, parts.get('cls_pos', -1), parts.get('cls_neg', -1),
-                parts.get('loc', -1))
+                parts.get('loc', -1)))
         found = metrics.get(name)
         if found:
-            line += ', %s on %d test images: mAP VOC07 %.4f VOC12 %.4f' % (
+            text = '%s on %d test images: mAP VOC07 %.4f VOC12 %.4f' % (
                 os.path.basename(found['checkpoint']), found['num_images'], found['mAP_voc07'],
                 found['mAP_voc12'])
             if found.get('coco'):
-                line += ', COCO AP %.4f AP50 %.4f' % (found['coco']['AP'] or 0.0,
+                text += ', COCO AP %.4f AP50 %.4f' % (found['coco']['AP'] or 0.0,
                                                        found['coco']['AP50'] or 0.0)
-        print(line)
+            fields.append(text)
+        print('%-12s %s' % (name, ', '.join(fields)))
 
 
 def accuracy_run(records_dir, work_dir, train_secs, max_steps, precision='float32'):

@@ -1,6 +1,6 @@
 """Distributed training benchmark: one process against a local cluster, and the parameter traffic.
 
-    python -m bench.distributed [--work_dir DIR] [--batch_size 4] [--steps 20]
+    python -m bench.distributed [--work_dir DIR] [--batch_size 4] [--steps 40]
         [--networks ssd_300_mobilenet_v2,ssd_300_vgg] [--skip_cluster] [--paper_classes 21]
 
 1. Speed: training images/s of ssd_300_mobilenet_v2 at --batch_size in one process
@@ -13,7 +13,9 @@
    counted from the variables of the training graph, and measured on the ps task of the
    cluster: the kernel's counters of the ps process's TCP connections (`ss -tip`,
    bytes_received and bytes_acked) between two progress lines of the chief, divided by the
-   global steps and the workers (gRPC framing included).
+   global steps and the workers (gRPC framing included). The marks fall at the same point of
+   a step, but a worker's read or gradient may land on the other side of one: the figure is
+   exact to one transfer in 2 x (global steps) (1/60 with the default 30 VGG steps).
 3. For the README's scaling on paper, per network at --paper_classes classes (VOC's 21): the
    parameters, the bytes P a worker moves each way per step, the largest variable, and the
    largest share of P on one of k ps tasks, round-robin and by size (model_deploy's
@@ -232,8 +234,8 @@ def main():
     parser.add_argument('--work_dir', default='/tmp/ssd_bench_distributed',
                         help='scratch folder')
     parser.add_argument('--batch_size', type=int, default=4, help='images per worker and step')
-    parser.add_argument('--steps', type=int, default=20, help='timed global steps (mobilenet)')
-    parser.add_argument('--vgg_steps', type=int, default=10, help='timed global steps (VGG)')
+    parser.add_argument('--steps', type=int, default=40, help='timed global steps (mobilenet)')
+    parser.add_argument('--vgg_steps', type=int, default=30, help='timed global steps (VGG)')
     parser.add_argument('--warmup_steps', type=int, default=3,
                         help='first global steps left out of the figures')
     parser.add_argument('--networks', default=','.join(NETWORKS),
@@ -266,8 +268,9 @@ def main():
                  ', '.join('%.2f' % s for s in run['worker_images_per_sec'])))
         print('  ratio cluster / one process: %.2f' % (run['cluster_images_per_sec'] / single))
     print('\nTraffic of one worker per synchronous step (parameters in, gradients out):')
-    print('| network | parameters | counted in | counted out | measured in | measured out |')
-    print('|---|---|---|---|---|---|')
+    print('| network | parameters | counted in | counted out | measured in | measured out | '
+          'global steps |')
+    print('|---|---|---|---|---|---|---|')
     for name in networks:
         counted = variable_traffic(records_dir, name)
         measured = None
@@ -275,11 +278,12 @@ def main():
             steps = args.steps if name == SPEED_MODEL else args.vgg_steps
             measured = run if name == SPEED_MODEL else cluster_run(
                 records_dir, args.work_dir, name, 1, steps, 2)
-        print('| %s | %.2f M | %s | %s | %s | %s |' % (
+        print('| %s | %.2f M | %s | %s | %s | %s | %s |' % (
             name, counted['num_parameters'] / 1e6, _mb(counted['bytes_in']),
             _mb(counted['bytes_out']),
             _mb(measured['worker_in']) if measured else '-',
-            _mb(measured['worker_out']) if measured else '-'))
+            _mb(measured['worker_out']) if measured else '-',
+            measured['steps'] if measured else '-'))
         sys.stdout.flush()
     print('\n(measured in / out: what the ps sent / received, per global step and worker)')
     ps_counts = (1, 2, 4, 8)

@@ -40,6 +40,21 @@ def test_mixed_float16_is_refused_without_a_gpu():
     assert precision.check_machine('float32') == []
 
 
+def test_mixed_bfloat16_is_refused_or_warned_by_the_cpu(monkeypatch, caplog):
+    """The scripts' check reads /proc/cpuinfo: faked here as a CPU without bfloat16."""
+    if tf.config.list_physical_devices('GPU'):
+        pytest.skip('this machine has a GPU')
+    monkeypatch.setenv('TF_ENABLE_ONEDNN_OPTS', '1')
+    monkeypatch.setattr(precision_lib, 'cpu_flags', lambda: frozenset({'avx', 'avx2', 'fma'}))
+    with pytest.raises(ValueError, match='needs a CPU with bfloat16 instructions'):
+        precision.check_machine('mixed_bfloat16')
+    avx512 = frozenset({'avx2', 'avx512f', 'avx512bw', 'avx512vl', 'avx512dq'})
+    monkeypatch.setattr(precision_lib, 'cpu_flags', lambda: avx512)
+    caplog.set_level('WARNING')
+    (warning,) = precision.check_machine('mixed_bfloat16')
+    assert 'emulates bfloat16' in warning and warning in caplog.text
+
+
 def _forward(name, images):
     """Runs the serving graph of a random-weight network (batch-norm statistics randomised)
     in float32 and in mixed_bfloat16.

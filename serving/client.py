@@ -48,7 +48,6 @@ from common.signatures import (
     DETECTION_SCORES,
     ENCODED_IMAGES,
     IMAGES,
-    MAX_MESSAGE_BYTES,
     NUM_DETECTIONS,
     SCORES,
     SIGNATURES,
@@ -60,11 +59,9 @@ _UNAVAILABLE_CODES = ('UNAVAILABLE', 'DEADLINE_EXCEEDED', 'NOT_FOUND')
 # Subchannels of its own per channel (not shared through gRPC's global pool), so that a replaced
 # channel really connects anew; a lost connection is tried again every second (the minimum is
 # also the connect timeout: shorter ones fail on a busy machine).
-_CHANNEL_OPTIONS = [('grpc.max_send_message_length', MAX_MESSAGE_BYTES),
-                    ('grpc.max_receive_message_length', MAX_MESSAGE_BYTES),
-                    ('grpc.use_local_subchannel_pool', 1),
-                    ('grpc.min_reconnect_backoff_ms', 1000),
-                    ('grpc.max_reconnect_backoff_ms', 1000)]
+_CHANNEL_OPTIONS = protos.MESSAGE_OPTIONS + [('grpc.use_local_subchannel_pool', 1),
+                                            ('grpc.min_reconnect_backoff_ms', 1000),
+                                            ('grpc.max_reconnect_backoff_ms', 1000)]
 # Several replicas: each call goes to the next READY one; a gone replica leaves the rotation at
 # once and rejoins when it accepts connections again (tried every second, as above).
 _BALANCED_OPTIONS = _CHANNEL_OPTIONS + [('grpc.lb_policy_name', 'round_robin')]

@@ -40,8 +40,7 @@ from common.signatures import (
 )
 from serving import batching, protos, tensor_proto
 
-GRPC_OPTIONS = [('grpc.max_send_message_length', MAX_MESSAGE_BYTES),
-                ('grpc.max_receive_message_length', MAX_MESSAGE_BYTES)]
+GRPC_OPTIONS = protos.MESSAGE_OPTIONS
 _POLL_SECONDS = 0.1
 
 

@@ -132,11 +132,21 @@ def last_progress(log_path):
     return step, float(found.group(2)), parts
 
 
-def _wait(process):
-    """Waits for a child process; returns (exit code, CPU seconds it used: user + system)."""
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    return process.returncode, usage.ru_utime + usage.ru_stime
+def _wait_all(processes, start):
+    """Waits for the child processes {name: Popen}, in the order they end.
+
+    Returns:
+        {name: (exit code, wall seconds from `start` to its end, CPU seconds: user + system)}.
+    """
+    names = {process.pid: name for name, process in processes.items()}
+    ended = {}
+    while len(ended) < len(names):
+        pid, status, usage = os.wait4(-1, 0)
+        if pid in names:
+            processes[names[pid]].returncode = os.waitstatus_to_exitcode(status)
+            ended[names[pid]] = (processes[names[pid]].returncode, time.time() - start,
+                                 usage.ru_utime + usage.ru_stime)
+    return ended
 
 
 def latest_step(train_dir):
@@ -160,7 +170,7 @@ def vgg_train(records_dir, work_dir, checkpoint, steps, save_steps, precision='f
     Returns:
         {name: {'exit', 'seconds' (wall), 'cpu_seconds', 'progress' (see last_progress)}}.
     """
-    processes = {}
+    processes, logs, start = {}, {}, time.time()
     for name, model, flags in VGG_RUNS:
         run_dir = os.path.join(work_dir, 'vgg', name)
         if not resume:
@@ -175,16 +185,16 @@ def vgg_train(records_dir, work_dir, checkpoint, steps, save_steps, precision='f
                 '--log_every_n_steps=5', '--save_summaries_secs=100000',
                 '--precision=%s' % precision]
         args += [flag.format(checkpoint=checkpoint) for flag in flags]
-        log = open(os.path.join(run_dir, 'train.log'), 'a' if resume else 'w', encoding='utf-8')
-        processes[name] = (subprocess.Popen(
-            [sys.executable, os.path.join(ROOT, 'train_ssd_network.py')] + args, stdout=log,
-            stderr=subprocess.STDOUT, cwd=ROOT, env=_one_thread_env()), log, time.time())
+        logs[name] = open(os.path.join(run_dir, 'train.log'), 'a' if resume else 'w',
+                          encoding='utf-8')
+        processes[name] = subprocess.Popen(
+            [sys.executable, os.path.join(ROOT, 'train_ssd_network.py')] + args,
+            stdout=logs[name], stderr=subprocess.STDOUT, cwd=ROOT, env=_one_thread_env())
     results = {}
-    for name, (process, log, start) in processes.items():
-        code, cpu = _wait(process)
-        log.close()
-        results[name] = {'exit': code, 'seconds': time.time() - start, 'cpu_seconds': cpu,
-                         'progress': last_progress(log.name)}
+    for name, (code, seconds, cpu) in _wait_all(processes, start).items():
+        logs[name].close()
+        results[name] = {'exit': code, 'seconds': seconds, 'cpu_seconds': cpu,
+                         'progress': last_progress(logs[name].name)}
     return results
 
 

@@ -1,4 +1,8 @@
 """The pieces of the VGG benchmark (bench/train.py --vgg, bench/vgg_classifier.py) that run fast."""
+import subprocess
+import sys
+import time
+
 import numpy as np
 import pytest
 
@@ -78,3 +82,14 @@ def test_latest_step_reads_the_checkpoint_state(tmp_path):
         'all_model_checkpoint_paths: "/x/train/model.ckpt-120"\n'
         'all_model_checkpoint_paths: "/x/train/model.ckpt-140"\n')
     assert train.latest_step(str(tmp_path)) == 140
+
+
+def test_wait_all_reports_each_child_when_it_ends():
+    start = time.time()
+    processes = {'slow': subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(5)']),
+                 'fast': subprocess.Popen([sys.executable, '-c', 'import sys; sys.exit(3)'])}
+    ended = train._wait_all(processes, start)  # pylint: disable=protected-access
+    assert list(ended) == ['fast', 'slow']
+    assert ended['fast'][0] == 3 and ended['slow'][0] == 0
+    assert ended['fast'][1] < ended['slow'][1]
+    assert all(cpu >= 0 for _, _, cpu in ended.values())

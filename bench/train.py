@@ -34,6 +34,7 @@ import sys
 import time
 
 from bench import machine
+from common import precision as precision_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPEED_CASES = (('ssd_300_vgg', 8), ('ssd_300_mobilenet_v2', 16))
@@ -297,8 +298,8 @@ def main():
     parser.add_argument('--figure', default=None, help='copy the combined PR curve here')
     parser.add_argument('--speed_models', default=','.join(m for m, _ in SPEED_CASES),
                         help='networks of the speed part (comma separated)')
-    parser.add_argument('--precision', default='float32',
-                        choices=('float32', 'mixed_bfloat16', 'mixed_float16'),
+    parser.add_argument('--precision', default=precision_lib.FLOAT32,
+                        choices=precision_lib.PRECISIONS,
                         help='speed part: also train in this precision, against float32; '
                         'accuracy and VGG parts: train and evaluate in it')
     parser.add_argument('--skip_speed', action='store_true')

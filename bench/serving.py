@@ -1,7 +1,7 @@
 """Serving benchmark for ssd_300_mobilenet_v2: in-process vs gRPC Predict (serving_default, detect).
 
     python -m bench.serving [--iterations=40] [--model_name=ssd_300_mobilenet_v2]
-        [--precision=mixed_bfloat16] [--skip_batching] [--skip_split]
+        [--precision=mixed_bfloat16] [--skip_batching] [--batching_config=FILE] [--skip_split]
 
 Exports a randomly initialised checkpoint (speed does not depend on the weights), starts
 `python -m serving.model_server` as a separate process on 127.0.0.1 and measures, at batch 1
@@ -16,8 +16,8 @@ apart at batch 1 (median of 200): the client's request (TensorProto + serializat
 server's parsing and decoding, its answer (TensorProtos + serialization), the gRPC round trip
 of messages of the same sizes (an echo server in this process), and the client's parsing of the
 answer into numpy. And (unless --skip_batching) 8 clients of (b) against the server without and
-with `--enable_batching --batching_parameters_file=serving/batching.config`: images/s, p50, p99
-and the mean batch the server ran.
+with `--enable_batching --batching_parameters_file=serving/batching.config` (or
+--batching_config): images/s, p50, p99 and the mean batch the server ran.
 
 With --precision the export is made with export_model's --precision (the graph stays float32)
 and both the in-process session and the server (`--precision`) run it in that precision.
@@ -195,7 +195,7 @@ def _batching(base, images, args, batching):
     """
     flags = ['--precision=%s' % args.precision]
     if batching:
-        flags += ['--enable_batching', '--batching_parameters_file=%s' % BATCHING_CONFIG]
+        flags += ['--enable_batching', '--batching_parameters_file=%s' % args.batching_config]
     with tempfile.TemporaryFile('w+') as log:
         process, address = helpers.start_model_server(base, flags=flags, log=log)
         try:
@@ -230,6 +230,8 @@ def main(argv=None):
     precision_lib.add_flag(parser)
     parser.add_argument('--skip_batching', action='store_true',
                         help='do not measure 8 clients with and without server-side batching')
+    parser.add_argument('--batching_config', default=BATCHING_CONFIG,
+                        help='BatchingParameters file of the batched server')
     parser.add_argument('--skip_split', action='store_true',
                         help='do not time the steps of the gRPC path apart')
     args = parser.parse_args(argv)
@@ -318,7 +320,9 @@ def main(argv=None):
               'p99 %6.1f ms %s' % (BATCHING_CLIENTS, 'on' if batching else 'off', rate, p50, p99,
                                    batches))
     if batched:
-        print('batching: %s' % BATCHING_CONFIG)
+        with open(args.batching_config, encoding='utf-8') as config:
+            print('batching: %s: %s' % (args.batching_config, ' '.join(
+                line.strip() for line in config if line.strip() and not line.startswith('#'))))
     return 0
 
 

@@ -19,7 +19,7 @@ import sys
 
 import tensorflow as tf
 
-from common import cli, devices, precision
+from common import cli, precision
 from datasets import dataset_factory
 from datasets import train_dir as train_dir_lib
 from evaluation import coco_eval, eval_lib, pr_curves, visualization
@@ -184,8 +184,7 @@ def main(argv=None):
             coco_metrics='coco' in args.metrics, category_ids=dataset_info.category_ids,
             difficult_as_crowd=dataset_info.category_ids is not None or args.remove_difficult,
             detections_file=args.detections_file,
-            session_config=nets_precision.session_config(
-                args.precision, devices.without_absent_gpus(tf.compat.v1.ConfigProto())))
+            session_config=nets_precision.session_config(args.precision))
         _report(args, evaluation, checkpoint, dataset_info.labels)
     return 0
 

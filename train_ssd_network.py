@@ -21,7 +21,7 @@ import sys
 
 import tensorflow as tf
 
-from common import cli, devices, precision
+from common import cli, precision
 from datasets import dataset_factory
 from datasets import train_dir as train_dir_lib
 from deployment import cluster, model_deploy, servers
@@ -317,8 +317,7 @@ def main(argv=None):
         graph = _build_graph(args, deploy_config)
     except (ValueError, cluster.HostUnreachableError) as error:
         sys.exit('train_ssd_network.py: error: %s' % error)
-    session_config = devices.without_absent_gpus(
-        tf.compat.v1.ConfigProto(allow_soft_placement=True))
+    session_config = tf.compat.v1.ConfigProto(allow_soft_placement=True)
     if args.clone_on_cpu:
         session_config.device_count['CPU'] = args.num_clones
     if task is not None:

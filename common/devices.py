@@ -3,11 +3,11 @@
 On a machine without an NVIDIA driver, TensorFlow's first session or server tries to
 initialise CUDA and logs `failed call to cuInit: ... CUDA error` at error level, which
 alarms newcomers although nothing is wrong. A session config with no GPU devices skips that
-initialisation; `without_absent_gpus` gives one wherever no GPU can be used anyway. That
-silences the model server and `detect_image --saved_model`, which only run sessions. A
-process that builds graph functions (tf.data, map_fn: training, evaluation, export) still
-gets the line once, from TensorFlow's eager context, which probes every platform and takes
-no device count (TensorFlow issue 37689); the README says so.
+initialisation; `without_absent_gpus` gives one to the processes that only run sessions and
+servers: the model server, `detect_image --saved_model` and a cluster's task servers. A
+process that builds graph functions (tf.data, map_fn: training, evaluation, export) gets the
+line once anyway, from TensorFlow's eager context, which probes every platform and takes no
+device count (TensorFlow issue 37689), so it is not applied there; the README says so.
 """
 import os
 

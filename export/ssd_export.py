@@ -18,7 +18,6 @@ import tempfile
 import tensorflow as tf
 import tf_slim as slim
 
-from common import devices
 from common import labels as labels_lib
 from common import precision as precision_lib
 from common import signatures as sig
@@ -131,8 +130,7 @@ def export(network_name, checkpoint_path, export_base, labels_file, version=None
         labels_copy = os.path.join(scratch, labels_lib.LABELS_FILENAME)
         labels_lib.write_labels(labels_copy, names_by_id)
         saved_model_writer.add_asset(labels_copy)
-        config = devices.without_absent_gpus(tf.compat.v1.ConfigProto())
-        with tf.compat.v1.Session(graph=graph, config=config) as session:
+        with tf.compat.v1.Session(graph=graph) as session:
             averaged = restore_variables(session, checkpoint)
             logging.info('Restored %s (%d variables from their moving averages)', checkpoint,
                          averaged)

@@ -188,3 +188,17 @@ def stop_process(process, timeout=30.0):
         except subprocess.TimeoutExpired:
             process.kill()
     return process.wait()
+
+
+# Prelude of a script run in a fresh interpreter: from then on importing tensorflow or
+# tensorflow_serving raises ImportError.
+BLOCK_TENSORFLOW = r'''
+import importlib.abc, sys
+
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('tensorflow', 'tensorflow_serving'):
+            raise ImportError('blocked: ' + name)
+
+sys.meta_path.insert(0, Block())
+'''

@@ -146,15 +146,8 @@ def test_protos_do_not_clash_with_tensorflows_in_one_process():
 
 
 # Runs in a fresh interpreter: importing tensorflow or tensorflow_serving raises there.
-_WITHOUT_TENSORFLOW = r'''
-import importlib.abc, json, sys
-
-class Block(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split('.')[0] in ('tensorflow', 'tensorflow_serving'):
-            raise ImportError('blocked: ' + name)
-
-sys.meta_path.insert(0, Block())
+_WITHOUT_TENSORFLOW = helpers.BLOCK_TENSORFLOW + r'''
+import json, sys
 try:
     import tensorflow  # noqa: F401
     raise SystemExit('the blocker does not work')

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from serving.client import InvalidImage, ServingError, ServingUnavailable
+from tests import helpers
 from web import create_app
 
 
@@ -289,15 +290,8 @@ def test_server_too_slow_is_503_within_deadline(images):
 
 
 # Runs in a fresh interpreter where importing tensorflow (or tensorflow_serving) raises.
-_WEB_WITHOUT_TENSORFLOW = r'''
-import importlib.abc, io, json, sys
-
-class Block(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split('.')[0] in ('tensorflow', 'tensorflow_serving'):
-            raise ImportError('blocked: ' + name)
-
-sys.meta_path.insert(0, Block())
+_WEB_WITHOUT_TENSORFLOW = helpers.BLOCK_TENSORFLOW + r'''
+import io, json, sys
 import numpy as np, PIL.Image
 import web
 app = web.create_app({'SERVING_ADDRESS': sys.argv[1], 'SCORE_THRESHOLD': 0.0})

@@ -3,7 +3,9 @@
     python -m bench.precision forward --checkpoint_path=TRAIN_DIR --dataset_dir=RECORDS \\
         [--model_name=ssd_300_mobilenet_v2] [--precision=mixed_bfloat16]
     python -m bench.precision train --dataset_dir=RECORDS --work_dir=DIR \\
-        [--model_name=ssd_300_mobilenet_v2] [--recipe=demo|sgd] [--steps=600]
+        [--model_name=ssd_300_mobilenet_v2] [--recipe=demo|sgd] [--steps=600] [--seeds=0,1,2]
+    python -m bench.precision train --dataset_dir=RECORDS --work_dir=DIR \\
+        --model_name=ssd_300_vgg --recipe=vgg_finetune --checkpoint=vgg_16.ckpt --steps=200
 
 forward: evaluates the checkpoint on the split twice, the same graph in two sessions
 (float32, then the rewrite of --precision), and prints: VOC07/VOC12 mAP of each and their
@@ -11,12 +13,13 @@ difference; the share of the float32 detections with score >= --score_threshold 
 detection of the same class with IoU >= --iou_threshold among the other precision's (and the
 other way round); and the images/s of each pass (input pipeline, network and NMS).
 
-train: trains --model_name from scratch with the same recipe and seed, first in float32, then
-in --precision (train_ssd_network.py, one after the other), with one TFRecord reader and one
-preprocessing thread so that both see the same batches in the same order; evaluates both
-checkpoints in float32 (eval_ssd_network.py) and prints for each: steps, training time,
-median images/s of the progress lines, VOC07/VOC12 mAP, and the mean logged loss of each
-quarter of the run. Both print the machine.
+train: for each of --seeds, trains --model_name (from scratch, or from --checkpoint for
+vgg_finetune) with the same recipe and seed, first in float32, then in --precision
+(train_ssd_network.py, one after the other), with one TFRecord reader and one preprocessing
+thread so that both see the same batches in the same order; evaluates both checkpoints in
+float32 (eval_ssd_network.py) and prints for each: steps, training time, median images/s of
+the progress lines, VOC07/VOC12 mAP, and the mean logged loss of each quarter of the run; then,
+over the seeds, each precision's mean mAP and the mean difference. Both print the machine.
 """
 import argparse
 import json
@@ -31,6 +34,7 @@ import time
 import numpy as np
 
 from bench import machine
+from bench import train as bench_train
 from common import np_box_ops
 from common import precision as precision_lib
 
@@ -103,14 +107,16 @@ def evaluate(args, precisions, work_dir):
 
 
 # The recipes of the train comparison (flags of train_ssd_network.py besides the model, the
-# data and the steps). demo: `make demo`'s (Makefile); sgd: the paper's SGD setting, as
-# bench/train.py trains ssd_300_vgg from scratch.
+# data, the seed and the steps; {checkpoint} is --checkpoint). demo: `make demo`'s (Makefile);
+# sgd: the paper's SGD setting, as bench/train.py trains ssd_300_vgg from scratch; vgg_finetune:
+# bench/train.py's VGG benchmark, ssd_300_vgg fine-tuned from a vgg_16.ckpt.
 RECIPES = {
     'demo': ['--batch_size=8', '--optimizer=adam', '--learning_rate=0.0015',
              '--learning_rate_decay_type=cosine', '--warmup_steps=100',
-             '--end_learning_rate=0.00001', '--weight_decay=0.00004', '--seed=0'],
+             '--end_learning_rate=0.00001', '--weight_decay=0.00004'],
     'sgd': ['--batch_size=8', '--optimizer=momentum', '--momentum=0.9', '--learning_rate=0.001',
-            '--warmup_steps=5', '--weight_decay=0.0005', '--seed=0'],
+            '--warmup_steps=5', '--weight_decay=0.0005'],
+    'vgg_finetune': ['--batch_size=%d' % bench_train.BATCH_SIZE] + bench_train.VGG_FINETUNE,
 }
 # The single-threaded input of both runs: the same batches in the same order.
 SAME_BATCHES = ['--num_readers=1', '--num_preprocessing_threads=1']
@@ -150,13 +156,19 @@ def _script(name, flags, log_path):
     return time.perf_counter() - start
 
 
-def train_and_evaluate(args, name):
-    """Trains from scratch in precision `name`, evaluates in float32.
+def recipe_flags(args):
+    """The recipe's flags for train_ssd_network.py, --checkpoint filled in."""
+    return [flag.format(checkpoint=args.checkpoint) for flag in RECIPES[args.recipe]]
+
+
+def train_and_evaluate(args, seed, name):
+    """Trains with `seed` in precision `name` (from scratch, or from --checkpoint), evaluates
+    in float32.
 
     Returns:
       dict: seconds (training wall time), progress (progress_lines), metrics (metrics.json).
     """
-    run_dir = os.path.join(args.work_dir, name)
+    run_dir = os.path.join(args.work_dir, 'seed-%d' % seed, name)
     train_dir = os.path.join(run_dir, 'train')
     if os.path.exists(train_dir):
         sys.exit('%s exists: give an empty --work_dir (training would resume)' % train_dir)
@@ -166,7 +178,7 @@ def train_and_evaluate(args, name):
         '--dataset_split_name=trainval', '--model_name=%s' % args.model_name,
         '--train_dir=%s' % train_dir, '--max_number_of_steps=%d' % args.steps,
         '--log_every_n_steps=%d' % args.log_every_n_steps, '--save_interval_secs=100000',
-        '--precision=%s' % name] + RECIPES[args.recipe] + SAME_BATCHES,
+        '--precision=%s' % name] + recipe_flags(args) + ['--seed=%d' % seed] + SAME_BATCHES,
         os.path.join(run_dir, 'train.log'))
     eval_dir = os.path.join(run_dir, 'eval')
     _script('eval_ssd_network.py', [
@@ -180,32 +192,64 @@ def train_and_evaluate(args, name):
         return {'seconds': seconds, 'progress': progress, 'metrics': json.load(metrics)}
 
 
+def print_run(name, result, num_steps):
+    """One line of a training run: steps, time, images/s, mAP, loss per quarter."""
+    rates = [rate for _, _, rate in result['progress'][1:]]
+    metrics = result['metrics']
+    print('%-15s %d steps in %.0f s, median %.2f images/s; mAP VOC07 %.4f VOC12 %.4f; mean '
+          'logged loss per quarter %s' % (
+              name, result['progress'][-1][0] if result['progress'] else 0,
+              result['seconds'], float(np.median(rates)) if rates else float('nan'),
+              metrics['mAP_voc07'], metrics['mAP_voc12'],
+              ' '.join('%.3f' % m for m in quarter_means(result['progress'], num_steps))),
+          flush=True)
+
+
+def print_summary(precisions, results):
+    """Over the seeds: mean (and sample standard deviation) of each precision's mAP, and the
+    mean difference with its standard error.
+
+    Args:
+      precisions: (float32, the mixed precision).
+      results: [{precision: train_and_evaluate result}] one dict per seed.
+    """
+    for metric in ('mAP_voc07', 'mAP_voc12'):
+        values = np.array([[result[name]['metrics'][metric] for name in precisions]
+                           for result in results])
+        spread = (lambda column: ' (sd %.4f)' % np.std(column, ddof=1)) if len(values) > 1 \
+            else (lambda column: '')
+        differences = values[:, 1] - values[:, 0]
+        error = (' +- %.4f (standard error)' % (np.std(differences, ddof=1) /
+                                                  np.sqrt(len(differences)))
+                 if len(differences) > 1 else '')
+        print('%s over %d seed(s): %s; difference (%s - %s) %s, mean %+.4f%s' % (
+            metric, len(values),
+            '; '.join('%s mean %.4f%s' % (name, values[:, i].mean(), spread(values[:, i]))
+                      for i, name in enumerate(precisions)),
+            precisions[1], precisions[0], ' '.join('%+.4f' % d for d in differences),
+            differences.mean(), error))
+
+
 def compare_training(args):
-    """The train comparison: prints each precision's figures."""
+    """The train comparison: each seed in float32 then in the mixed precision; prints each
+    run's figures and the summary over the seeds."""
     precisions = (precision_lib.FLOAT32, args.precision)
-    print('machine: %s' % machine.describe())
-    results = {}
-    for name in precisions:
-        logging.info('training %s in %s', args.model_name, name)
-        results[name] = train_and_evaluate(args, name)
-        print('machine after %s: %s' % (name, machine.describe()), flush=True)
-    print('%s from scratch, recipe %s (%s), %d steps, %s; evaluated in float32 on %s/%s'
-          % (args.model_name, args.recipe, ' '.join(RECIPES[args.recipe] + SAME_BATCHES),
-             args.steps, args.dataset_dir, args.dataset_name, args.split))
-    for name in precisions:
-        result = results[name]
-        rates = [rate for _, _, rate in result['progress'][1:]]
-        metrics = result['metrics']
-        print('%-15s %d steps in %.0f s, median %.2f images/s; mAP VOC07 %.4f VOC12 %.4f; mean '
-              'logged loss per quarter %s' % (
-                  name, result['progress'][-1][0] if result['progress'] else 0,
-                  result['seconds'], float(np.median(rates)) if rates else float('nan'),
-                  metrics['mAP_voc07'], metrics['mAP_voc12'],
-                  ' '.join('%.3f' % m for m in quarter_means(result['progress'], args.steps))))
-    reference, mixed = (results[name]['metrics'] for name in precisions)
-    print('mAP difference (%s - float32): VOC07 %+.4f  VOC12 %+.4f' % (
-        args.precision, mixed['mAP_voc07'] - reference['mAP_voc07'],
-        mixed['mAP_voc12'] - reference['mAP_voc12']))
+    print('machine: %s' % machine.describe(), flush=True)
+    print('%s %s, recipe %s (%s), %d steps, seeds %s; evaluated in float32 on %s (%s/%s)'
+          % (args.model_name, 'from %s' % args.checkpoint if args.checkpoint else 'from scratch',
+             args.recipe, ' '.join(recipe_flags(args) + SAME_BATCHES), args.steps,
+             ' '.join(map(str, args.seeds)), args.dataset_dir, args.dataset_name, args.split),
+          flush=True)
+    results = []
+    for seed in args.seeds:
+        results.append({})
+        for name in precisions:
+            logging.info('training %s in %s, seed %d', args.model_name, name, seed)
+            results[-1][name] = train_and_evaluate(args, seed, name)
+            print('seed %d ' % seed, end='')
+            print_run(name, results[-1][name], args.steps)
+        print('machine after seed %d: %s' % (seed, machine.describe()), flush=True)
+    print_summary(precisions, results)
 
 
 def compare_forward(args):
@@ -234,6 +278,17 @@ def compare_forward(args):
                                      matched, total, 100.0 * matched / max(total, 1)))
 
 
+def _seeds(text):
+    """argparse type of --seeds: '0,1,2' -> [0, 1, 2], distinct."""
+    try:
+        seeds = [int(seed) for seed in text.split(',')]
+    except ValueError:
+        raise argparse.ArgumentTypeError('not comma-separated integers: %r' % text) from None
+    if len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError('a seed is repeated: %r' % text)
+    return seeds
+
+
 def parse_args(argv=None):
     """The flags of both comparisons; exits on bad ones."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
@@ -248,6 +303,11 @@ def parse_args(argv=None):
     train.add_argument('--recipe', default='demo', choices=sorted(RECIPES))
     train.add_argument('--steps', type=int, default=600)
     train.add_argument('--log_every_n_steps', type=int, default=20)
+    train.add_argument('--seeds', default='0', type=_seeds,
+                       help='comma-separated seeds, each trained in both precisions '
+                       '(default %(default)s)')
+    train.add_argument('--checkpoint', default=None,
+                       help='the vgg_16.ckpt the vgg_finetune recipe starts from')
     for command in (forward, train):
         command.add_argument('--dataset_dir', required=True, help='TFRecords and labels.txt')
         command.add_argument('--dataset_name', default='shapes')
@@ -256,8 +316,13 @@ def parse_args(argv=None):
         command.add_argument('--precision', default=precision_lib.MIXED_BFLOAT16,
                              choices=precision_lib.PRECISIONS[1:])
     args = parser.parse_args(argv)
-    if args.command == 'train' and (args.steps < 1 or args.log_every_n_steps < 1):
-        parser.error('--steps and --log_every_n_steps must be >= 1')
+    if args.command == 'train':
+        if args.steps < 1 or args.log_every_n_steps < 1:
+            parser.error('--steps and --log_every_n_steps must be >= 1')
+        needs_checkpoint = any('{checkpoint}' in flag for flag in RECIPES[args.recipe])
+        if needs_checkpoint != bool(args.checkpoint):
+            parser.error('--recipe=%s %s --checkpoint' % (
+                args.recipe, 'needs' if needs_checkpoint else 'takes no'))
     return args
 
 

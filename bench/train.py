@@ -52,10 +52,10 @@ BATCH_SIZE = 8
 # by the initial weights. The from-scratch fix is batch norm with Adam 1e-3.
 VGG_ADAM = ['--optimizer=adam', '--learning_rate=0.0001', '--warmup_steps=10',
             '--weight_decay=0.0005']
+VGG_FINETUNE = VGG_ADAM + ['--checkpoint_path={checkpoint}', '--checkpoint_model_scope=vgg_16',
+                           '--ignore_missing_vars']
 VGG_RUNS = (  # name, network, flags
-    ('fine-tuned', 'ssd_300_vgg', VGG_ADAM + ['--checkpoint_path={checkpoint}',
-                                              '--checkpoint_model_scope=vgg_16',
-                                              '--ignore_missing_vars']),
+    ('fine-tuned', 'ssd_300_vgg', VGG_FINETUNE),
     ('scratch', 'ssd_300_vgg', VGG_ADAM),
     ('scratch-bn', 'ssd_300_vgg_bn', ['--optimizer=adam', '--learning_rate=0.001',
                                       '--warmup_steps=10', '--weight_decay=0.0005']),

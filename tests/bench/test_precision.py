@@ -50,7 +50,7 @@ def test_demo_recipe_is_the_makefiles():
     with open(os.path.join(precision.ROOT, 'Makefile'), encoding='utf-8') as makefile:
         text = makefile.read()
     flags = set(text.replace('\\\n', ' ').split())
-    assert set(precision.RECIPES['demo']) - {'--seed=0'} <= flags
+    assert set(precision.RECIPES['demo']) <= flags
     assert '--seed=$(DEMO_SEED)' in flags and 'DEMO_SEED ?= 0' in text
 
 
@@ -61,6 +61,14 @@ def test_flags_of_both_comparisons():
     assert (args.iou_threshold, args.score_threshold) == (0.9, 0.5)
     with pytest.raises(SystemExit):
         precision.parse_args(['train', '--dataset_dir=r', '--work_dir=w', '--steps=0'])
+    args = precision.parse_args(['train', '--dataset_dir=r', '--work_dir=w', '--seeds=2,0,1',
+                                 '--recipe=vgg_finetune', '--checkpoint=vgg_16.ckpt'])
+    assert args.seeds == [2, 0, 1]
+    assert '--checkpoint_path=vgg_16.ckpt' in precision.recipe_flags(args)
+    for wrong in (['--seeds=1,1'], ['--seeds=a'], ['--recipe=vgg_finetune'],
+                  ['--checkpoint=vgg_16.ckpt']):
+        with pytest.raises(SystemExit):
+            precision.parse_args(['train', '--dataset_dir=r', '--work_dir=w'] + wrong)
 
 
 def test_train_comparison_runs_both_precisions_with_the_same_recipe(tmp_path, monkeypatch,
@@ -90,12 +98,23 @@ def test_train_comparison_runs_both_precisions_with_the_same_recipe(tmp_path, mo
     evals = [flags for name, flags in calls if name == 'eval_ssd_network.py']
     assert [flags[-len(precision.SAME_BATCHES) - 1:] for flags in trains] == [
         ['--seed=0'] + precision.SAME_BATCHES] * 2
+    assert [flag.replace('float32', 'mixed_bfloat16') for flag in trains[0]] == trains[1]
     assert ['--precision=float32' in f for f in trains] == [True, False]
     assert '--precision=mixed_bfloat16' in trains[1]
     assert len(evals) == 2 and not [f for f in evals if '--precision' in ' '.join(f)]
     out = capsys.readouterr().out
     assert 'float32         4 steps in 10 s, median 5.00 images/s; mAP VOC07 0.5000' in out
     assert 'loss per quarter nan 4.200 nan 2.000' in out
-    assert 'VOC07 +0.0000' in out
+    assert ('mAP_voc07 over 1 seed(s): float32 mean 0.5000; mixed_bfloat16 mean 0.5000; '
+            'difference (mixed_bfloat16 - float32) +0.0000, mean +0.0000\n') in out
+    calls.clear()
+    precision.main(['train', '--dataset_dir=records', '--work_dir=%s' % (tmp_path / 'seeds'),
+                    '--steps=4', '--seeds=3,4'])
+    assert [flags[-3] for name, flags in calls if name == 'train_ssd_network.py'] == [
+        '--seed=3', '--seed=3', '--seed=4', '--seed=4']
+    out = capsys.readouterr().out
+    assert out.count('seed 3 ') == 2 and out.count('seed 4 ') == 2
+    assert 'over 2 seed(s): float32 mean 0.5000 (sd 0.0000)' in out
+    assert 'mean +0.0000 +- 0.0000 (standard error)' in out
     with pytest.raises(SystemExit, match='exists'):
         precision.main(['train', '--dataset_dir=records', '--work_dir=%s' % tmp_path])

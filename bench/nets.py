@@ -78,10 +78,11 @@ def forward_images_per_second(name, batch_size, iterations, warmup, config,
                 logits, locs, _ = network.net(inputs, is_training=False)
             outputs = network.decode_outputs(logits, locs)
             gflop = _gflop(outputs)
+            initialize = tf.compat.v1.global_variables_initializer()
             for precision in precisions:
                 session = tf.compat.v1.Session(config=nets_precision.session_config(precision,
                                                                                     config))
-                session.run(tf.compat.v1.global_variables_initializer())
+                session.run(initialize)
                 values, graphs = nets_precision.run_graphs(session, outputs, {inputs: images})
                 low = precision_lib.LOW_DTYPES.get(precision)
                 counts = nets_precision.dtype_op_counts(graphs)

@@ -91,8 +91,9 @@ def measure_speed(records_dir, model_name, batch_size, warmup_steps, steps,
         sessions = {name: tf.compat.v1.Session(config=nets_precision.session_config(name))
                     for name in precisions}
         times = {name: [] for name in precisions}
+        initialize = tf.compat.v1.global_variables_initializer()
         for session in sessions.values():
-            session.run(tf.compat.v1.global_variables_initializer())
+            session.run(initialize)
         for step in range(warmup_steps + steps):
             for name, session in sessions.items():
                 start = time.perf_counter()

@@ -205,6 +205,13 @@ def print_run(name, result, num_steps):
           flush=True)
 
 
+def _mean_text(values):
+    """'mean' of a 1-D array, with its sample standard deviation when there are several."""
+    if len(values) < 2:
+        return 'mean %.4f' % values.mean()
+    return 'mean %.4f (sd %.4f)' % (values.mean(), np.std(values, ddof=1))
+
+
 def print_summary(precisions, results):
     """Over the seeds: mean (and sample standard deviation) of each precision's mAP, and the
     mean difference with its standard error.
@@ -215,16 +222,15 @@ def print_summary(precisions, results):
     """
     for metric in ('mAP_voc07', 'mAP_voc12'):
         values = np.array([[result[name]['metrics'][metric] for name in precisions]
-                           for result in results])
-        spread = (lambda column: ' (sd %.4f)' % np.std(column, ddof=1)) if len(values) > 1 \
-            else (lambda column: '')
+                           for result in results])  # [seeds, 2]
         differences = values[:, 1] - values[:, 0]
-        error = (' +- %.4f (standard error)' % (np.std(differences, ddof=1) /
-                                                  np.sqrt(len(differences)))
-                 if len(differences) > 1 else '')
+        error = ''
+        if len(differences) > 1:
+            error = ' +- %.4f (standard error)' % (np.std(differences, ddof=1) /
+                                                   np.sqrt(len(differences)))
         print('%s over %d seed(s): %s; difference (%s - %s) %s, mean %+.4f%s' % (
             metric, len(values),
-            '; '.join('%s mean %.4f%s' % (name, values[:, i].mean(), spread(values[:, i]))
+            '; '.join('%s %s' % (name, _mean_text(values[:, i]))
                       for i, name in enumerate(precisions)),
             precisions[1], precisions[0], ' '.join('%+.4f' % d for d in differences),
             differences.mean(), error))

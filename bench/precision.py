@@ -192,13 +192,14 @@ def train_and_evaluate(args, seed, name):
         return {'seconds': seconds, 'progress': progress, 'metrics': json.load(metrics)}
 
 
-def print_run(name, result, num_steps):
-    """One line of a training run: steps, time, images/s, mAP, loss per quarter."""
+def print_run(seed, name, result, num_steps):
+    """One line of a training run: seed, precision, steps, time, images/s, mAP, loss per
+    quarter."""
     rates = [rate for _, _, rate in result['progress'][1:]]
     metrics = result['metrics']
-    print('%-15s %d steps in %.0f s, median %.2f images/s; mAP VOC07 %.4f VOC12 %.4f; mean '
-          'logged loss per quarter %s' % (
-              name, result['progress'][-1][0] if result['progress'] else 0,
+    print('seed %d %-15s %d steps in %.0f s, median %.2f images/s; mAP VOC07 %.4f VOC12 %.4f; '
+          'mean logged loss per quarter %s' % (
+              seed, name, result['progress'][-1][0] if result['progress'] else 0,
               result['seconds'], float(np.median(rates)) if rates else float('nan'),
               metrics['mAP_voc07'], metrics['mAP_voc12'],
               ' '.join('%.3f' % m for m in quarter_means(result['progress'], num_steps))),
@@ -252,8 +253,7 @@ def compare_training(args):
         for name in precisions:
             logging.info('training %s in %s, seed %d', args.model_name, name, seed)
             results[-1][name] = train_and_evaluate(args, seed, name)
-            print('seed %d ' % seed, end='')
-            print_run(name, results[-1][name], args.steps)
+            print_run(seed, name, results[-1][name], args.steps)
         print('machine after seed %d: %s' % (seed, machine.describe()), flush=True)
     print_summary(precisions, results)
 

@@ -18,7 +18,7 @@ setup(
                 'TF-Serving-compatible serving and a web page.',
     python_requires='>=3.11',
     packages=['common', 'datasets', 'nets', 'preprocessing', 'deployment', 'training',
-              'evaluation', 'export', 'serving', 'web'],
+              'evaluation', 'export', 'client', 'serving', 'web'],
     py_modules=['tf_convert_data', 'train_ssd_network', 'eval_ssd_network', 'export_model'],
     include_package_data=True,
     package_data={'web': ['templates/*.html', 'static/*'], 'serving': ['*.yml', '*.config']},

@@ -36,6 +36,8 @@ import tensorflow as tf
 import tf_slim as slim
 
 from bench import machine
+from client import protos, tensor_proto
+from client import ssd_client as client_lib
 from common import labels as labels_lib
 from common import np_preprocessing
 from common import precision as precision_lib
@@ -43,8 +45,6 @@ from common import signatures as sig
 from export import ssd_export
 from nets import nets_factory
 from nets import precision as nets_precision
-from serving import client as client_lib
-from serving import protos, tensor_proto
 from serving.model_server import GRPC_OPTIONS
 from tests import helpers
 

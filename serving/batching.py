@@ -30,8 +30,8 @@ import time
 import numpy as np
 from google.protobuf import text_format
 
+from client import protos
 from common.signatures import ServingError
-from serving import protos
 
 _MICROS = 1e-6
 

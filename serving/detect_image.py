@@ -16,9 +16,9 @@ import time
 
 import cv2
 
+from client import ssd_client as client_lib
 from common import devices, drawing, images, np_preprocessing, signatures
 from common.files import atomic_write
-from serving import client as client_lib
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.mpo', '.png', '.gif', '.bmp', '.webp')
 
@@ -86,10 +86,10 @@ class SavedModelDetector:
         """Detects objects in encoded image bytes.
 
         Returns:
-          serving.client.DetectionResult, boxes in pixels of the upright image.
+          client.ssd_client.DetectionResult, boxes in pixels of the upright image.
 
         Raises:
-          common.images.ImageError (= serving.client.InvalidImage).
+          common.images.ImageError (= client.ssd_client.InvalidImage).
         """
         threshold = self.score_threshold if score_threshold is None else score_threshold
         start = time.perf_counter()

@@ -26,8 +26,8 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from client import protos, tensor_proto
 from common.signatures import MAX_MESSAGE_BYTES, SERVE_TAG, ServingError, scan_versions
-from serving import protos, tensor_proto
 
 # TensorFlow's error codes are the gRPC status codes.
 _STATUS_NAMES = {getattr(tf.errors, name): name for name in dir(tf.errors) if name.isupper()}
@@ -95,7 +95,7 @@ class LoadedVersion:
         except Exception:
             self._session.close()
             raise
-        # The serving API's own message class (serving.protos), not TensorFlow's.
+        # The serving API's own message class (client.protos), not TensorFlow's.
         self.signature_defs = {key: protos.SignatureDef.FromString(value.SerializeToString())
                                for key, value in meta_graph.signature_def.items()}
         self._runners = {}

@@ -2,7 +2,7 @@
 
     python -m serving.model_server --port=8500 --model_name=ssd --model_base_path=exports/ssd
 
-Serves Predict, GetModelMetadata and GetModelStatus with TF Serving's messages (serving.protos),
+Serves Predict, GetModelMetadata and GetModelStatus with TF Serving's messages (client.protos),
 so clients work unchanged against `tensorflow/serving`. The highest version under the base path
 is served; new versions are picked up by polling. Like TF Serving it listens on all interfaces
 (0.0.0.0) by default: pass --host=127.0.0.1 to serve this machine only.
@@ -30,6 +30,7 @@ from concurrent import futures
 
 import grpc
 
+from client import protos, tensor_proto
 from common import devices, precision
 from common.signatures import (
     DEFAULT_GRPC_PORT,
@@ -38,7 +39,7 @@ from common.signatures import (
     MAX_MESSAGE_BYTES,
     ServingError,
 )
-from serving import batching, protos, tensor_proto
+from serving import batching
 
 GRPC_OPTIONS = protos.MESSAGE_OPTIONS
 _POLL_SECONDS = 0.1

@@ -16,8 +16,8 @@ import threading
 import numpy as np
 from google.protobuf import json_format
 
+from client import tensor_proto
 from common.signatures import DEFAULT_SIGNATURE, MAX_MESSAGE_BYTES, ServingError
-from serving import tensor_proto
 
 _PATH = re.compile(r'^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+))?'
                    r'(?P<verb>:predict|/metadata)?$')

@@ -162,7 +162,7 @@ def wait_until_serving(address, process=None, deadline_s=180.0, model_name='ssd'
     Raises:
         RuntimeError: the process exited, or nothing was served within deadline_s.
     """
-    from serving import client as client_lib  # pylint: disable=import-outside-toplevel
+    from client import ssd_client as client_lib  # pylint: disable=import-outside-toplevel
     deadline = time.monotonic() + deadline_s
     with client_lib.SSDClient(address, model_name=model_name, retries=0, timeout=2.0) as probe:
         while True:

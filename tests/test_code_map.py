@@ -1,7 +1,7 @@
 """The import direction of the README's code map, checked on the source of every package.
 
 common <- datasets, nets <- preprocessing <- training / evaluation <- export; the runtime packages
-(serving, web) import only common and serving, and the TensorFlow-free ones (common, the gRPC
+(client, serving, web) import only common and client, and the TensorFlow-free ones (common,
 client, web) no TensorFlow at all.
 """
 import ast
@@ -20,12 +20,12 @@ ALLOWED = {
     'training': {'common', 'datasets', 'nets', 'preprocessing', 'deployment', 'training'},
     'evaluation': {'common', 'datasets', 'nets', 'preprocessing', 'evaluation'},
     'export': {'common', 'datasets', 'nets', 'preprocessing', 'export'},
-    'serving': {'common', 'serving'},
-    'web': {'common', 'serving', 'web'},
+    'client': {'common', 'client'},
+    'serving': {'common', 'client', 'serving'},
+    'web': {'common', 'client', 'web'},
 }
 FIRST_PARTY = set(ALLOWED) | {'bench', 'tests'}
-NO_TENSORFLOW = ['common', 'web', 'serving/client.py', 'serving/protos.py',
-                 'serving/tensor_proto.py']
+NO_TENSORFLOW = ['common', 'client', 'web']
 TENSORFLOW = ('tensorflow', 'tf_slim', 'tensorflow_serving', 'keras')
 
 

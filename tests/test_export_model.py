@@ -13,13 +13,13 @@ import tensorflow as tf
 import tf_slim as slim
 
 import export_model
+from client import ssd_client as client_lib
 from common import cli, np_post_processing, np_preprocessing
 from common import labels as labels_lib
 from datasets import train_dir as train_dir_lib
 from export import ssd_export
 from nets import checkpoints, nets_factory
 from preprocessing import image_ops
-from serving import client as client_lib
 from serving import model_server
 from serving.model_manager import ModelManager
 

@@ -3,7 +3,7 @@ import logging
 
 import flask
 
-from serving.client import SSDClient
+from client.ssd_client import SSDClient
 from web import config as web_config
 from web.api import api, health
 from web.errors import UploadError, register_error_handlers

@@ -4,8 +4,8 @@ import time
 
 import flask
 
+from client.ssd_client import InvalidImage, ServingError, ServingUnavailable
 from common import images
-from serving.client import InvalidImage, ServingError, ServingUnavailable
 from web import uploads
 from web.errors import UploadError
 from web.pixel_budget import BudgetTimeout

@@ -40,7 +40,7 @@ def wait_ready(url, timeout_s, interval_s=0.5):
 def wait_serving(address, model_name, timeout_s, interval_s=0.5):
     """Polls the model server(s) at `address` until one reports an AVAILABLE version of
     `model_name`; returns True, or False after `timeout_s` seconds."""
-    from serving import client as client_lib  # pylint: disable=import-outside-toplevel
+    from client import ssd_client as client_lib  # pylint: disable=import-outside-toplevel
 
     with client_lib.SSDClient(address, model_name, retries=0) as client:
         def available():

@@ -38,7 +38,7 @@ def test_serving_error_carries_a_status_name():
 
 
 def test_imports_no_tensorflow():
-    code = ('import sys, common.signatures, serving.protos, serving.tensor_proto; '
+    code = ('import sys, common.signatures, client.protos, client.tensor_proto; '
             'print([m for m in sys.modules if m.split(".")[0] in ("tensorflow", '
             '"tensorflow_serving")])')
     done = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,

@@ -8,9 +8,9 @@ import time
 import numpy as np
 import pytest
 
+from client.ssd_client import SSDClient
 from common.signatures import ServingError
 from serving import batching, model_server
-from serving.client import SSDClient
 from serving.model_manager import ModelManager
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -121,6 +121,6 @@ def _export_without_detect(base):
 
 def test_only_the_saved_model_path_imports_tensorflow():
     """detect_image itself adds no TensorFlow import to what the gRPC client needs."""
-    code = ('import sys, serving.client; before = "tensorflow" in sys.modules; '
+    code = ('import sys, client.ssd_client; before = "tensorflow" in sys.modules; '
             'import serving.detect_image; assert ("tensorflow" in sys.modules) == before')
     subprocess.run([sys.executable, '-c', code], check=True, cwd=REPO, timeout=120)

@@ -1,4 +1,4 @@
-"""serving/k8s/, requirements-web.txt and serving/Dockerfile.web agree with the code and configs.
+"""serving/k8s/, web/k8s/, requirements-web.txt and web/Dockerfile agree with the code and configs.
 
 Every manifest parses; ports, model name, paths and environment variables match the defaults of
 common/signatures.py, web/config.py, web/gunicorn.conf.py and the shipped models.config and
@@ -18,7 +18,7 @@ from common import signatures
 from web import config as web_config
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-K8S = ROOT / 'serving' / 'k8s'
+K8S_FOLDERS = (ROOT / 'serving' / 'k8s', ROOT / 'web' / 'k8s')
 WEB_REQUIREMENTS = ROOT / 'requirements-web.txt'
 # Distributions that are or pull in TensorFlow, and the runtime-only heavy packages of the trainer.
 FORBIDDEN = re.compile(r'^(tensorflow|tf-|tf_|keras|tensorboard|matplotlib|pycocotools)', re.I)
@@ -27,9 +27,9 @@ WEB_PACKAGES = {'flask', 'gunicorn', 'grpcio', 'protobuf', 'numpy', 'opencv-pyth
 
 
 def _documents():
-    """(file name, document) of every manifest in serving/k8s/."""
-    files = sorted(K8S.glob('*.yaml'))
-    assert files, K8S
+    """(file name, document) of every manifest in serving/k8s/ and web/k8s/."""
+    files = sorted(path for folder in K8S_FOLDERS for path in folder.glob('*.yaml'))
+    assert len(files) >= len(K8S_FOLDERS), K8S_FOLDERS
     return [(path.name, doc) for path in files for doc in yaml.safe_load_all(path.read_text())
             if doc is not None]
 
@@ -109,7 +109,8 @@ def test_tfserving_deployment_serves_models_config_with_batching():
     assert flags['--batching_parameters_file'] == config_dir + '/batching.config'
     # The ConfigMap is made from the shipped files (tfserving.yaml's header command).
     assert (f'kubectl create configmap {configmap} --from-file=serving/models.config '
-            '--from-file=serving/batching.config') in (K8S / 'tfserving.yaml').read_text()
+            '--from-file=serving/batching.config') in (
+                K8S_FOLDERS[0] / 'tfserving.yaml').read_text()
     # The model volume is mounted where models.config's base_path points.
     mounts = {m['mountPath']: m for m in container['volumeMounts']}
     assert mounts[model.base_path]['readOnly'] is True
@@ -187,7 +188,7 @@ def test_web_requirements_pin_requirements_versions_without_tensorflow():
 
 
 def test_web_dockerfile_installs_only_web_requirements():
-    text = (ROOT / 'serving' / 'Dockerfile.web').read_text()
+    text = (ROOT / 'web' / 'Dockerfile').read_text()
     installs = re.findall(r'pip install [^\n]*', text)
     assert installs == ['pip install --no-cache-dir -r requirements-web.txt'], installs
     assert 'requirements.txt' not in text.replace('requirements-web.txt', '')

@@ -2,8 +2,9 @@
 import numpy as np
 import pytest
 
+from client import tensor_proto
 from common import devices, precision
-from serving import model_server, tensor_proto
+from serving import model_server
 from serving.model_manager import ModelManager
 
 

@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from serving import client as client_lib
+from client import ssd_client as client_lib
 from tests import helpers
 
 GRACE_SECONDS = 10
@@ -135,7 +135,7 @@ _STATUS_SERVER = r'''
 import sys
 from concurrent import futures
 import grpc
-from serving import protos
+from client import protos
 
 def status(request, context):
     response = protos.GetModelStatusResponse()

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from serving import model_server, protos, tensor_proto
+from client import protos, tensor_proto
+from serving import model_server
 from serving.model_manager import ModelManager, RequestLimits
 from tests import helpers
 

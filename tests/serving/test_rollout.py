@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from serving import tensor_proto
+from client import tensor_proto
 from serving.model_manager import ModelManager
 from serving.model_server import GRPC_OPTIONS
 

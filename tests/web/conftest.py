@@ -11,7 +11,7 @@ import numpy as np
 import PIL.Image
 import pytest
 
-from serving.client import Detection, DetectionResult, ServingUnavailable, SSDClient
+from client.ssd_client import Detection, DetectionResult, ServingUnavailable, SSDClient
 from web import config as web_config
 from web import create_app
 

@@ -11,7 +11,7 @@ import zlib
 import numpy as np
 import pytest
 
-from serving.client import InvalidImage, ServingError, ServingUnavailable
+from client.ssd_client import InvalidImage, ServingError, ServingUnavailable
 from tests import helpers
 from web import create_app
 

@@ -89,7 +89,7 @@ def test_page_lists_formats_palette_and_hint(fake_client, images):
 
 def test_server_table_rounds_boxes_as_the_javascript_table(fake_app, fake_client, images):
     """Math.round: 186.5 -> 187; the old table truncated (186)."""
-    from serving.client import Detection
+    from client.ssd_client import Detection
     fake_client.detections = [Detection(2, 'square', 0.8, [26.4, 32.5, 86.5, 95.7])]
     data = images.encode(images.shapes(), 'PNG')
     html = fake_app.test_client().post('/', data={'image': (io.BytesIO(data), 'a.png')}).get_data(
@@ -98,7 +98,7 @@ def test_server_table_rounds_boxes_as_the_javascript_table(fake_app, fake_client
 
 
 def test_page_when_model_server_down(fake_app, fake_client, images):
-    from serving.client import ServingUnavailable
+    from client.ssd_client import ServingUnavailable
     fake_client.error = ServingUnavailable('UNAVAILABLE from x: refused')
     data = images.encode(images.shapes())
     response = fake_app.test_client().post('/', data={'image': (io.BytesIO(data), 'a.png')})

@@ -6,7 +6,7 @@ import PIL.Image
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from serving.client import Detection, DetectionResult
+from client.ssd_client import Detection, DetectionResult
 from web import create_app
 
 

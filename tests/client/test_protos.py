@@ -1,4 +1,4 @@
-"""serving.protos is TF Serving's wire format: same fields, same bytes, official answers parse;
+"""client.protos is TF Serving's wire format: same fields, same bytes, official answers parse;
 and the client works in a process where TensorFlow cannot be imported."""
 import json
 import os
@@ -18,7 +18,7 @@ from tensorflow_serving.apis import (
     predict_pb2,
 )
 
-from serving import protos, tensor_proto
+from client import protos, tensor_proto
 from tests import helpers
 
 PAIRS = [
@@ -154,7 +154,7 @@ try:
 except ImportError:
     pass
 import numpy as np
-from serving import client
+from client import ssd_client as client
 with client.SSDClient(sys.argv[1], score_threshold=0.0) as ssd:
     picture = np.random.RandomState(0).randint(0, 256, [20, 40, 3], dtype=np.uint8)
     result = ssd.detect(picture)

@@ -19,7 +19,7 @@ gone (UNAVAILABLE) is sent again, to another one, within the call's one overall 
 answer names the version that computed it. `replica_status()` asks each replica on a channel of
 its own (a DNS name is resolved at that moment).
 
-The gRPC messages come from serving.protos (TF Serving's wire format, defined without the
+The gRPC messages come from client.protos (TF Serving's wire format, defined without the
 tensorflow package), so importing this module never imports TensorFlow.
 """
 import dataclasses
@@ -31,6 +31,7 @@ import cv2
 import grpc
 import numpy as np
 
+from client import protos, tensor_proto
 from common import np_post_processing, np_preprocessing, serving_address
 from common.images import EXIF_ORIENTATION, decode_image  # noqa: F401  (EXIF_ORIENTATION: API)
 from common.images import MAX_PIXELS as DEFAULT_MAX_PIXELS
@@ -53,7 +54,6 @@ from common.signatures import (
     SIGNATURES,
     ServingError,
 )
-from serving import protos, tensor_proto
 
 _UNAVAILABLE_CODES = ('UNAVAILABLE', 'DEADLINE_EXCEEDED', 'NOT_FOUND')
 # Subchannels of its own per channel (not shared through gRPC's global pool), so that a replaced

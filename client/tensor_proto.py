@@ -1,4 +1,4 @@
-"""numpy <-> TensorProto (serving.protos) conversion without TensorFlow, for client and server.
+"""numpy <-> TensorProto (client.protos) conversion without TensorFlow, for client and server.
 
 The same layout as `tf.make_tensor_proto` / `tf.make_ndarray`: numbers in little-endian
 `tensor_content`, strings in `string_val`. Requests of other clients may carry numbers in the
@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from serving import protos
+from client import protos
 
 DT_STRING = protos.DataType.values_by_name['DT_STRING'].number
 NUMPY_TO_DTYPE = {np.dtype(numpy_type): protos.DataType.values_by_name[name].number

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from client import ssd_client as client_lib
 from common import np_post_processing, np_preprocessing
-from serving import client as client_lib
 
 
 @pytest.fixture

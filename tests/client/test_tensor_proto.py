@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from serving import protos, tensor_proto
+from client import protos, tensor_proto
 
 
 def _to_tf(proto):

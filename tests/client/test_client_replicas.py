@@ -5,8 +5,8 @@ import time
 import numpy as np
 import pytest
 
+from client.ssd_client import ServingError, ServingUnavailable, SSDClient
 from serving import model_server
-from serving.client import ServingError, ServingUnavailable, SSDClient
 from serving.model_manager import ModelManager
 from tests import helpers
 

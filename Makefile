@@ -97,25 +97,28 @@ $(DEMO_EXPORT)/1/saved_model.pb: $(DEMO_TRAIN)/.done
 	  --export_dir=$(DEMO_EXPORT) --version=1 --labels_file=$(DEMO_RECORDS)/labels.txt
 
 # The local model server, then (once it serves the model) the web app, in the foreground.
-# Ctrl-C (or SIGTERM) stops both:
-# SIGTERM to each, SIGKILL to what is left after 10 s; if either dies, the other is stopped.
+# Ctrl-C (or SIGTERM) stops both and exits 0: common.foreground gives the servers' shell the
+# terminal, so Ctrl-C reaches it and not make (which would end with `make: *** ... Interrupt`);
+# SIGTERM to each, SIGKILL to what is left after 10 s; if either dies, the other is stopped
+# (exit 1).
 demo-serve: demo-ports $(STAMP)
-	@stop() { kill $$server $$web 2>/dev/null; \
+	@$(BIN)/python -m common.foreground $(SHELL) -c '\
+	stop() { kill $$server $$web 2>/dev/null; \
 	  for i in $$(seq 100); do kill -0 $$server 2>/dev/null || kill -0 $$web 2>/dev/null || break; sleep 0.1; done; \
 	  kill -9 $$server $$web 2>/dev/null; wait; }; \
-	trap 'stop; exit 0' INT TERM; \
+	trap "stop; exit 0" INT TERM; \
 	$(BIN)/python -m serving.model_server --host=127.0.0.1 --port=$(GRPC_PORT) --model_name=ssd \
 	  --model_base_path=$(abspath $(DEMO_EXPORT)) & server=$$!; \
 	$(BIN)/python -m web.wait_ready --serving_address=127.0.0.1:$(GRPC_PORT) --timeout=180 \
 	  || { stop; exit 1; }; \
 	SERVING_ADDRESS=127.0.0.1:$(GRPC_PORT) MODEL_NAME=ssd NETWORK=$(DEMO_MODEL) \
-	  MODEL_HINT='The demo model knows only synthetic shapes; try its test images, $(abspath $(DEMO_VOC))/JPEGImages/test_*.jpg.' \
+	  MODEL_HINT="The demo model knows only synthetic shapes; try its test images, $(abspath $(DEMO_VOC))/JPEGImages/test_*.jpg." \
 	  WEB_BIND=127.0.0.1:$(WEB_PORT) WEB_WORKERS=2 \
-	  $(BIN)/gunicorn -c web/gunicorn.conf.py 'web:create_app()' & web=$$!; \
+	  $(BIN)/gunicorn -c web/gunicorn.conf.py "web:create_app()" & web=$$!; \
 	if $(BIN)/python -m web.wait_ready --url=http://127.0.0.1:$(WEB_PORT)/healthz --timeout=180; then \
 	  echo; echo "  Open http://127.0.0.1:$(WEB_PORT)/  (Ctrl-C stops the model server and the web app)"; echo; \
 	  wait -n; fi; \
-	stop; exit 1
+	stop; exit 1'
 
 # Training curves of the demo (or TRAIN_DIR=...) on http://127.0.0.1:6006/.
 TRAIN_DIR ?= $(DEMO_TRAIN)

@@ -1,9 +1,13 @@
-"""The Makefile's demo targets: busy ports stop the demo at once; Ctrl-C stops both servers."""
+"""The Makefile's demo targets: busy ports stop the demo at once; Ctrl-C stops both servers
+and exits 0."""
+import fcntl
 import os
 import pathlib
 import signal
 import socket
 import subprocess
+import termios
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -28,14 +32,6 @@ def _make(*args, **kwargs):
         ['make', '--no-print-directory', '-C', str(ROOT), *args], start_new_session=True,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **kwargs)
-
-
-def _group_alive(pgid):
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def _wait_healthy(url, process, timeout):
@@ -65,29 +61,108 @@ def test_demo_stops_before_any_work_when_a_port_is_busy(tmp_path):
     assert not (tmp_path / 'shapes_voc').exists()
 
 
-def test_ctrl_c_stops_the_model_server_and_the_web_app_every_time(tmp_path):
-    helpers.export_toy_model(str(tmp_path / 'exports' / 'ssd'), version=1)
-    for _ in range(3):
-        grpc_port, web_port = _free_port(), _free_port()
-        process = _make('demo-serve', 'DEMO_DIR=%s' % tmp_path, 'GRPC_PORT=%d' % grpc_port,
-                        'WEB_PORT=%d' % web_port)
+class _Terminal:
+    """make started on a pseudo-terminal as from an interactive shell: its own session with
+    the terminal as controlling terminal, make's group in the foreground. Ctrl-C is the byte
+    0x03 typed into it; the kernel sends SIGINT to the terminal's foreground group."""
+
+    def __init__(self, args):
+        master, slave = os.openpty()
+        self.master = master
+        self.process = subprocess.Popen(
+            ['make', '--no-print-directory', '-C', str(ROOT), *args], stdin=slave, stdout=slave,
+            stderr=slave, start_new_session=True,
+            preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
+        os.close(slave)
+        self.chunks = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        while True:
+            try:
+                data = os.read(self.master, 65536)
+            except OSError:  # EIO: every process holding the terminal has closed it
+                return
+            if not data:
+                return
+            self.chunks.append(data)
+
+    @property
+    def output(self):
+        return b''.join(self.chunks).decode('utf-8', 'replace')
+
+    def ctrl_c(self):
+        os.write(self.master, b'\x03')
+
+    def close(self):
+        self._reader.join(30)
+        os.close(self.master)
+
+
+def _session_processes(sid):
+    """Pids of the processes of session `sid` still alive (zombies excluded)."""
+    pids = []
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
         try:
-            assert _wait_healthy('http://127.0.0.1:%d/healthz' % web_port, process, 120), \
-                process.communicate(timeout=30)[0]
-            os.killpg(process.pid, signal.SIGINT)
-            os.killpg(process.pid, signal.SIGTERM)
-            output, _ = process.communicate(timeout=30)
-            deadline = time.monotonic() + 10
-            while _group_alive(process.pid) and time.monotonic() < deadline:
+            with open('/proc/%s/stat' % entry, encoding='utf-8') as stat:
+                fields = stat.read().rsplit(')', 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid and fields[0] != 'Z':
+            pids.append(int(entry))
+    return pids
+
+
+def _ready_demo_dir(demo_dir):
+    """A demo folder whose stages are all up to date, with the toy export as the model."""
+    _dry_run(demo_dir)  # writes the knob files
+    stages = ['shapes_voc/ImageSets/Main/test.txt', 'records/shapes_trainval_summary.json',
+              'records/shapes_test_summary.json', 'train/.done', 'eval/metrics.json']
+    now = time.time()
+    for knob in (demo_dir / '.knobs').iterdir():
+        os.utime(knob, (now - 200, now - 200))
+    for i, name in enumerate(stages):
+        (demo_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        (demo_dir / name).touch()
+        os.utime(demo_dir / name, (now - 100 + i, now - 100 + i))
+    (demo_dir / 'train' / '.knobs').write_bytes((demo_dir / '.knobs' / 'model').read_bytes())
+    helpers.export_toy_model(str(demo_dir / 'exports' / 'ssd'), version=1)
+
+
+def test_ctrl_c_on_make_demo_and_demo_serve_exits_0_ten_times_in_a_row(tmp_path):
+    _ready_demo_dir(tmp_path)
+    assert 'train_ssd_network.py' not in _dry_run(tmp_path)
+    for run in range(10):
+        goal = ('demo', 'demo-serve')[run % 2]
+        grpc_port, web_port = _free_port(), _free_port()
+        terminal = _Terminal([goal, 'DEMO_DIR=%s' % tmp_path, 'GRPC_PORT=%d' % grpc_port,
+                              'WEB_PORT=%d' % web_port])
+        sid = terminal.process.pid
+        try:
+            assert _wait_healthy('http://127.0.0.1:%d/healthz' % web_port, terminal.process,
+                                 180), terminal.output
+            deadline = time.monotonic() + 30
+            while 'Ctrl-C stops' not in terminal.output and time.monotonic() < deadline:
                 time.sleep(0.1)
-            assert not _group_alive(process.pid), output
-            assert 'make: ***' not in output  # no 'Error 130' (or any error) on Ctrl-C
+            terminal.ctrl_c()
+            code = terminal.process.wait(60)
+            deadline = time.monotonic() + 15
+            while _session_processes(sid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            terminal.close()
+            output = terminal.output
+            assert code == 0, (run, goal, output)
+            assert 'make: ***' not in output, (run, goal, output)
+            assert not _session_processes(sid), (run, goal, output)
             # The web app starts once the model is served: no expected 503 in its log.
             assert '"GET /healthz HTTP/1.1" 503' not in output
             assert 'unavailable' not in output
         finally:
-            if _group_alive(process.pid):
-                os.killpg(process.pid, signal.SIGKILL)
+            for pid in _session_processes(sid):
+                os.kill(pid, signal.SIGKILL)
         for port in (grpc_port, web_port):
             with socket.socket() as sock:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

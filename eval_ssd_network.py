@@ -14,6 +14,11 @@ first N test images with their ground truth beside the detections go to
 EVAL/visualizations/*.png and to TensorBoard's images. With --wait_for_checkpoints it
 evaluates every new checkpoint of the train_dir given as --checkpoint_path.
 """
+from common import tf_logs
+
+if __name__ == '__main__':
+    tf_logs.filter_stderr()  # first: TensorFlow's import prints its banner
+
 import os
 import sys
 

@@ -7,6 +7,11 @@ and assets/labels.txt; signatures `serving_default` and `detect` (see export/ssd
 The network and the classes come from the train dir (train_info.json and labels.txt, written
 by the trainer); --model_name and --labels_file override them and are checked against it.
 """
+from common import tf_logs
+
+if __name__ == '__main__':
+    tf_logs.filter_stderr()  # first: TensorFlow's import prints its banner
+
 import collections
 import os
 import sys

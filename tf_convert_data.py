@@ -17,6 +17,11 @@ holding the images with their XML files side by side (as LabelImg writes them); 
 ImageSets/Main/<split>.txt, or `all` for every annotated image, and --make_splits writes the
 split files of a folder that has none.
 """
+from common import tf_logs
+
+if __name__ == '__main__':
+    tf_logs.filter_stderr()  # first: TensorFlow's import prints its banner
+
 import argparse
 import logging
 import os

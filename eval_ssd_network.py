@@ -24,7 +24,7 @@ import sys
 
 import tensorflow as tf
 
-from common import cli, precision
+from common import cli, precision, progress
 from datasets import dataset_factory
 from datasets import train_dir as train_dir_lib
 from evaluation import coco_eval, eval_lib, pr_curves, visualization
@@ -155,7 +155,8 @@ def _report(args, evaluation, checkpoint, labels):
         print(coco_eval.format_table(evaluation.coco))
     print('Wrote %s and PR curves in %s' % (metrics_path, pr_dir))
     if written:
-        print('Wrote %d pictures in %s' % (len(written), os.path.dirname(written[0][0])))
+        print('Wrote %s in %s' % (progress.counted(len(written), 'picture'),
+                                  os.path.dirname(written[0][0])))
     sys.stdout.flush()
 
 

@@ -20,6 +20,7 @@ import tf_slim as slim
 
 from common import labels as labels_lib
 from common import precision as precision_lib
+from common import progress
 from common import signatures as sig
 from export import saved_model_writer
 from nets import checkpoints, post_processing
@@ -132,13 +133,14 @@ def export(network_name, checkpoint_path, export_base, labels_file, version=None
         saved_model_writer.add_asset(labels_copy)
         with tf.compat.v1.Session(graph=graph) as session:
             averaged = restore_variables(session, checkpoint)
-            logging.info('Restored %s (%d variables from their moving averages)', checkpoint,
-                         averaged)
+            logging.info('Restored %s (%s from their moving averages)', checkpoint,
+                         progress.counted(averaged, 'variable'))
             extra = {}
             if precision != precision_lib.FLOAT32:
                 extra[precision_lib.EXPORT_PLATFORM_CONFIG] = (
                     precision_lib.platform_config_text(precision))
             path = saved_model_writer.write_saved_model(session, export_base, signatures, version,
                                                         extra_files=extra)
-    logging.info('Exported %s with %d classes to %s', network_name, num_classes, path)
+    logging.info('Exported %s with %s to %s', network_name,
+                 progress.counted(num_classes, 'class', 'classes'), path)
     return path

@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from common import cli, drawing, fields, np_preprocessing
+from common import cli, drawing, fields, np_preprocessing, progress
 from common.files import atomic_write
 from datasets import dataset_factory
 from nets import nets_factory
@@ -139,7 +139,7 @@ def main(argv=None):
     _, normalization = preprocessing_factory.network_input(args.network)
     logging.info('drawing %d augmented samples of %s', len(samples), ', '.join(info.files[:3]))
     draw_grid(samples, info.labels, normalization, args.output)
-    print('wrote %s (%d samples)' % (args.output, len(samples)))
+    print('wrote %s (%s)' % (args.output, progress.counted(len(samples), 'sample')))
 
 
 if __name__ == '__main__':

@@ -31,7 +31,7 @@ from concurrent import futures
 import grpc
 
 from client import protos, tensor_proto
-from common import cli, devices, precision, tf_logs
+from common import cli, devices, precision, progress, tf_logs
 from common.signatures import (
     DEFAULT_GRPC_PORT,
     DEFAULT_MODEL_NAME,
@@ -288,7 +288,8 @@ def _stop(manager, batcher):
         batcher.stop()
         sizes = batcher.batch_sizes
         batches = sum(sizes.values())
-        logging.info('Batching: %d batches, %.2f items each on average', batches,
+        logging.info('Batching: %s, %.2f items each on average',
+                     progress.counted(batches, 'batch', 'batches'),
                      sum(size * count for size, count in sizes.items()) / max(batches, 1))
 
 

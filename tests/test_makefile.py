@@ -1,13 +1,11 @@
 """The Makefile's demo targets: busy ports stop the demo at once; Ctrl-C stops both servers
 and exits 0."""
-import fcntl
+import json
 import os
 import pathlib
 import signal
 import socket
 import subprocess
-import termios
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -61,61 +59,6 @@ def test_demo_stops_before_any_work_when_a_port_is_busy(tmp_path):
     assert not (tmp_path / 'shapes_voc').exists()
 
 
-class _Terminal:
-    """make started on a pseudo-terminal as from an interactive shell: its own session with
-    the terminal as controlling terminal, make's group in the foreground. Ctrl-C is the byte
-    0x03 typed into it; the kernel sends SIGINT to the terminal's foreground group."""
-
-    def __init__(self, args):
-        master, slave = os.openpty()
-        self.master = master
-        self.process = subprocess.Popen(
-            ['make', '--no-print-directory', '-C', str(ROOT), *args], stdin=slave, stdout=slave,
-            stderr=slave, start_new_session=True,
-            preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
-        os.close(slave)
-        self.chunks = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self):
-        while True:
-            try:
-                data = os.read(self.master, 65536)
-            except OSError:  # EIO: every process holding the terminal has closed it
-                return
-            if not data:
-                return
-            self.chunks.append(data)
-
-    @property
-    def output(self):
-        return b''.join(self.chunks).decode('utf-8', 'replace')
-
-    def ctrl_c(self):
-        os.write(self.master, b'\x03')
-
-    def close(self):
-        self._reader.join(30)
-        os.close(self.master)
-
-
-def _session_processes(sid):
-    """Pids of the processes of session `sid` still alive (zombies excluded)."""
-    pids = []
-    for entry in os.listdir('/proc'):
-        if not entry.isdigit():
-            continue
-        try:
-            with open('/proc/%s/stat' % entry, encoding='utf-8') as stat:
-                fields = stat.read().rsplit(')', 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[3]) == sid and fields[0] != 'Z':
-            pids.append(int(entry))
-    return pids
-
-
 def _ready_demo_dir(demo_dir):
     """A demo folder whose stages are all up to date, with the toy export as the model."""
     _dry_run(demo_dir)  # writes the knob files
@@ -138,8 +81,9 @@ def test_ctrl_c_on_make_demo_and_demo_serve_exits_0_ten_times_in_a_row(tmp_path)
     for run in range(10):
         goal = ('demo', 'demo-serve')[run % 2]
         grpc_port, web_port = _free_port(), _free_port()
-        terminal = _Terminal([goal, 'DEMO_DIR=%s' % tmp_path, 'GRPC_PORT=%d' % grpc_port,
-                              'WEB_PORT=%d' % web_port])
+        terminal = helpers.Terminal(['make', '--no-print-directory', '-C', str(ROOT), goal,
+                                     'DEMO_DIR=%s' % tmp_path, 'GRPC_PORT=%d' % grpc_port,
+                                     'WEB_PORT=%d' % web_port])
         sid = terminal.process.pid
         try:
             assert _wait_healthy('http://127.0.0.1:%d/healthz' % web_port, terminal.process,
@@ -147,26 +91,53 @@ def test_ctrl_c_on_make_demo_and_demo_serve_exits_0_ten_times_in_a_row(tmp_path)
             deadline = time.monotonic() + 30
             while 'Ctrl-C stops' not in terminal.output and time.monotonic() < deadline:
                 time.sleep(0.1)
-            terminal.ctrl_c()
-            code = terminal.process.wait(60)
-            deadline = time.monotonic() + 15
-            while _session_processes(sid) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            terminal.close()
+            code = terminal.stop_with_ctrl_c()
             output = terminal.output
             assert code == 0, (run, goal, output)
             assert 'make: ***' not in output, (run, goal, output)
-            assert not _session_processes(sid), (run, goal, output)
+            assert not helpers.session_processes(sid), (run, goal, output)
             # The web app starts once the model is served: no expected 503 in its log.
             assert '"GET /healthz HTTP/1.1" 503' not in output
             assert 'unavailable' not in output
         finally:
-            for pid in _session_processes(sid):
-                os.kill(pid, signal.SIGKILL)
+            terminal.kill_leftovers()
         for port in (grpc_port, web_port):
             with socket.socket() as sock:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 sock.bind(('127.0.0.1', port))
+
+
+def test_tensorboard_shows_training_and_evaluation_scalars_together(tmp_path):
+    import tensorflow as tf  # only this test writes event files
+    dirs = {'train': tmp_path / 'train', 'eval': tmp_path / 'eval'}
+    tags = {'train': 'total_loss', 'eval': 'eval/mAP_voc07'}
+    for run, folder in dirs.items():
+        with tf.Graph().as_default(), tf.compat.v1.summary.FileWriter(str(folder)) as writer:
+            writer.add_summary(tf.compat.v1.Summary(value=[tf.compat.v1.Summary.Value(
+                tag=tags[run], simple_value=0.5)]), 10)
+    port = _free_port()
+    process = _make('tensorboard', 'TRAIN_DIR=%s' % dirs['train'],
+                    'EVAL_DIR=%s' % dirs['eval'], 'TB_PORT=%d' % port)
+    try:
+        deadline = time.monotonic() + 180
+        found, shown = {}, set()
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                with urllib.request.urlopen('http://127.0.0.1:%d/data/plugin/scalars/tags'
+                                            % port, timeout=5) as response:
+                    found = json.loads(response.read())
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            # Runs are named after the logdir_spec names: 'train/.' and 'eval/.'.
+            shown = {(run.split('/')[0], tag) for run, run_tags in found.items()
+                     for tag in run_tags}
+            if shown >= set(tags.items()):
+                break
+            time.sleep(0.5)
+        assert shown >= set(tags.items()), found
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.communicate(timeout=60)
 
 
 def _dry_run(demo_dir, *knobs):

@@ -304,6 +304,29 @@ def test_the_evaluator_is_stopped_after_its_time_limit(tmp_path):
         train_dir / 'model.ckpt-0')
 
 
+def test_a_real_evaluator_leaves_the_metrics_of_the_last_step(tmp_path):
+    records = helpers.make_shapes_records(str(tmp_path / 'shapes'), 4, 2, seed=6, min_side=64,
+                                          max_side=96)
+    train_dir = tmp_path / 'train'
+    flags = ['--dataset_dir=%s' % records, '--train_dir=%s' % train_dir,
+             '--model_name=ssd_300_mobilenet_v2', '--batch_size=2', '--max_number_of_steps=3',
+             '--log_every_n_steps=1', '--save_summaries_secs=3600', '--num_readers=1',
+             '--num_preprocessing_threads=1', '--cluster_wait_secs=%d' % WAIT_SECS]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', TF_NUM_INTEROP_THREADS='2',
+               TF_NUM_INTRAOP_THREADS='2')
+    with open(tmp_path / 'cluster.log', 'w') as log:
+        cluster = local_cluster.LocalCluster(flags, num_ps=0, num_workers=1, evaluator=True,
+                                             output=log, env=env)
+        try:
+            cluster.start()
+            code = cluster.run(grace_secs=30, stop_secs=10, eval_finish_secs=WAIT_SECS)
+        finally:
+            cluster.stop_all()
+    assert code == 0, (tmp_path / 'cluster.log').read_text()[-3000:]
+    metrics = json.loads((train_dir / 'eval' / 'metrics.json').read_text())
+    assert metrics['checkpoint'] == str(train_dir / 'model.ckpt-3')
+
+
 def test_last_checkpoint_reads_the_checkpoint_state_file(tmp_path):
     assert local_cluster.last_checkpoint(str(tmp_path)) is None
     (tmp_path / 'checkpoint').write_text(

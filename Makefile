@@ -101,9 +101,8 @@ $(DEMO_EXPORT)/1/saved_model.pb: $(DEMO_TRAIN)/.done
 # Ctrl-C (or SIGTERM) stops both and exits 0: common.foreground gives the servers' shell the
 # terminal, so Ctrl-C reaches it and not make (which would end with `make: *** ... Interrupt`);
 # SIGTERM to each, SIGKILL to what is left after 10 s; if either dies, the other is stopped
-# (exit 1). MODEL_HINT is a line shown on the page; MODEL_NETWORK the export's network.
+# (exit 1). MODEL_HINT is a line shown on the page.
 MODEL_BASE_PATH ?= $(DEMO_EXPORT)
-MODEL_NETWORK ?= $(DEMO_MODEL)
 serve: demo-ports $(STAMP)
 	@$(BIN)/python -m common.foreground $(SHELL) -c '\
 	stop() { kill $$server $$web 2>/dev/null; \
@@ -114,8 +113,8 @@ serve: demo-ports $(STAMP)
 	  --model_base_path=$(abspath $(MODEL_BASE_PATH)) & server=$$!; \
 	$(BIN)/python -m web.wait_ready --serving_address=127.0.0.1:$(GRPC_PORT) --timeout=180 \
 	  || { stop; exit 1; }; \
-	SERVING_ADDRESS=127.0.0.1:$(GRPC_PORT) MODEL_NAME=ssd NETWORK=$(MODEL_NETWORK) \
-	  MODEL_HINT="$(MODEL_HINT)" WEB_BIND=127.0.0.1:$(WEB_PORT) WEB_WORKERS=2 \
+	SERVING_ADDRESS=127.0.0.1:$(GRPC_PORT) MODEL_NAME=ssd MODEL_HINT="$(MODEL_HINT)" \
+	  WEB_BIND=127.0.0.1:$(WEB_PORT) WEB_WORKERS=2 \
 	  $(BIN)/gunicorn -c web/gunicorn.conf.py "web:create_app()" & web=$$!; \
 	if $(BIN)/python -m web.wait_ready --url=http://127.0.0.1:$(WEB_PORT)/healthz --timeout=180; then \
 	  echo; echo "  Open http://127.0.0.1:$(WEB_PORT)/  (Ctrl-C stops the model server and the web app)"; echo; \

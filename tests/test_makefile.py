@@ -12,16 +12,11 @@ import urllib.request
 
 import pytest
 
+from client import waiting
 from tests import helpers
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
-
-
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
 
 
 def _make(*args, **kwargs):
@@ -32,26 +27,13 @@ def _make(*args, **kwargs):
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **kwargs)
 
 
-def _wait_healthy(url, process, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return True
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.2)
-    return False
-
-
 def test_demo_stops_before_any_work_when_a_port_is_busy(tmp_path):
     with socket.socket() as busy:
         busy.bind(('127.0.0.1', 0))
         busy.listen()
         port = busy.getsockname()[1]
         process = _make('demo', 'DEMO_DIR=%s' % tmp_path, 'GRPC_PORT=%d' % port,
-                        'WEB_PORT=%d' % _free_port())
+                        'WEB_PORT=%d' % helpers.free_port())
         output, _ = process.communicate(timeout=60)
     assert process.returncode != 0
     assert 'port %d on 127.0.0.1 is already in use' % port in output
@@ -80,14 +62,15 @@ def test_ctrl_c_on_make_demo_and_demo_serve_exits_0_ten_times_in_a_row(tmp_path)
     assert 'train_ssd_network.py' not in _dry_run(tmp_path)
     for run in range(10):
         goal = ('demo', 'demo-serve')[run % 2]
-        grpc_port, web_port = _free_port(), _free_port()
+        grpc_port, web_port = helpers.free_port(), helpers.free_port()
         terminal = helpers.Terminal(['make', '--no-print-directory', '-C', str(ROOT), goal,
                                      'DEMO_DIR=%s' % tmp_path, 'GRPC_PORT=%d' % grpc_port,
                                      'WEB_PORT=%d' % web_port])
         sid = terminal.process.pid
         try:
-            assert _wait_healthy('http://127.0.0.1:%d/healthz' % web_port, terminal.process,
-                                 180), terminal.output
+            assert waiting.wait_for_url('http://127.0.0.1:%d/healthz' % web_port, 180,
+                                        alive=lambda: terminal.process.poll() is None), \
+                terminal.output
             deadline = time.monotonic() + 30
             while 'Ctrl-C stops' not in terminal.output and time.monotonic() < deadline:
                 time.sleep(0.1)
@@ -115,26 +98,24 @@ def test_tensorboard_shows_training_and_evaluation_scalars_together(tmp_path):
         with tf.Graph().as_default(), tf.compat.v1.summary.FileWriter(str(folder)) as writer:
             writer.add_summary(tf.compat.v1.Summary(value=[tf.compat.v1.Summary.Value(
                 tag=tags[run], simple_value=0.5)]), 10)
-    port = _free_port()
+    port = helpers.free_port()
     process = _make('tensorboard', 'TRAIN_DIR=%s' % dirs['train'],
                     'EVAL_DIR=%s' % dirs['eval'], 'TB_PORT=%d' % port)
+    found = {}
+
+    def both_shown():
+        try:
+            with urllib.request.urlopen('http://127.0.0.1:%d/data/plugin/scalars/tags' % port,
+                                        timeout=5) as response:
+                found.update(json.loads(response.read()))
+        except (urllib.error.URLError, OSError):
+            return False
+        # Runs are named after the logdir_spec names: 'train/.' and 'eval/.'.
+        return {(run.split('/')[0], tag) for run, run_tags in found.items()
+                for tag in run_tags} >= set(tags.items())
+
     try:
-        deadline = time.monotonic() + 180
-        found, shown = {}, set()
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                with urllib.request.urlopen('http://127.0.0.1:%d/data/plugin/scalars/tags'
-                                            % port, timeout=5) as response:
-                    found = json.loads(response.read())
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            # Runs are named after the logdir_spec names: 'train/.' and 'eval/.'.
-            shown = {(run.split('/')[0], tag) for run, run_tags in found.items()
-                     for tag in run_tags}
-            if shown >= set(tags.items()):
-                break
-            time.sleep(0.5)
-        assert shown >= set(tags.items()), found
+        assert waiting.poll(both_shown, 180, 0.5, alive=lambda: process.poll() is None), found
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.communicate(timeout=60)

@@ -61,11 +61,11 @@ def run(argv):
             else:
                 os.kill(child, signum)
 
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, forward)
     # Without a group of its own the command gets a terminal's SIGINT itself; with one, a
     # SIGINT sent to this process only (kill) is passed on.
-    signal.signal(signal.SIGINT, forward if own_group else signal.SIG_IGN)
+    handlers = {signal.SIGTERM: forward, signal.SIGHUP: forward,
+                signal.SIGINT: forward if own_group else signal.SIG_IGN}
+    previous = {signum: signal.signal(signum, handler) for signum, handler in handlers.items()}
     try:
         if own_group:
             _give_terminal(terminal, child)
@@ -83,6 +83,8 @@ def run(argv):
         if own_group:
             _give_terminal(terminal, os.getpgrp())
             os.close(terminal)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def main(argv=None):

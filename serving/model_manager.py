@@ -1,7 +1,8 @@
 """Loads the versions of a SavedModel base path and swaps to the newest one while serving.
 
 Layout: `<base_path>/<version>/saved_model.pb` (common.signatures.scan_versions: hidden folders
-such as an export's temporary one are skipped, other names that are no version are logged once).
+such as an export's temporary one are skipped; other names that are no version, and entries that
+cannot be read, such as a symbolic link loop, are logged once and skipped).
 Like TF Serving's default version policy, the highest version that loads is served; it is
 warmed up first (each signature with numeric inputs of known shape run once on zeros). A version
 that fails to load (often a copy still in progress) is retried once its files have changed and
@@ -49,23 +50,43 @@ class RequestLimits:
 
 
 class ItemBudget:
-    """Admits work in arrival order while the items in flight stay within a capacity."""
+    """Admits work in arrival order while the items in flight stay within a capacity.
 
-    def __init__(self, capacity):
+    Attributes:
+      dropped: requests whose deadline passed while they waited (never run).
+    """
+
+    def __init__(self, capacity, clock=time.monotonic):
         self._capacity = capacity
+        self._clock = clock
         self._in_flight = 0
         self._queue = collections.deque()
         self._changed = threading.Condition()
+        self.dropped = 0
 
     @contextlib.contextmanager
-    def hold(self, items):
-        """Context: waits for its turn and for room for `items` (at most the capacity)."""
+    def hold(self, items, deadline=None):
+        """Context: waits for its turn and for room for `items` (at most the capacity).
+
+        Args:
+          deadline: clock() time after which the request is dropped instead of waiting on.
+        Raises:
+          ServingError: DEADLINE_EXCEEDED when the deadline passes before its turn.
+        """
         items = min(items, self._capacity)
         ticket = object()
         with self._changed:
             self._queue.append(ticket)
             while self._queue[0] is not ticket or self._in_flight + items > self._capacity:
-                self._changed.wait()
+                left = None if deadline is None else deadline - self._clock()
+                if left is not None and left <= 0:
+                    self._queue.remove(ticket)
+                    self.dropped += 1
+                    self._changed.notify_all()
+                    raise ServingError('dropped: the request\'s deadline passed while it waited '
+                                       'for its turn (%d items running)' % self._in_flight,
+                                       'DEADLINE_EXCEEDED')
+                self._changed.wait(left)
             self._queue.popleft()
             self._in_flight += items
             self._changed.notify_all()
@@ -148,13 +169,15 @@ class LoadedVersion:
         if close:
             self._session.close()
 
-    def run(self, signature_name, inputs, output_filter=()):
+    def run(self, signature_name, inputs, output_filter=(), deadline=None):
         """Runs a signature.
 
         Args:
           signature_name: key of signature_defs.
           inputs: dict input alias -> TensorProto.
           output_filter: output aliases to return (all when empty).
+          deadline: time.monotonic() after which the request is dropped if it has not started
+            (DEADLINE_EXCEEDED): its client has given up.
         Returns:
           dict output alias -> numpy array.
         Raises:
@@ -187,19 +210,20 @@ class LoadedVersion:
                    tuple((a.dtype.str, a.shape[1:]) for a in arrays))
             values = self._batcher.run(
                 key, lambda batch: self._run(signature_name, runner, batch, len(batch[0])),
-                arrays, items)
+                arrays, items, deadline)
         else:
-            values = self._run(signature_name, runner, arrays, items)
+            values = self._run(signature_name, runner, arrays, items, deadline)
         return dict(zip(aliases, values))
 
-    def _run(self, signature_name, runner, arrays, items):
+    def _run(self, signature_name, runner, arrays, items, deadline=None):
         """Runs a session callable on input arrays of `items` items within the item budget.
 
         Raises:
-          ServingError: TensorFlow's code of a run error, RESOURCE_EXHAUSTED out of memory.
+          ServingError: TensorFlow's code of a run error, RESOURCE_EXHAUSTED out of memory,
+            DEADLINE_EXCEEDED when `deadline` passed before its turn.
         """
         try:
-            with self._budget.hold(items):
+            with self._budget.hold(items, deadline):
                 return runner(*arrays)
         except tf.errors.OpError as e:
             code = _STATUS_NAMES.get(e.error_code, 'INTERNAL')
@@ -360,7 +384,7 @@ class ModelManager:
         self.model_name = model_name
         self.base_path = base_path
         self.limits = limits
-        self._budget = ItemBudget(limits.max_batch_size)  # shared by all versions
+        self.budget = ItemBudget(limits.max_batch_size)  # shared by all versions
         self._poll_seconds = poll_seconds
         self._session_config = session_config
         self._retry_seconds = retry_seconds
@@ -388,8 +412,7 @@ class ModelManager:
     def _poll_locked(self):
         versions, ignored = scan_versions(self.base_path)
         for name in sorted(set(ignored) - self._ignored):
-            logging.warning('Ignoring %s: "%s" is no version number (ASCII digits within int64, '
-                            'no leading zeros)', os.path.join(self.base_path, name), name)
+            logging.warning('Ignoring %s: %s', os.path.join(self.base_path, name), ignored[name])
         self._ignored = set(ignored)
         self._failures = {v: f for v, f in self._failures.items() if v in versions}
         current = self._current
@@ -420,7 +443,7 @@ class ModelManager:
         logging.info('Loading model %s version %d from %s', self.model_name, version, path)
         try:
             loaded = LoadedVersion(path, version, self._session_config, self.limits,
-                                   self._budget, self._batcher)
+                                   self.budget, self._batcher)
         except Exception as e:  # any load failure must keep the served version
             backoff = (self._retry_seconds if failure is None or failure.fingerprint != fingerprint
                        else min(2 * failure.backoff, self._max_retry_seconds))

@@ -10,7 +10,13 @@ is served; new versions are picked up by polling. Like TF Serving it listens on 
 A request may bring at most --max_batch_size items per input, and --max_request_elements and
 --max_request_bytes once decoded; larger ones are refused with INVALID_ARGUMENT naming the limit.
 At most --max_batch_size items run at once over all requests (the others wait their turn): the
-memory TensorFlow keeps after large requests is that of one full batch.
+memory TensorFlow keeps after large requests is that of one full batch. The gRPC server runs
+--max_workers threads and takes no more RPCs than that (gRPC answers RESOURCE_EXHAUSTED
+beyond); at most --max_workers - 2 Predict requests are in flight (running or waiting their
+turn), more are refused at once with UNAVAILABLE, as TF Serving's full batch queue does, so the
+client sends them to another replica: the two other threads keep GetModelStatus and
+GetModelMetadata answered under a flood. A request whose deadline passes while it waits is
+dropped, not run.
 --enable_batching [--batching_parameters_file=serving/batching.config] batches concurrent
 requests of a signature as TF Serving does (serving/batching.py; TF Serving's defaults without
 the file).
@@ -25,6 +31,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from concurrent import futures
 
@@ -43,6 +50,8 @@ from serving import batching
 
 GRPC_OPTIONS = protos.MESSAGE_OPTIONS
 _POLL_SECONDS = 0.1
+# gRPC threads kept for GetModelStatus and GetModelMetadata: Predict may use the others.
+STATUS_THREADS = 2
 
 
 def _abort(context, error):
@@ -78,19 +87,49 @@ def _answers_errors(method):
 
 
 class Services:
-    """PredictionService (Predict, GetModelMetadata) and ModelService (GetModelStatus)."""
+    """PredictionService (Predict, GetModelMetadata) and ModelService (GetModelStatus).
 
-    def __init__(self, manager):
+    Attributes:
+      answered, refused, late: Predict requests answered, refused at once because
+        `max_predicts` were in flight, and answered after their deadline (work for a client
+        that had given up).
+    """
+
+    def __init__(self, manager, max_predicts):
         self._manager = manager
+        self._max_predicts = max_predicts
+        self._predicts = 0
+        self._lock = threading.Lock()
+        self.answered = self.refused = self.late = 0
 
     @_answers_errors
     def predict(self, request, context):
+        with self._lock:
+            busy = self._predicts >= self._max_predicts
+            self.refused += busy
+            self._predicts += not busy
+        if busy:
+            raise ServingError('the server is busy: %d Predict requests in flight, its limit '
+                               '(gRPC threads less %d); retry on another replica or later'
+                               % (self._max_predicts, STATUS_THREADS), 'UNAVAILABLE')
+        try:
+            return self._predict(request, context)
+        finally:
+            with self._lock:
+                self._predicts -= 1
+
+    def _predict(self, request, context):
         signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
+        remaining = context.time_remaining()
+        deadline = None if remaining is None else time.monotonic() + remaining
         loaded = self._manager.acquire(request.model_spec.name, _version(request.model_spec))
         try:
-            outputs = loaded.run(signature_name, request.inputs, request.output_filter)
+            outputs = loaded.run(signature_name, request.inputs, request.output_filter, deadline)
         finally:
             loaded.release()
+        with self._lock:
+            self.answered += 1
+            self.late += deadline is not None and time.monotonic() > deadline
         size = _output_bytes(outputs)
         if size > MAX_MESSAGE_BYTES:
             raise ServingError('the answer would hold %d bytes of tensors, over the message limit '
@@ -136,17 +175,23 @@ class Services:
         return response
 
 
-def create_server(manager, port, host='0.0.0.0', max_workers=8):
-    """Builds (does not start) the gRPC server.
+def create_server(manager, port, host='0.0.0.0', max_workers=16, services=None):
+    """Builds (does not start) the gRPC server: `max_workers` threads, as many RPCs at most,
+    Predict on all but STATUS_THREADS of them (at least one); it accepts the clients' keepalive
+    pings.
 
+    Args:
+      services: the Services to serve (default: new ones on `manager`).
     Returns:
       (server, bound port) - port 0 picks a free port.
     """
     # No SO_REUSEPORT: a second server on a busy port must fail, not silently share the port.
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers,
                                                     thread_name_prefix='grpc'),
-                         options=GRPC_OPTIONS + [('grpc.so_reuseport', 0)])
-    services = Services(manager)
+                         options=(GRPC_OPTIONS + protos.SERVER_KEEPALIVE_OPTIONS +
+                                  [('grpc.so_reuseport', 0)]),
+                         maximum_concurrent_rpcs=max_workers)
+    services = services or Services(manager, max(max_workers - STATUS_THREADS, 1))
     server.add_generic_rpc_handlers([
         protos.generic_handler(protos.PREDICTION_SERVICE, {
             'Predict': services.predict, 'GetModelMetadata': services.get_model_metadata}),
@@ -187,7 +232,10 @@ def _parse_args(argv):
                               'this machine only)')
     network.add_argument('--rest_api_port', type=int, default=0,
                          help='REST port (0 = no REST API)')
-    network.add_argument('--max_workers', type=int, default=8, help='gRPC worker threads')
+    network.add_argument('--max_workers', type=int, default=16,
+                         help='gRPC worker threads, and the most RPCs in flight; Predict may '
+                              'use all but %d of them (more are refused with UNAVAILABLE)'
+                              % STATUS_THREADS)
     model = parser.add_argument_group('model')
     model.add_argument('--model_name', default=DEFAULT_MODEL_NAME)
     model.add_argument('--model_base_path', required=True,
@@ -217,9 +265,12 @@ def _parse_args(argv):
             parser.error('--%s must be in 0..65535' % flag)
     if args.file_system_poll_wait_seconds <= 0:
         parser.error('--file_system_poll_wait_seconds must be > 0')
-    for flag in ('max_workers', 'max_batch_size', 'max_request_elements', 'max_request_bytes'):
+    for flag in ('max_batch_size', 'max_request_elements', 'max_request_bytes'):
         if getattr(args, flag) < 1:
             parser.error('--%s must be >= 1' % flag)
+    if args.max_workers <= STATUS_THREADS:
+        parser.error('--max_workers must be > %d (%d threads are kept for status calls)'
+                     % (STATUS_THREADS, STATUS_THREADS))
     if args.grace_seconds < 0:
         parser.error('--grace_seconds must be >= 0')
     args.batching = None
@@ -282,8 +333,13 @@ def _drain(server, rest, signals, grace_seconds):
             server.stop(0)
 
 
-def _stop(manager, batcher):
+def _stop(manager, batcher, services=None):
     manager.stop()
+    if services is not None:
+        dropped = manager.budget.dropped + (batcher.dropped if batcher is not None else 0)
+        logging.info('Predict requests: %d answered (%d after their deadline), %d refused as '
+                     'busy, %d dropped when their deadline passed while they waited',
+                     services.answered, services.late, services.refused, dropped)
     if batcher is not None:
         batcher.stop()
         sizes = batcher.batch_sizes
@@ -312,7 +368,8 @@ def main(argv=None):
                                   batcher=batcher)
     manager.start()
     try:
-        server, port = create_server(manager, args.port, args.host, args.max_workers)
+        services = Services(manager, args.max_workers - STATUS_THREADS)
+        server, port = create_server(manager, args.port, args.host, args.max_workers, services)
     except OSError as e:
         _stop(manager, batcher)
         logging.error('--port: %s', e)
@@ -330,7 +387,7 @@ def main(argv=None):
     while not signals.received:
         time.sleep(_POLL_SECONDS)
     _drain(server, rest, signals, args.grace_seconds)
-    _stop(manager, batcher)
+    _stop(manager, batcher, services)
     logging.info('Stopped')
     return 0
 

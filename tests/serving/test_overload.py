@@ -1,0 +1,135 @@
+"""The model server under more requests than it can run: Predict requests beyond its threads
+are refused at once with UNAVAILABLE (GetModelStatus still answers), requests whose deadline
+passes while they wait are dropped, not run, and an odd base path (a symbolic link loop)
+neither stops rollouts nor breaks GetModelStatus."""
+import logging
+import os
+import threading
+import time
+
+import grpc
+import numpy as np
+import pytest
+
+from client import protos, tensor_proto
+from serving import model_manager, model_server
+from serving.model_manager import ItemBudget, ModelManager
+from serving.model_server import GRPC_OPTIONS
+
+MAX_WORKERS = 4  # Predict gets 4 - STATUS_THREADS = 2
+
+
+@pytest.fixture
+def gated(toy_base, monkeypatch):
+    """An in-process server whose signature runs wait for `gate`; counts the runs started.
+
+    Yields a namespace-like dict: address, gate (threading.Event), runs (list), services.
+    """
+    gate, runs = threading.Event(), []
+    real = model_manager.LoadedVersion._runner
+
+    def gated_runner(self, *args):
+        run = real(self, *args)
+
+        def wait_then_run(*arrays):
+            runs.append(len(arrays[0]))
+            gate.wait(60)
+            return run(*arrays)
+        return wait_then_run
+
+    manager = ModelManager('ssd', toy_base, poll_seconds=0.1)
+    manager.start()  # warms up before the gate is in place
+    monkeypatch.setattr(model_manager.LoadedVersion, '_runner', gated_runner)
+    manager.acquire('ssd')._runners.clear()
+    services = model_server.Services(manager, MAX_WORKERS - model_server.STATUS_THREADS)
+    server, port = model_server.create_server(manager, 0, '127.0.0.1', MAX_WORKERS, services)
+    server.start()
+    channel = grpc.insecure_channel('127.0.0.1:%d' % port, options=GRPC_OPTIONS)
+    yield {'channel': channel, 'gate': gate, 'runs': runs, 'services': services,
+           'manager': manager}
+    gate.set()
+    channel.close()
+    server.stop(0).wait()
+    manager.stop()
+
+
+def _predict_request(items=1):
+    request = protos.PredictRequest()
+    request.model_spec.name = 'ssd'
+    tensor_proto.make_tensor_proto(np.zeros([items, 4, 4, 3], np.float32),
+                                   request.inputs['images'])
+    return request
+
+
+def _wait_until(predicate, seconds=30.0):
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, 'timed out'
+        time.sleep(0.01)
+
+
+def test_predicts_beyond_the_threads_are_refused_at_once(gated):
+    """8 gRPC threads fed the batcher and the executor queue was unbounded: a flood got 0
+    UNAVAILABLE answers, 900 DEADLINE_EXCEEDED and 1.7 GB more resident memory."""
+    predict = protos.unary_stub(gated['channel'], protos.PREDICTION_SERVICE, 'Predict')
+    status = protos.unary_stub(gated['channel'], protos.MODEL_SERVICE, 'GetModelStatus')
+    held = [predict.future(_predict_request(), timeout=60) for _ in range(2)]
+    _wait_until(lambda: len(gated['runs']) == 2)
+    start = time.monotonic()
+    with pytest.raises(grpc.RpcError) as error:
+        predict(_predict_request(), timeout=30)
+    assert error.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert 'busy: 2 Predict requests in flight' in error.value.details()
+    assert time.monotonic() - start < 5  # at once, not after the held ones
+    request = protos.GetModelStatusRequest()
+    request.model_spec.name = 'ssd'
+    assert status(request, timeout=5).model_version_status[0].version == 1
+    gated['gate'].set()
+    assert all(call.result(timeout=60).model_spec.version.value == 1 for call in held)
+    services = gated['services']
+    assert (services.answered, services.refused, services.late) == (2, 1, 0)
+
+
+def test_requests_whose_deadline_passed_while_waiting_are_dropped(gated):
+    predict = protos.unary_stub(gated['channel'], protos.PREDICTION_SERVICE, 'Predict')
+    held = predict.future(_predict_request(8), timeout=60)  # fills the 8-item budget
+    _wait_until(lambda: len(gated['runs']) == 1)
+    with pytest.raises(grpc.RpcError) as error:
+        predict(_predict_request(), timeout=0.5)
+    assert error.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    _wait_until(lambda: gated['manager'].budget.dropped == 1)  # the server dropped it too
+    gated['gate'].set()
+    held.result(timeout=60)
+    assert gated['runs'] == [8]  # the dropped request never ran
+
+
+def test_item_budget_drops_a_waiter_whose_deadline_passes():
+    budget = ItemBudget(2)
+    with budget.hold(2):
+        with pytest.raises(Exception, match='deadline passed') as error:
+            with budget.hold(1, deadline=time.monotonic() + 0.05):
+                pass
+        assert error.value.code == 'DEADLINE_EXCEEDED'
+    with budget.hold(2, deadline=time.monotonic() + 5):  # the queue moved on
+        pass
+    assert budget.dropped == 1
+
+
+def test_symlink_loop_in_base_path_is_skipped_and_rollouts_go_on(toy_base, toy, caplog):
+    """`ln -s BASE/5 BASE/5` made every poll fail with a traceback, blocked rollouts, and
+    GetModelStatus of a version answered INTERNAL."""
+    os.symlink(os.path.join(toy_base, '5'), os.path.join(toy_base, '5'))
+    manager = ModelManager('ssd', toy_base, poll_seconds=0.05)
+    with caplog.at_level(logging.WARNING):
+        manager.start()
+        assert manager.poll_once() == 1
+    warned = [r.getMessage() for r in caplog.records if 'Ignoring' in r.getMessage()]
+    assert warned == ['Ignoring %s: cannot be read (Too many levels of symbolic links)'
+                      % os.path.join(toy_base, '5')]
+    assert manager.status(5) == [] and manager.status(1) == [(1, 'AVAILABLE')]
+    toy.export(toy_base, box_scale=2.0, version=2)
+    try:
+        _wait_until(lambda: manager.status() == [(2, 'AVAILABLE')])
+    finally:
+        manager.stop()
+    assert not any(r.levelno >= logging.ERROR for r in caplog.records)

@@ -14,6 +14,7 @@ import yaml
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
+from client import protos, ssd_client
 from common import signatures
 from web import config as web_config
 
@@ -129,8 +130,18 @@ def test_tfserving_probes_use_rest_status_endpoint():
         get = container[probe]['httpGet']
         assert get['path'] == f'/v1/models/{signatures.DEFAULT_MODEL_NAME}', probe
         assert get['port'] in ('rest', _ports(container)['rest']), probe
+    assert container['readinessProbe']['timeoutSeconds'] == 1
     requests = container['resources']['requests']
     assert requests['cpu'] and requests['memory']
+
+
+def test_tfserving_accepts_the_clients_keepalive_pings():
+    """Without these, TF Serving answers the web client's pings with GOAWAY too_many_pings."""
+    wanted = ','.join('%s=%s' % option for option in protos.SERVER_KEEPALIVE_OPTIONS)
+    flags = _flags(_container(_find('Deployment', 'tfserving')))
+    assert flags['--grpc_channel_arguments'] == wanted
+    compose = yaml.safe_load((ROOT / 'serving' / 'docker-compose.yml').read_text())
+    assert '--grpc_channel_arguments=' + wanted in compose['services']['tfserving']['command']
 
 
 def test_headless_service_routes_grpc_to_tfserving_pods():
@@ -160,6 +171,8 @@ def test_web_environment_is_valid_config_pointing_at_headless_service():
     host, port = env['WEB_BIND'].rsplit(':', 1)
     assert host == '0.0.0.0' and int(port) == _ports(container)['http']
     assert container['readinessProbe']['httpGet']['path'] == '/healthz'
+    # /healthz asks the replicas with a deadline well within the probe's timeout.
+    assert ssd_client.STATUS_TIMEOUT_S * 2 < container['readinessProbe']['timeoutSeconds']
     web_service = _find('Service', 'ssd-web')
     assert web_service['spec']['ports'][0]['targetPort'] in _ports(container)
     assert web_service['spec']['selector'].items() <= (

@@ -6,7 +6,6 @@ import time
 from concurrent import futures
 
 import grpc
-
 import numpy as np
 import pytest
 

@@ -4,8 +4,10 @@
 
 Serves Predict, GetModelMetadata and GetModelStatus with TF Serving's messages (client.protos),
 so clients work unchanged against `tensorflow/serving`. The highest version under the base path
-is served; new versions are picked up by polling. Like TF Serving it listens on all interfaces
-(0.0.0.0) by default: pass --host=127.0.0.1 to serve this machine only.
+is served; new versions are picked up by polling. Like TF Serving its gRPC API listens on all
+interfaces (0.0.0.0) by default: pass --host=127.0.0.1 to serve this machine only. The REST API
+(--rest_api_port, serving/rest_api.py) listens on 127.0.0.1 unless --rest_api_host says
+otherwise, with --rest_api_num_threads threads and --rest_api_timeout_in_ms to receive a request.
 
 A request may bring at most --max_batch_size items per input, and --max_request_elements and
 --max_request_bytes once decoded; larger ones are refused with INVALID_ARGUMENT naming the limit.
@@ -232,6 +234,13 @@ def _parse_args(argv):
                               'this machine only)')
     network.add_argument('--rest_api_port', type=int, default=0,
                          help='REST port (0 = no REST API)')
+    network.add_argument('--rest_api_host', default='127.0.0.1',
+                         help='interface of the REST API: this machine only unless given '
+                              '(0.0.0.0 = all)')
+    network.add_argument('--rest_api_num_threads', type=int, default=8,
+                         help='REST connections served at once (more wait, then get 503)')
+    network.add_argument('--rest_api_timeout_in_ms', type=int, default=30000,
+                         help='the most time a REST request may take to arrive')
     network.add_argument('--max_workers', type=int, default=16,
                          help='gRPC worker threads, and the most RPCs in flight; Predict may '
                               'use all but %d of them (more are refused with UNAVAILABLE)'
@@ -265,7 +274,8 @@ def _parse_args(argv):
             parser.error('--%s must be in 0..65535' % flag)
     if args.file_system_poll_wait_seconds <= 0:
         parser.error('--file_system_poll_wait_seconds must be > 0')
-    for flag in ('max_batch_size', 'max_request_elements', 'max_request_bytes'):
+    for flag in ('max_batch_size', 'max_request_elements', 'max_request_bytes',
+                 'rest_api_num_threads', 'rest_api_timeout_in_ms'):
         if getattr(args, flag) < 1:
             parser.error('--%s must be >= 1' % flag)
     if args.max_workers <= STATUS_THREADS:
@@ -377,8 +387,9 @@ def main(argv=None):
     rest = None
     if args.rest_api_port:
         from serving import rest_api  # pylint: disable=import-outside-toplevel
-        rest = rest_api.start(manager, args.host, args.rest_api_port)
-        logging.info('REST API on %s:%d', args.host, args.rest_api_port)
+        rest = rest_api.start(manager, args.rest_api_host, args.rest_api_port,
+                              args.rest_api_num_threads, args.rest_api_timeout_in_ms / 1000)
+        logging.info('REST API on %s:%d', args.rest_api_host, args.rest_api_port)
     server.start()
     logging.info('gRPC PredictionService/ModelService for model %s on %s:%d (limits: batch %d, '
                  '%d elements, %d bytes per request; batching: %s)', args.model_name, args.host,

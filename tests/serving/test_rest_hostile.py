@@ -74,6 +74,8 @@ CASES = [
      'exactly one of "instances"'),
     (_post(PREDICT, {'instances': [IMAGE] * 50}), 400, 'more than 8 items'),
     (_post(PREDICT, {'inputs': {'images': [IMAGE] * 9}}), 400, '"inputs.images" has more'),
+    # Refused at the 9th item: what follows is never parsed.
+    (_post(PREDICT, b'{"instances": [' + b'1, ' * 9 + b'x' * 100_000), 400, 'more than 8'),
     (_post('/v1/models/ssd/labels/canary:predict', {'instances': [IMAGE]}), 400,
      'labels are not supported by this server ("canary")'),
     (_get('/v1/models/ssd/labels/stable'), 400, '("stable")'),

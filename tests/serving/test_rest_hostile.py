@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from serving import rest_api
+from serving import model_server, rest_api
 
 
 @pytest.fixture
@@ -155,3 +155,9 @@ def test_half_sent_requests_are_cut_off_and_threads_stay_bounded(rest):
     finally:
         for sock in stalled:
             sock.close()
+
+
+def test_rest_api_listens_on_this_machine_unless_asked():
+    args = model_server._parse_args(['--model_base_path=x', '--rest_api_port=8501'])
+    assert (args.rest_api_host, args.host) == ('127.0.0.1', '0.0.0.0')
+    assert (args.rest_api_num_threads, args.rest_api_timeout_in_ms) == (8, 30000)

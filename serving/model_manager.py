@@ -218,13 +218,19 @@ class LoadedVersion:
     def _run(self, signature_name, runner, arrays, items, deadline=None):
         """Runs a session callable on input arrays of `items` items within the item budget.
 
+        With a deadline the run is also bounded by TensorFlow's own session timeout
+        (RunOptions.timeout_in_ms), so work for a client that has given up stops.
+
         Raises:
           ServingError: TensorFlow's code of a run error, RESOURCE_EXHAUSTED out of memory,
-            DEADLINE_EXCEEDED when `deadline` passed before its turn.
+            DEADLINE_EXCEEDED when `deadline` passed before its turn or during the run.
         """
         try:
             with self._budget.hold(items, deadline):
-                return runner(*arrays)
+                if deadline is None:
+                    return runner(*arrays)
+                left_ms = max(int((deadline - time.monotonic()) * 1000), 1)
+                return runner(*arrays, options=tf.compat.v1.RunOptions(timeout_in_ms=left_ms))
         except tf.errors.OpError as e:
             code = _STATUS_NAMES.get(e.error_code, 'INTERNAL')
             raise ServingError('running signature "%s" failed: %s' % (signature_name, e.message),
@@ -244,7 +250,8 @@ class LoadedVersion:
             signature = self.signature_defs[signature_name]
             runner = self._session.make_callable(
                 [signature.outputs[alias].name for alias in output_aliases],
-                feed_list=[signature.inputs[alias].name for alias in input_aliases])
+                feed_list=[signature.inputs[alias].name for alias in input_aliases],
+                accept_options=True)
             self._runners[key] = runner
         return runner
 

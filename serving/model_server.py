@@ -12,13 +12,13 @@ otherwise, with --rest_api_num_threads threads and --rest_api_timeout_in_ms to r
 A request may bring at most --max_batch_size items per input, and --max_request_elements and
 --max_request_bytes once decoded; larger ones are refused with INVALID_ARGUMENT naming the limit.
 At most --max_batch_size items run at once over all requests (the others wait their turn): the
-memory TensorFlow keeps after large requests is that of one full batch. The gRPC server runs
---max_workers threads and takes no more RPCs than that (gRPC answers RESOURCE_EXHAUSTED
-beyond); at most --max_workers - 2 Predict requests are in flight (running or waiting their
-turn), more are refused at once with UNAVAILABLE, as TF Serving's full batch queue does, so the
-client sends them to another replica: the two other threads keep GetModelStatus and
-GetModelMetadata answered under a flood. A request whose deadline passes while it waits is
-dropped, not run.
+memory TensorFlow keeps after large requests is that of one full batch. At most
+--max_inflight_predicts Predict requests are in flight (running or waiting their turn); more are
+refused at once with UNAVAILABLE, as TF Serving's full batch queue does, so the client sends them
+to another replica. The gRPC server runs --max_workers threads (more than that limit, so that
+refusals and GetModelStatus find a thread at once) and takes no more RPCs than it has threads
+(gRPC itself answers RESOURCE_EXHAUSTED beyond). A request whose deadline passes while it waits
+is dropped, not run, and a run is cut at the deadline (TensorFlow's session timeout).
 --enable_batching [--batching_parameters_file=serving/batching.config] batches concurrent
 requests of a signature as TF Serving does (serving/batching.py; TF Serving's defaults without
 the file).
@@ -52,8 +52,6 @@ from serving import batching
 
 GRPC_OPTIONS = protos.MESSAGE_OPTIONS
 _POLL_SECONDS = 0.1
-# gRPC threads kept for GetModelStatus and GetModelMetadata: Predict may use the others.
-STATUS_THREADS = 2
 
 
 def _abort(context, error):
@@ -92,9 +90,10 @@ class Services:
     """PredictionService (Predict, GetModelMetadata) and ModelService (GetModelStatus).
 
     Attributes:
-      answered, refused, late: Predict requests answered, refused at once because
-        `max_predicts` were in flight, and answered after their deadline (work for a client
-        that had given up).
+      answered, late, refused, expired: Predict requests answered, answered after their
+        deadline (work for a client that had given up), refused at once because
+        `max_predicts` were in flight, and ended at their deadline (DEADLINE_EXCEEDED: dropped
+        while waiting or cut during the run).
     """
 
     def __init__(self, manager, max_predicts):
@@ -102,7 +101,7 @@ class Services:
         self._max_predicts = max_predicts
         self._predicts = 0
         self._lock = threading.Lock()
-        self.answered = self.refused = self.late = 0
+        self.answered = self.late = self.refused = self.expired = 0
 
     @_answers_errors
     def predict(self, request, context):
@@ -112,10 +111,14 @@ class Services:
             self._predicts += not busy
         if busy:
             raise ServingError('the server is busy: %d Predict requests in flight, its limit '
-                               '(gRPC threads less %d); retry on another replica or later'
-                               % (self._max_predicts, STATUS_THREADS), 'UNAVAILABLE')
+                               '(--max_inflight_predicts); retry on another replica or later'
+                               % self._max_predicts, 'UNAVAILABLE')
         try:
             return self._predict(request, context)
+        except ServingError as e:
+            with self._lock:
+                self.expired += e.code == 'DEADLINE_EXCEEDED'
+            raise
         finally:
             with self._lock:
                 self._predicts -= 1
@@ -177,13 +180,13 @@ class Services:
         return response
 
 
-def create_server(manager, port, host='0.0.0.0', max_workers=16, services=None):
-    """Builds (does not start) the gRPC server: `max_workers` threads, as many RPCs at most,
-    Predict on all but STATUS_THREADS of them (at least one); it accepts the clients' keepalive
-    pings.
+def create_server(manager, port, host='0.0.0.0', max_workers=64, services=None):
+    """Builds (does not start) the gRPC server: `max_workers` threads, as many RPCs at most; it
+    accepts the clients' keepalive pings.
 
     Args:
-      services: the Services to serve (default: new ones on `manager`).
+      services: the Services to serve (default: new ones on `manager`, Predict limited to
+        half the threads).
     Returns:
       (server, bound port) - port 0 picks a free port.
     """
@@ -193,7 +196,7 @@ def create_server(manager, port, host='0.0.0.0', max_workers=16, services=None):
                          options=(GRPC_OPTIONS + protos.SERVER_KEEPALIVE_OPTIONS +
                                   [('grpc.so_reuseport', 0)]),
                          maximum_concurrent_rpcs=max_workers)
-    services = services or Services(manager, max(max_workers - STATUS_THREADS, 1))
+    services = services or Services(manager, max(max_workers // 2, 1))
     server.add_generic_rpc_handlers([
         protos.generic_handler(protos.PREDICTION_SERVICE, {
             'Predict': services.predict, 'GetModelMetadata': services.get_model_metadata}),
@@ -241,10 +244,12 @@ def _parse_args(argv):
                          help='REST connections served at once (more wait, then get 503)')
     network.add_argument('--rest_api_timeout_in_ms', type=int, default=30000,
                          help='the most time a REST request may take to arrive')
-    network.add_argument('--max_workers', type=int, default=16,
-                         help='gRPC worker threads, and the most RPCs in flight; Predict may '
-                              'use all but %d of them (more are refused with UNAVAILABLE)'
-                              % STATUS_THREADS)
+    network.add_argument('--max_workers', type=int, default=64,
+                         help='gRPC worker threads, and the most RPCs in flight (gRPC answers '
+                              'RESOURCE_EXHAUSTED beyond)')
+    network.add_argument('--max_inflight_predicts', type=int, default=16,
+                         help='Predict requests running or waiting their turn; more are refused '
+                              'at once with UNAVAILABLE (must be below --max_workers)')
     model = parser.add_argument_group('model')
     model.add_argument('--model_name', default=DEFAULT_MODEL_NAME)
     model.add_argument('--model_base_path', required=True,
@@ -278,9 +283,9 @@ def _parse_args(argv):
                  'rest_api_num_threads', 'rest_api_timeout_in_ms'):
         if getattr(args, flag) < 1:
             parser.error('--%s must be >= 1' % flag)
-    if args.max_workers <= STATUS_THREADS:
-        parser.error('--max_workers must be > %d (%d threads are kept for status calls)'
-                     % (STATUS_THREADS, STATUS_THREADS))
+    if not 1 <= args.max_inflight_predicts < args.max_workers:
+        parser.error('--max_inflight_predicts must be >= 1 and below --max_workers (%d), so '
+                     'that refusals and status calls find a thread' % args.max_workers)
     if args.grace_seconds < 0:
         parser.error('--grace_seconds must be >= 0')
     args.batching = None
@@ -348,8 +353,9 @@ def _stop(manager, batcher, services=None):
     if services is not None:
         dropped = manager.budget.dropped + (batcher.dropped if batcher is not None else 0)
         logging.info('Predict requests: %d answered (%d after their deadline), %d refused as '
-                     'busy, %d dropped when their deadline passed while they waited',
-                     services.answered, services.late, services.refused, dropped)
+                     'busy, %d ended at their deadline (%d of them before they ran)',
+                     services.answered, services.late, services.refused, services.expired,
+                     dropped)
     if batcher is not None:
         batcher.stop()
         sizes = batcher.batch_sizes
@@ -378,7 +384,7 @@ def main(argv=None):
                                   batcher=batcher)
     manager.start()
     try:
-        services = Services(manager, args.max_workers - STATUS_THREADS)
+        services = Services(manager, args.max_inflight_predicts)
         server, port = create_server(manager, args.port, args.host, args.max_workers, services)
     except OSError as e:
         _stop(manager, batcher)

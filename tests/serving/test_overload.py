@@ -16,7 +16,7 @@ from serving import model_manager, model_server
 from serving.model_manager import ItemBudget, ModelManager
 from serving.model_server import GRPC_OPTIONS
 
-MAX_WORKERS = 4  # Predict gets 4 - STATUS_THREADS = 2
+MAX_WORKERS, MAX_PREDICTS = 4, 2
 
 
 @pytest.fixture
@@ -31,17 +31,17 @@ def gated(toy_base, monkeypatch):
     def gated_runner(self, *args):
         run = real(self, *args)
 
-        def wait_then_run(*arrays):
+        def wait_then_run(*arrays, **options):
             runs.append(len(arrays[0]))
             gate.wait(60)
-            return run(*arrays)
+            return run(*arrays, **options)
         return wait_then_run
 
     manager = ModelManager('ssd', toy_base, poll_seconds=0.1)
     manager.start()  # warms up before the gate is in place
     monkeypatch.setattr(model_manager.LoadedVersion, '_runner', gated_runner)
     manager.acquire('ssd')._runners.clear()
-    services = model_server.Services(manager, MAX_WORKERS - model_server.STATUS_THREADS)
+    services = model_server.Services(manager, MAX_PREDICTS)
     server, port = model_server.create_server(manager, 0, '127.0.0.1', MAX_WORKERS, services)
     server.start()
     channel = grpc.insecure_channel('127.0.0.1:%d' % port, options=GRPC_OPTIONS)
@@ -87,7 +87,7 @@ def test_predicts_beyond_the_threads_are_refused_at_once(gated):
     gated['gate'].set()
     assert all(call.result(timeout=60).model_spec.version.value == 1 for call in held)
     services = gated['services']
-    assert (services.answered, services.refused, services.late) == (2, 1, 0)
+    assert (services.answered, services.refused, services.late, services.expired) == (2, 1, 0, 0)
 
 
 def test_requests_whose_deadline_passed_while_waiting_are_dropped(gated):
@@ -98,6 +98,7 @@ def test_requests_whose_deadline_passed_while_waiting_are_dropped(gated):
         predict(_predict_request(), timeout=0.5)
     assert error.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     _wait_until(lambda: gated['manager'].budget.dropped == 1)  # the server dropped it too
+    assert gated['services'].expired == 1
     gated['gate'].set()
     held.result(timeout=60)
     assert gated['runs'] == [8]  # the dropped request never ran
@@ -133,3 +134,21 @@ def test_symlink_loop_in_base_path_is_skipped_and_rollouts_go_on(toy_base, toy, 
     finally:
         manager.stop()
     assert not any(r.levelno >= logging.ERROR for r in caplog.records)
+
+
+def test_a_run_past_the_deadline_is_cut_by_the_session_timeout(toy_server):
+    """Work for clients that had given up was 81 % of what a flooded server computed."""
+    channel = grpc.insecure_channel(toy_server[0], options=GRPC_OPTIONS)
+    predict = protos.unary_stub(channel, protos.PREDICTION_SERVICE, 'Predict')
+    request = protos.PredictRequest()
+    request.model_spec.name = 'ssd'
+    request.model_spec.signature_name = 'slow'
+    tensor_proto.make_tensor_proto(np.array(10 ** 9, np.int32), request.inputs['iterations'])
+    with pytest.raises(grpc.RpcError) as error:
+        predict(request, timeout=1.0)  # minutes of busy loop
+    channel.close()
+    assert error.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    # The server's run ended at the deadline too: it gave its item back, and the whole budget
+    # is free again (an uncut run would hold its item for minutes).
+    with toy_server[1].budget.hold(8, deadline=time.monotonic() + 20):
+        pass

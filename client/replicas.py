@@ -135,6 +135,8 @@ class ReplicaSet:
         now = self._clock()
         with self._lock:
             replicas = self._replicas
+            if not replicas:
+                raise OSError('%s names no replica' % self.address.text)
             candidates = [r for r in replicas if r.address not in tried] or replicas
 
             def rank(replica):

@@ -9,8 +9,8 @@ Predict (serving_default, one preprocessed 300x300 image, 1 MB) in a loop for `-
 with a `--deadline` and no retry, far more than 2 cores run. Prints the answers by status code,
 the server's resident memory (after warm-up, the peak during the flood, 3 s after it) and the
 server's own count at exit: requests answered (and of those, answered after their deadline:
-work for clients that had given up), refused at once as busy, dropped when their deadline passed
-while they waited.
+work for clients that had given up), refused at once as busy, ended at their deadline (dropped
+while they waited, or cut during their run).
 """
 import argparse
 import collections
@@ -33,7 +33,7 @@ from client import protos, tensor_proto
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _SUMMARY = re.compile(r'Predict requests: (\d+) answered \((\d+) after their deadline\), (\d+) '
-                      r'refused as busy, (\d+) dropped')
+                      r'refused as busy, (\d+) ended at their deadline \((\d+) of them before')
 
 
 def rss_mb(pid):
@@ -136,12 +136,13 @@ def main(argv=None):
             server.send_signal(signal.SIGTERM)
             server.wait(60)
         with open(log_path, encoding='utf-8', errors='replace') as f:
-            summary = _SUMMARY.search(f.read())
+            log = f.read()
+    summary = _SUMMARY.search(log)
     if summary is None or not warm.get('OK'):
-        print('flood: error: the server did not answer or print its summary (log: %s)'
-              % log_path, file=sys.stderr)
+        print('flood: error: the server did not answer or print its summary; its log ends:\n'
+              + log[-3000:], file=sys.stderr)
         return 2
-    answered, late, refused, dropped = map(int, summary.groups())
+    answered, late, refused, expired, dropped = map(int, summary.groups())
     print(f'machine: {machine.describe()}')
     print(f'flood: {args.clients} clients, {args.deadline:.1f} s deadline, no retries, '
           f'{flood_s:.1f} s, server flags: {args.server_flags or "(defaults)"}')
@@ -149,8 +150,8 @@ def main(argv=None):
     print(f'server RSS MB: after warm-up {idle_mb:.0f}, peak during the flood {max(peak):.0f}, '
           f'3 s after {after_mb:.0f}')
     print(f'server count: {answered} answered ({late} after their deadline: '
-          f'{late / max(answered, 1):.1%} of the work wasted), {refused} refused as busy, '
-          f'{dropped} dropped unrun after their deadline')
+          f'{late / max(answered, 1):.1%} of the answers wasted), {refused} refused as busy, '
+          f'{expired} ended at their deadline ({dropped} of them before they ran)')
     return 0
 
 

@@ -168,8 +168,8 @@ def unused_port_pair():
 
 
 def test_hung_replica_is_ejected_and_calls_end_within_two_attempts(replicas, hung):
-    """A SIGSTOPped replica stalled the web tier: no answers while it was stopped, and each
-    failed call took twice its deadline."""
+    """A replica that takes calls and answers none costs one attempt's deadline, once: it is
+    ejected and the call goes on at another replica."""
     address = '%s,%s' % (hung.address, replicas[0].address)
     with SSDClient(address, timeout=6.0, attempt_timeout=1.0, retries=3) as client:
         seconds = []
@@ -187,7 +187,8 @@ def test_hung_replica_is_ejected_and_calls_end_within_two_attempts(replicas, hun
 
 
 def test_replica_status_asks_replicas_at_once_with_a_short_deadline(replicas, hung):
-    """/healthz took 2 s with one replica hung (replicas asked in turn, 2 s each)."""
+    """All replicas are asked at once: one hung replica costs the short status deadline, not
+    a deadline per replica."""
     with SSDClient('%s,%s,%s' % (hung.address, replicas[0].address, replicas[1].address),
                    timeout=20.0) as client:
         client.replica_status()  # connects
@@ -201,7 +202,8 @@ def test_replica_status_asks_replicas_at_once_with_a_short_deadline(replicas, hu
 
 
 def test_replica_without_a_loaded_version_gets_no_traffic(replicas, tmp_path):
-    """A replica answering NOT_FOUND "has no loaded version" still got half the calls."""
+    """A replica answering NOT_FOUND "has no loaded version" is ejected like an unreachable
+    one: the calls go to the replica that serves."""
     empty = _Replica(str(tmp_path / 'empty'))
     try:
         with SSDClient('%s,%s' % (empty.address, replicas[0].address), timeout=20.0) as client:
@@ -214,8 +216,8 @@ def test_replica_without_a_loaded_version_gets_no_traffic(replicas, tmp_path):
 
 
 def test_detect_makes_one_call_per_attempt(replicas):
-    """detect() asked for fresh model info after any error, so a timed-out call took twice its
-    deadline."""
+    """detect() asks for fresh model info only after INVALID_ARGUMENT (a new input size): a
+    timed-out call ends at its deadline, after one RPC."""
     server, gate, calls = replicas[0], threading.Event(), []
     with SSDClient(server.address, timeout=1.0, retries=3) as client:
         client.model_info()

@@ -183,7 +183,7 @@ def test_limits_of_size_and_queue():
 
 
 def test_requests_past_their_deadline_are_dropped_not_run():
-    """Under a flood most of the computed work was for clients that had given up."""
+    """A request whose client has given up is not run: the batch runs without it."""
     batcher = batching.Batcher(_parameters(max_batch_size=2, num_batch_threads=1))
     release, recorder = threading.Event(), _Recorder()
 

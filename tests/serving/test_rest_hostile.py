@@ -102,7 +102,8 @@ CASES = [
 
 @pytest.mark.parametrize('raw, status, words', CASES, ids=[str(i) for i in range(len(CASES))])
 def test_malformed_requests_get_tf_servings_answers(rest, raw, status, words):
-    """13 of 59 such requests dropped the connection with a traceback."""
+    """Each gets an HTTP answer with a JSON error naming the problem, never a dropped
+    connection."""
     got, body, _ = _exchange(rest, raw)
     assert (got, set(body)) == (status, {'error'}), body
     assert words in body['error'], body
@@ -116,7 +117,7 @@ def test_query_string_and_percent_encoding_are_not_part_of_the_name(rest):
 
 
 def test_chunked_body_is_one_request(rest):
-    """A chunked body used to be parsed as a second request."""
+    """A chunked body is decoded as the body of its request, not read as a second request."""
     data = json.dumps({'instances': [IMAGE, IMAGE]}).encode()
     chunks = b''.join(b'%x\r\n%s\r\n' % (len(data[i:i + 100]), data[i:i + 100])
                       for i in range(0, len(data), 100))
@@ -134,7 +135,8 @@ def test_errors_keep_the_connection_usable(rest):
 
 
 def test_half_sent_requests_are_cut_off_and_threads_stay_bounded(rest):
-    """400 half-sent requests held 420 threads indefinitely."""
+    """Half-sent requests are cut off after the request timeout, on a fixed number of
+    threads."""
     threads = threading.active_count()
     stalled = []
     for _ in range(12):  # 2 threads, the rest waiting in the backlog or refused

@@ -66,7 +66,8 @@ def test_long_query_string_is_answered_by_the_app_in_json(gunicorn_port):
 
 
 def test_access_log_escapes_control_bytes():
-    """User-Agent and Referer reached the access log raw (terminal escapes, forged lines)."""
+    """User-Agent, Referer and the request line reach the access log escaped: no terminal
+    escapes, no forged lines."""
     atoms = access_log.EscapingLogger(config.Config()).atoms(
         types.SimpleNamespace(status='200 OK', sent=2, headers=[]), [],
         {'REQUEST_METHOD': 'GET', 'RAW_URI': '/a\x1b', 'SERVER_PROTOCOL': 'HTTP/1.1',

@@ -247,9 +247,10 @@ def _parse_args(argv):
     network.add_argument('--max_workers', type=int, default=64,
                          help='gRPC worker threads, and the most RPCs in flight (gRPC answers '
                               'RESOURCE_EXHAUSTED beyond)')
-    network.add_argument('--max_inflight_predicts', type=int, default=16,
+    network.add_argument('--max_inflight_predicts', type=int, default=None,
                          help='Predict requests running or waiting their turn; more are refused '
-                              'at once with UNAVAILABLE (must be below --max_workers)')
+                              'at once with UNAVAILABLE (below --max_workers; default: 16, at '
+                              'most half of --max_workers)')
     model = parser.add_argument_group('model')
     model.add_argument('--model_name', default=DEFAULT_MODEL_NAME)
     model.add_argument('--model_base_path', required=True,
@@ -283,6 +284,8 @@ def _parse_args(argv):
                  'rest_api_num_threads', 'rest_api_timeout_in_ms'):
         if getattr(args, flag) < 1:
             parser.error('--%s must be >= 1' % flag)
+    if args.max_inflight_predicts is None:
+        args.max_inflight_predicts = max(min(16, args.max_workers // 2), 1)
     if not 1 <= args.max_inflight_predicts < args.max_workers:
         parser.error('--max_inflight_predicts must be >= 1 and below --max_workers (%d), so '
                      'that refusals and status calls find a thread' % args.max_workers)

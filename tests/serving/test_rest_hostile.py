@@ -163,3 +163,6 @@ def test_rest_api_listens_on_this_machine_unless_asked():
     args = model_server._parse_args(['--model_base_path=x', '--rest_api_port=8501'])
     assert (args.rest_api_host, args.host) == ('127.0.0.1', '0.0.0.0')
     assert (args.rest_api_num_threads, args.rest_api_timeout_in_ms) == (8, 30000)
+    assert (args.max_workers, args.max_inflight_predicts) == (64, 16)
+    assert model_server._parse_args(['--model_base_path=x', '--max_workers=8']
+                                    ).max_inflight_predicts == 4

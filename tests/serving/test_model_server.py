@@ -269,7 +269,7 @@ def test_out_of_memory_is_resource_exhausted(stubs, monkeypatch):
     def runner(self, *args):
         del self, args
 
-        def run(*arrays):
+        def run(*arrays, **options):
             raise tf.errors.ResourceExhaustedError(None, None, 'OOM when allocating tensor')
         return run
 

@@ -22,10 +22,10 @@ import sys
 import tensorflow as tf
 
 from common import cli, precision
-from datasets import dataset_factory
+from datasets import dataset_factory, record_check
 from datasets import train_dir as train_dir_lib
 from deployment import cluster, model_deploy, servers
-from nets import checkpoints, nets_factory
+from nets import checkpoint_state, checkpoints, nets_factory
 from nets import precision as nets_precision
 from preprocessing import preprocessing_factory
 from training import optimization, train_hooks, train_lib
@@ -243,6 +243,8 @@ def _build_graph(args, deploy_config):
     """The training graph of the flags (in the default graph)."""
     if args.checkpoint_path:
         checkpoints.resolve_checkpoint(args.checkpoint_path)
+    if deploy_config.is_chief:
+        checkpoint_state.listed(args.train_dir)  # refuses another dir's checkpoints now
     dataset_info = dataset_factory.get_dataset(args.dataset_name, args.dataset_split_name,
                                                args.dataset_dir)
     network = nets_factory.get_network(args.model_name, dataset_info.num_classes)
@@ -337,7 +339,8 @@ def main(argv=None):
     except train_lib.TrainingDivergedError as error:
         logging.error('%s', error)
         return 1
-    except cluster.HostUnreachableError as error:
+    except (cluster.HostUnreachableError, checkpoint_state.CheckpointError,
+            record_check.CorruptRecordError) as error:
         sys.exit('train_ssd_network.py: error: %s' % error)
     return 0
 

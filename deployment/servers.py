@@ -120,16 +120,30 @@ class StopAtGlobalStepHook(tf.compat.v1.train.SessionRunHook):
 
 
 class _WaitingChiefSessionCreator(tf.compat.v1.train.ChiefSessionCreator):
-    """Waits for the ps tasks before each session; restores or initialises as usual."""
+    """Waits for the ps tasks before each session, then restores the checkpoint that
+    `choose_checkpoint(checkpoint_dir)` names, or initialises when it names none."""
 
-    def __init__(self, wait_for, wait_secs, **kwargs):
+    def __init__(self, wait_for, wait_secs, checkpoint_dir, choose_checkpoint, **kwargs):
         super().__init__(**kwargs)
         self._wait_for = wait_for
         self._wait_secs = wait_secs
+        self._train_dir = checkpoint_dir
+        self._choose_checkpoint = choose_checkpoint
 
     def create_session(self):
         cluster_lib.wait_for_tasks(self._wait_for, self._wait_secs, log=logging.info)
-        return super().create_session()
+        self._scaffold.finalize()
+        path, managed = None, []
+        if self._train_dir and self._choose_checkpoint is not None:
+            path, managed = self._choose_checkpoint(self._train_dir)
+        session = self._get_session_manager().prepare_session(
+            self._master, saver=self._scaffold.saver, checkpoint_filename_with_path=path,
+            config=self._config, init_op=self._scaffold.init_op,
+            init_feed_dict=self._scaffold.init_feed_dict, init_fn=self._scaffold.init_fn)
+        if path:
+            # The saver's max_to_keep counts these, and its `checkpoint` file lists them.
+            self._scaffold.saver.recover_last_checkpoints(managed)
+        return session
 
 
 class _WaitingWorkerSessionCreator(tf.compat.v1.train.WorkerSessionCreator):
@@ -167,13 +181,14 @@ class _WaitingWorkerSessionCreator(tf.compat.v1.train.WorkerSessionCreator):
 def monitored_session(master='', is_chief=True, checkpoint_dir=None, scaffold=None, hooks=(),
                       chief_only_hooks=(), save_checkpoint_secs=None, save_checkpoint_steps=None,
                       config=None, wait_for=(), wait_secs=cluster_lib.DEFAULT_WAIT_SECS,
-                      recovery_wait_secs=RECOVERY_WAIT_SECS):
+                      recovery_wait_secs=RECOVERY_WAIT_SECS, choose_checkpoint=None):
     """A MonitoredSession of one replica (or of a single machine: master '', is_chief).
 
     Args:
         master: session target ('' in-process, else the task's `server.target`).
-        is_chief: initialise or restore (from `checkpoint_dir`, else scaffold.init_fn) and
-            save checkpoints; the other replicas wait until the model is ready.
+        is_chief: initialise or restore (the checkpoint `choose_checkpoint` names, else
+            scaffold.init_fn) and save checkpoints; the other replicas wait until the model
+            is ready.
         checkpoint_dir: train_dir (restored from and saved to by the chief).
         scaffold: tf.compat.v1.train.Scaffold.
         hooks: hooks of every replica.
@@ -183,6 +198,9 @@ def monitored_session(master='', is_chief=True, checkpoint_dir=None, scaffold=No
         wait_for: cluster.Task list waited for before each session (re)creation.
         wait_secs: bound of each wait (and of a worker's wait for the chief).
         recovery_wait_secs: seconds between a worker's readiness checks.
+        choose_checkpoint: fn(checkpoint_dir) -> (checkpoint prefix to restore or None, the
+            prefixes of checkpoint_dir the saver keeps managing, oldest first); called at
+            each session (re)creation of the chief (None: never restore).
 
     Returns:
         tf.compat.v1.train.MonitoredSession.
@@ -198,8 +216,8 @@ def monitored_session(master='', is_chief=True, checkpoint_dir=None, scaffold=No
         all_hooks.append(tf.compat.v1.train.CheckpointSaverHook(
             checkpoint_dir, save_secs=save_checkpoint_secs, save_steps=save_checkpoint_steps,
             scaffold=scaffold))
-    creator = _WaitingChiefSessionCreator(wait_for, wait_secs, scaffold=scaffold,
-                                          checkpoint_dir=checkpoint_dir, master=master,
+    creator = _WaitingChiefSessionCreator(wait_for, wait_secs, checkpoint_dir,
+                                          choose_checkpoint, scaffold=scaffold, master=master,
                                           config=config)
     return tf.compat.v1.train.MonitoredSession(session_creator=creator,
                                                hooks=all_hooks + list(hooks),

@@ -7,8 +7,9 @@ import tensorflow as tf
 import tf_slim as slim
 
 from common import fields, np_preprocessing
+from datasets import record_check
 from deployment import cluster, model_deploy, servers
-from nets import checkpoints
+from nets import checkpoint_state, checkpoints
 from nets import losses as losses_lib
 from nets import precision as nets_precision
 from preprocessing import inputs
@@ -21,7 +22,8 @@ TrainGraph = collections.namedtuple('TrainGraph', [
     'init_fn',         # fn(scaffold, session) restoring a fine-tuning checkpoint, or None.
     'images_per_step',
     'hooks',           # session hooks the train_op needs (synchronous replicas), or ().
-], defaults=((),))
+    'input_files',     # the TFRecord shards read (named when one holds a bad record), or ().
+], defaults=((), ()))
 
 
 class TrainingDivergedError(RuntimeError):
@@ -124,7 +126,8 @@ def build_train_graph(network, dataset_info, preprocess_fn, deploy_config, batch
         init_fn = checkpoints.make_init_fn(restore_map, path)
     return TrainGraph(train_op, global_step, log_tensors, init_fn,
                       batch_size * deploy_config.num_clones,
-                      list(train_step.hooks) + nets_precision.loss_scale_hooks(loss_scale))
+                      list(train_step.hooks) + nets_precision.loss_scale_hooks(loss_scale),
+                      tuple(dataset_info.files))
 
 
 def _loss_summaries(clones, total_loss, learning_rate, grad_norm):
@@ -149,7 +152,8 @@ def train(train_graph, train_dir, max_number_of_steps=None, log_every_n_steps=10
           max_checkpoints_to_keep=5, session_config=None, master='', max_train_secs=None,
           save_summaries_steps=None, is_chief=True, wait_for=(),
           wait_secs=cluster.DEFAULT_WAIT_SECS, cluster_images_per_step=None):
-    """Runs the training loop; resumes from the newest checkpoint in `train_dir`.
+    """Runs the training loop; resumes from the newest checkpoint in `train_dir` that loads
+    (checkpoint_state.newest_loadable: the broken ones skipped and logged).
 
     In a cluster (`master` = this replica's server target), only the chief (`is_chief`)
     initialises or restores, and writes checkpoints and summaries; the others wait for it.
@@ -166,11 +170,18 @@ def train(train_graph, train_dir, max_number_of_steps=None, log_every_n_steps=10
     step's update; no checkpoint is written then, so the newest one in train_dir is
     the last good one.
 
+    The `checkpoint` file lists the checkpoints relative to `train_dir`, so a copy of the
+    dir resumes from its own files.
+
     Returns:
         the final global step.
 
     Raises:
         TrainingDivergedError: NaN or Inf.
+        checkpoint_state.CheckpointError: checkpoints are listed but none loads, or they lie
+            outside `train_dir`.
+        record_check.CorruptRecordError: a bad record in one of the input files (the message
+            names the file and the byte offset).
     """
     progress = train_hooks.ProgressLogHook(train_graph.log_tensors, train_graph.global_step,
                                            log_every_n_steps, train_graph.images_per_step,
@@ -187,16 +198,24 @@ def train(train_graph, train_dir, max_number_of_steps=None, log_every_n_steps=10
                      tf.compat.v1.train.StopAtStepHook(last_step=max_number_of_steps))
     scaffold = tf.compat.v1.train.Scaffold(
         init_fn=train_graph.init_fn,
-        saver=tf.compat.v1.train.Saver(max_to_keep=max_checkpoints_to_keep))
+        saver=tf.compat.v1.train.Saver(max_to_keep=max_checkpoints_to_keep,
+                                       save_relative_paths=True))
     try:
         with servers.monitored_session(
                 master=master, is_chief=is_chief, checkpoint_dir=train_dir, scaffold=scaffold,
                 hooks=hooks, chief_only_hooks=chief_hooks,
                 save_checkpoint_secs=None if save_interval_steps else save_interval_secs,
                 save_checkpoint_steps=save_interval_steps, config=session_config,
-                wait_for=wait_for, wait_secs=wait_secs) as session:
+                wait_for=wait_for, wait_secs=wait_secs,
+                choose_checkpoint=checkpoint_state.newest_loadable) as session:
             while not session.should_stop():
                 session.run(train_graph.train_op)
+    except tf.errors.DataLossError as error:
+        line = record_check.describe_data_loss(error.message, train_graph.input_files)
+        if line is None:
+            raise
+        raise record_check.CorruptRecordError(
+            'Training stopped at step %d: %s' % (progress.step, line)) from None
     except tf.errors.InvalidArgumentError as error:
         if model_deploy.NAN_MESSAGE not in error.message:
             raise

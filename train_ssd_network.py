@@ -175,7 +175,7 @@ def validate_flags(args):
                         'log_every_n_steps', 'save_interval_secs', 'save_interval_steps',
                         'save_summaries_steps', 'save_summaries_secs', 'num_readers',
                         'negative_ratio', 'max_checkpoints_to_keep', 'learning_rate_decay_steps',
-                        'opt_epsilon', 'cluster_wait_secs'])
+                        'opt_epsilon', 'cluster_wait_secs', 'operation_timeout_secs'])
     cli.non_negative(args, ['weight_decay', 'loss_alpha', 'warmup_steps', 'end_learning_rate',
                             'momentum'])
     cli.in_range(args, ['match_threshold'], 0.0, 1.0, low_open=True)
@@ -294,7 +294,8 @@ def _replica_kwargs(args, task, server, deploy_config, images_per_step):
         deploy_config.replicas_to_aggregate if deploy_config.sync_replicas else 1)
     return dict(master=server.target, is_chief=task.is_chief, wait_for=task.tasks([cluster.PS]),
                 wait_secs=args.cluster_wait_secs,
-                cluster_images_per_step=per_global_step if task.is_chief else None)
+                cluster_images_per_step=per_global_step if task.is_chief else None,
+                operation_timeout_secs=args.operation_timeout_secs, peers=task.peers())
 
 
 def main(argv=None):
@@ -323,7 +324,8 @@ def main(argv=None):
     if args.clone_on_cpu:
         session_config.device_count['CPU'] = args.num_clones
     if task is not None:
-        session_config = servers.session_config(task, session_config)
+        session_config = servers.session_config(task, session_config,
+                                                args.operation_timeout_secs)
     session_config = nets_precision.session_config(args.precision, session_config)
     replica_kwargs = _replica_kwargs(args, task, server, deploy_config, graph.images_per_step)
     try:

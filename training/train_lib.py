@@ -1,5 +1,6 @@
 """SSD training: the graph (clones, losses, summaries, fine-tuning) and the loop."""
 import collections
+import contextlib
 import logging
 
 import numpy as np
@@ -9,6 +10,7 @@ import tf_slim as slim
 from common import fields, np_preprocessing
 from datasets import record_check
 from deployment import cluster, model_deploy, servers
+from deployment import watchdog as watchdog_lib
 from nets import checkpoint_state, checkpoints
 from nets import losses as losses_lib
 from nets import precision as nets_precision
@@ -130,6 +132,15 @@ def build_train_graph(network, dataset_info, preprocess_fn, deploy_config, batch
                       tuple(dataset_info.files))
 
 
+def _guard(watchdog, what, seconds):
+    """watchdog.guard(what, seconds), or nothing without a watchdog."""
+    return contextlib.nullcontext() if watchdog is None else watchdog.guard(what, seconds)
+
+
+def _first_line(text):
+    return text.strip().splitlines()[0] if text.strip() else ''
+
+
 def _loss_summaries(clones, total_loss, learning_rate, grad_norm):
     """Scalar summaries; returns the tensors of the progress log line."""
     log_tensors = {'total': total_loss, 'learning_rate': learning_rate}
@@ -151,7 +162,8 @@ def train(train_graph, train_dir, max_number_of_steps=None, log_every_n_steps=10
           save_interval_secs=600, save_interval_steps=None, save_summaries_secs=60,
           max_checkpoints_to_keep=5, session_config=None, master='', max_train_secs=None,
           save_summaries_steps=None, is_chief=True, wait_for=(),
-          wait_secs=cluster.DEFAULT_WAIT_SECS, cluster_images_per_step=None):
+          wait_secs=cluster.DEFAULT_WAIT_SECS, cluster_images_per_step=None,
+          operation_timeout_secs=None, peers=()):
     """Runs the training loop; resumes from the newest checkpoint in `train_dir` that loads
     (checkpoint_state.newest_loadable: the broken ones skipped and logged).
 
@@ -160,7 +172,10 @@ def train(train_graph, train_dir, max_number_of_steps=None, log_every_n_steps=10
     Each session (re)creation first waits up to `wait_secs` for the `wait_for` tasks
     (cluster.Task list: the ps tasks). The progress line shows the global step and this
     replica's images/s, and the cluster's with `cluster_images_per_step` (images per
-    global step).
+    global step). With `operation_timeout_secs`, each step, session creation and closing is
+    bounded: a step that TensorFlow times out stops training with the `peers` (cluster.Task
+    list: the other tasks) that do not answer named, and a call that TensorFlow cannot time
+    out ends the process with the same message (watchdog.Watchdog).
 
     Stops at `max_number_of_steps` or after `max_train_secs` of training (if given).
     Checkpoints are written every `save_interval_secs` (or `save_interval_steps`) and
@@ -182,6 +197,8 @@ def train(train_graph, train_dir, max_number_of_steps=None, log_every_n_steps=10
             outside `train_dir`.
         record_check.CorruptRecordError: a bad record in one of the input files (the message
             names the file and the byte offset).
+        cluster.HostUnreachableError: a cluster operation timed out (the message names the
+            tasks that do not answer).
     """
     progress = train_hooks.ProgressLogHook(train_graph.log_tensors, train_graph.global_step,
                                            log_every_n_steps, train_graph.images_per_step,
@@ -200,16 +217,34 @@ def train(train_graph, train_dir, max_number_of_steps=None, log_every_n_steps=10
         init_fn=train_graph.init_fn,
         saver=tf.compat.v1.train.Saver(max_to_keep=max_checkpoints_to_keep,
                                        save_relative_paths=True))
+    watchdog = None
+    if master and operation_timeout_secs:
+        watchdog = watchdog_lib.Watchdog(peers)
     try:
-        with servers.monitored_session(
+        with watchdog or contextlib.nullcontext(), servers.monitored_session(
                 master=master, is_chief=is_chief, checkpoint_dir=train_dir, scaffold=scaffold,
                 hooks=hooks, chief_only_hooks=chief_hooks,
                 save_checkpoint_secs=None if save_interval_steps else save_interval_secs,
                 save_checkpoint_steps=save_interval_steps, config=session_config,
                 wait_for=wait_for, wait_secs=wait_secs,
-                choose_checkpoint=checkpoint_state.newest_loadable) as session:
-            while not session.should_stop():
-                session.run(train_graph.train_op)
+                choose_checkpoint=checkpoint_state.newest_loadable, watchdog=watchdog,
+                operation_timeout_secs=operation_timeout_secs) as session:
+            try:
+                while not session.should_stop():
+                    with _guard(watchdog, 'A training step', operation_timeout_secs):
+                        session.run(train_graph.train_op)
+            finally:
+                if watchdog is not None:  # bounds the close when the block ends
+                    watchdog.begin('Closing the session', operation_timeout_secs)
+    except tf.errors.DeadlineExceededError as error:
+        if not master:
+            raise
+        raise cluster.HostUnreachableError(
+            'Training stopped at step %d: a cluster operation took longer than %g s '
+            '(--operation_timeout_secs): %s. The last checkpoint is %s' % (
+                progress.step, operation_timeout_secs or 0,
+                watchdog_lib.describe_unresponsive(peers) or 'every other task answers (%s)'
+                % _first_line(error.message), tf.train.latest_checkpoint(train_dir))) from None
     except tf.errors.DataLossError as error:
         line = record_check.describe_data_loss(error.message, train_graph.input_files)
         if line is None:

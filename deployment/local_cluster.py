@@ -5,13 +5,15 @@
         --batch_size=8 --sync_replicas --max_number_of_steps=1000
 
 Each task gets a free port and its TF_CONFIG, as Kubeflow's TFJob would give it; the flags
-after `--` go to every task. Their output is merged line by line, each line prefixed with
-the task (`worker 1| ...`). Ctrl-C or SIGTERM stops every task (SIGTERM, then SIGKILL
-after --stop_secs). When the chief (the `chief` task with --chief, else worker 0) ends,
-the other workers get --grace_secs to finish, then every task is stopped. The exit code is
-the chief's. When a ps task or a worker ends before the chief (killed, failed), no step can
-complete any more: every task is stopped at once, a `launcher |` line names the lost task,
-and the exit code is that task's.
+after `--` go to every task. The tasks run in a network of their own with only loopback
+(private_network.py), so their servers, which listen on every interface, are reachable from
+the cluster's processes only (--host_network: this machine's network). Their output is
+merged line by line, each line prefixed with the task (`worker 1| ...`). Ctrl-C or SIGTERM
+stops every task (SIGTERM, then SIGKILL after --stop_secs). When the chief (the `chief` task
+with --chief, else worker 0) ends, the other workers get --grace_secs to finish, then every
+task is stopped. The exit code is the chief's. When a ps task or a worker ends before the
+chief (killed, failed), no step can complete any more: every task is stopped at once, a
+`launcher |` line names the lost task, and the exit code is that task's.
 
 `LocalCluster` is the same launcher as a library: the tests start, kill and restart
 single tasks with it. Standard library only (no TensorFlow in this process).

@@ -13,7 +13,6 @@ with a watchdog.Watchdog creating a session is bounded too. MonitoredSession rec
 session after AbortedError / UnavailableError (a ps task restarted), so training continues
 from the chief's last checkpoint.
 """
-import contextlib
 import ipaddress
 import logging
 import signal
@@ -24,6 +23,7 @@ import tensorflow as tf
 
 from common import devices
 from deployment import cluster as cluster_lib
+from deployment import watchdog as watchdog_lib
 
 RECOVERY_WAIT_SECS = 1.0
 STOP_GRACE_SECS = 3.0
@@ -158,13 +158,6 @@ class StopAtGlobalStepHook(tf.compat.v1.train.SessionRunHook):
             run_context.request_stop()
 
 
-def _guard(watchdog, what, seconds):
-    """watchdog.guard(what, seconds), or nothing without a watchdog or a bound."""
-    if watchdog is None or not seconds:
-        return contextlib.nullcontext()
-    return watchdog.guard(what, seconds)
-
-
 class _WaitingChiefSessionCreator(tf.compat.v1.train.ChiefSessionCreator):
     """Waits for the ps tasks before each session, then restores the checkpoint that
     `choose_checkpoint(checkpoint_dir)` names, or initialises when it names none; creating
@@ -181,12 +174,16 @@ class _WaitingChiefSessionCreator(tf.compat.v1.train.ChiefSessionCreator):
         self._operation_timeout_secs = operation_timeout_secs
 
     def create_session(self):
-        cluster_lib.wait_for_tasks(self._wait_for, self._wait_secs, log=logging.info)
-        self._scaffold.finalize()
-        path, managed = None, []
-        if self._train_dir and self._choose_checkpoint is not None:
-            path, managed = self._choose_checkpoint(self._train_dir)
-        with _guard(self._watchdog, 'Creating the session', self._operation_timeout_secs):
+        # The wait for the ps tasks ends itself after wait_secs; the bound is for the rest.
+        with watchdog_lib.bounded(
+                self._watchdog, 'Creating the session',
+                self._operation_timeout_secs and (
+                    self._wait_secs + self._operation_timeout_secs)):
+            cluster_lib.wait_for_tasks(self._wait_for, self._wait_secs, log=logging.info)
+            self._scaffold.finalize()
+            path, managed = None, []
+            if self._train_dir and self._choose_checkpoint is not None:
+                path, managed = self._choose_checkpoint(self._train_dir)
             session = self._get_session_manager().prepare_session(
                 self._master, saver=self._scaffold.saver, checkpoint_filename_with_path=path,
                 config=self._config, init_op=self._scaffold.init_op,
@@ -224,11 +221,14 @@ class _WaitingWorkerSessionCreator(tf.compat.v1.train.WorkerSessionCreator):
         return self._session_manager
 
     def create_session(self):
-        cluster_lib.wait_for_tasks(self._wait_for, self._wait_secs, log=logging.info)
+        # Both waits end themselves after wait_secs; the bound is for a session that cannot
+        # be created (a hung ps).
         try:
-            with _guard(self._watchdog, 'Waiting for the chief to initialise the model',
-                        self._operation_timeout_secs and (
-                            self._wait_secs + self._operation_timeout_secs)):
+            with watchdog_lib.bounded(
+                    self._watchdog, 'Waiting for the chief to initialise the model',
+                    self._operation_timeout_secs and (
+                        2 * self._wait_secs + self._operation_timeout_secs)):
+                cluster_lib.wait_for_tasks(self._wait_for, self._wait_secs, log=logging.info)
                 return super().create_session()
         except tf.errors.DeadlineExceededError:
             raise cluster_lib.HostUnreachableError(
@@ -260,9 +260,9 @@ def monitored_session(master='', is_chief=True, checkpoint_dir=None, scaffold=No
         choose_checkpoint: fn(checkpoint_dir) -> (checkpoint prefix to restore or None, the
             prefixes of checkpoint_dir the saver keeps managing, oldest first); called at
             each session (re)creation of the chief (None: never restore).
-        watchdog: watchdog.Watchdog bounding each session creation to
-            `operation_timeout_secs` (a worker's wait for the chief to `wait_secs` more), or
-            None.
+        watchdog: watchdog.Watchdog bounding each session creation to `wait_secs` +
+            `operation_timeout_secs` (a worker's, which also waits for the chief, to
+            `wait_secs` more), or None.
         operation_timeout_secs: that bound.
 
     Returns:

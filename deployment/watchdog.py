@@ -145,3 +145,10 @@ class Watchdog:
                 what, seconds, found or 'every other task answers (a slow operation? raise '
                 '--operation_timeout_secs)'))
             return
+
+
+def bounded(dog, what, seconds):
+    """dog.guard(what, seconds), or no bound without a watchdog or seconds."""
+    if dog is None or not seconds:
+        return contextlib.nullcontext()
+    return dog.guard(what, seconds)

@@ -132,15 +132,6 @@ def build_train_graph(network, dataset_info, preprocess_fn, deploy_config, batch
                       tuple(dataset_info.files))
 
 
-def _guard(watchdog, what, seconds):
-    """watchdog.guard(what, seconds), or nothing without a watchdog."""
-    return contextlib.nullcontext() if watchdog is None else watchdog.guard(what, seconds)
-
-
-def _first_line(text):
-    return text.strip().splitlines()[0] if text.strip() else ''
-
-
 def _loss_summaries(clones, total_loss, learning_rate, grad_norm):
     """Scalar summaries; returns the tensors of the progress log line."""
     log_tensors = {'total': total_loss, 'learning_rate': learning_rate}
@@ -231,20 +222,21 @@ def train(train_graph, train_dir, max_number_of_steps=None, log_every_n_steps=10
                 operation_timeout_secs=operation_timeout_secs) as session:
             try:
                 while not session.should_stop():
-                    with _guard(watchdog, 'A training step', operation_timeout_secs):
+                    with watchdog_lib.bounded(watchdog, 'A training step', operation_timeout_secs):
                         session.run(train_graph.train_op)
             finally:
                 if watchdog is not None:  # bounds the close when the block ends
                     watchdog.begin('Closing the session', operation_timeout_secs)
     except tf.errors.DeadlineExceededError as error:
-        if not master:
+        if watchdog is None:
             raise
         raise cluster.HostUnreachableError(
             'Training stopped at step %d: a cluster operation took longer than %g s '
             '(--operation_timeout_secs): %s. The last checkpoint is %s' % (
-                progress.step, operation_timeout_secs or 0,
+                progress.step, operation_timeout_secs,
                 watchdog_lib.describe_unresponsive(peers) or 'every other task answers (%s)'
-                % _first_line(error.message), tf.train.latest_checkpoint(train_dir))) from None
+                % error.message.strip().split('\n', 1)[0],
+                tf.train.latest_checkpoint(train_dir))) from None
     except tf.errors.DataLossError as error:
         line = record_check.describe_data_loss(error.message, train_graph.input_files)
         if line is None:

@@ -154,6 +154,12 @@ class LocalCluster:
         spec = self.tasks[name]
         return self.jobs[spec.job][spec.index]
 
+    @property
+    def network(self):
+        """The private_network.PrivateNetwork of the tasks (inactive on this machine's
+        network): a tool that reads their connections runs in it."""
+        return self._network
+
     def _start_network(self):
         """Creates the private network before the first task (again after stop_all)."""
         if not self._private or self._network.active:

@@ -20,6 +20,7 @@ import pytest
 import tensorflow as tf
 
 from deployment import local_cluster
+from nets import checkpoint_state
 from tests import helpers
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -170,6 +171,14 @@ def test_a_killed_ps_is_recovered_from_the_last_checkpoint(run):
     assert 'preemption' in after
     assert 'Running local_init_op' in after.split('preemption', 1)[1]
     assert 'Training finished at step %d' % LAST_STEP in after
+
+
+def test_no_checkpoint_was_lost_to_the_kills(run):
+    listed = checkpoint_state.listed(run.train_dir)
+    assert listed[-1] == os.path.join(run.train_dir, 'model.ckpt-%d' % LAST_STEP)
+    assert [checkpoint_state.load_problem(prefix) for prefix in listed] == [None] * len(listed)
+    text = open(os.path.join(run.train_dir, 'checkpoint')).read()
+    assert run.train_dir not in text   # relative entries: the dir can be moved
 
 
 def test_the_ps_stops_cleanly_on_sigterm(run):

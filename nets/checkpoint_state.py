@@ -66,9 +66,10 @@ def listed(train_dir):
             state = None
     if state is None:
         found = _trainer_checkpoints(train_dir)
-        if found and os.path.isfile(state_path):
-            logging.warning('%s is unreadable; using the checkpoints found beside it: %s',
-                            state_path, ', '.join(os.path.basename(p) for p in found))
+        if found:
+            logging.warning('%s is %s; using the checkpoints found beside it: %s', state_path,
+                            'unreadable' if os.path.isfile(state_path) else 'missing',
+                            ', '.join(os.path.basename(p) for p in found))
         return found
     entries = list(state.all_model_checkpoint_paths)
     if state.model_checkpoint_path not in entries:

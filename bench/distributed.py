@@ -127,8 +127,7 @@ def paper_sizes(model_name, num_classes, ps_counts=(1, 2, 4, 8)):
         network = nets_factory.get_network(model_name, num_classes)
         global_step = tf.compat.v1.train.get_or_create_global_step()
         height, width = network.params.img_shape
-        with slim.arg_scope(network.arg_scope(weight_decay=0.0005)):
-            network.net(tf.zeros([1, height, width, 3]), is_training=True)
+        network.net(tf.zeros([1, height, width, 3]), is_training=True)
         model = slim.get_model_variables(network.name)
         trainable = {v.name for v in tf.compat.v1.trainable_variables()}
         # The training graph creates the global step first: it takes ps task 0 round-robin.
@@ -249,10 +248,10 @@ def main():
                         help='classes of the networks of the scaling on paper (VOC: 21)')
     args = parser.parse_args()
     os.makedirs(args.work_dir, exist_ok=True)
-    from tests import helpers  # pylint: disable=import-outside-toplevel
+    from datasets import make_shapes_dataset  # pylint: disable=import-outside-toplevel
     records_dir = os.path.join(args.work_dir, 'shapes', 'records')
     if not os.path.isdir(records_dir):
-        helpers.make_shapes_records(os.path.join(args.work_dir, 'shapes'), 16, 2, seed=1,
+        make_shapes_dataset.make_records(os.path.join(args.work_dir, 'shapes'), 16, 2, seed=1,
                                     min_side=200, max_side=400)
     print('Machine at start: %s' % machine.describe())
     networks = [n.strip() for n in args.networks.split(',') if n.strip()]

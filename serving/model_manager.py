@@ -9,14 +9,12 @@ settled, and otherwise after a back-off; meanwhile the served version stays.
 
 Requests are checked against `RequestLimits` before anything is decoded: a tensor with a single
 value expands to its whole shape, so a small request could otherwise allocate gigabytes. At most
-`max_batch_size` items (images) run at once, summed over concurrent requests (`ItemBudget`):
+`max_batch_size` items (images) run at once, summed over concurrent requests (common.budget):
 TensorFlow's CPU allocator with oneDNN (BFC, "mklcpu") keeps the largest working set it ever
 needed, so this bounds the memory the process keeps after large requests. With a
 `serving.batching.Batcher`, concurrent requests of a signature whose inputs all have the batch
 in dimension 0 are run as one batch (the others run alone).
 """
-import collections
-import contextlib
 import dataclasses
 import logging
 import os
@@ -27,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from client import protos, tensor_proto
+from common.budget import Budget
 from common.signatures import MAX_MESSAGE_BYTES, SERVE_TAG, ServingError, scan_versions
 
 # TensorFlow's error codes are the gRPC status codes.
@@ -48,35 +47,6 @@ class RequestLimits:
     max_bytes: int = MAX_MESSAGE_BYTES
 
 
-class ItemBudget:
-    """Admits work in arrival order while the items in flight stay within a capacity."""
-
-    def __init__(self, capacity):
-        self._capacity = capacity
-        self._in_flight = 0
-        self._queue = collections.deque()
-        self._changed = threading.Condition()
-
-    @contextlib.contextmanager
-    def hold(self, items):
-        """Context: waits for its turn and for room for `items` (at most the capacity)."""
-        items = min(items, self._capacity)
-        ticket = object()
-        with self._changed:
-            self._queue.append(ticket)
-            while self._queue[0] is not ticket or self._in_flight + items > self._capacity:
-                self._changed.wait()
-            self._queue.popleft()
-            self._in_flight += items
-            self._changed.notify_all()
-        try:
-            yield
-        finally:
-            with self._changed:
-                self._in_flight -= items
-                self._changed.notify_all()
-
-
 class LoadedVersion:
     """One SavedModel version in its own graph and session, closed when retired and idle."""
 
@@ -85,7 +55,7 @@ class LoadedVersion:
         self.version = version
         self.export_dir = export_dir
         self.limits = limits
-        self._budget = budget or ItemBudget(limits.max_batch_size)
+        self._budget = budget or Budget(limits.max_batch_size)
         self._batcher = batcher
         self._graph = tf.Graph()
         self._session = tf.compat.v1.Session(graph=self._graph, config=session_config)
@@ -360,7 +330,7 @@ class ModelManager:
         self.model_name = model_name
         self.base_path = base_path
         self.limits = limits
-        self._budget = ItemBudget(limits.max_batch_size)  # shared by all versions
+        self._budget = Budget(limits.max_batch_size)  # shared by all versions
         self._poll_seconds = poll_seconds
         self._session_config = session_config
         self._retry_seconds = retry_seconds

@@ -10,7 +10,6 @@ import types
 import numpy as np
 import pytest
 import tensorflow as tf
-import tf_slim as slim
 from pycocotools.coco import COCO
 
 import eval_ssd_network
@@ -42,8 +41,7 @@ def _write_checkpoint(train_dir, num_classes):
     """A freshly initialised ssd_300_mobilenet_v2 checkpoint at step 7."""
     with tf.Graph().as_default():
         network = nets_factory.get_network('ssd_300_mobilenet_v2', num_classes)
-        with slim.arg_scope(network.arg_scope()):
-            network.net(tf.zeros([1, 300, 300, 3]), is_training=False)
+        network.net(tf.zeros([1, 300, 300, 3]), is_training=False)
         step = tf.compat.v1.train.get_or_create_global_step()
         with tf.compat.v1.Session() as session:
             session.run(tf.compat.v1.global_variables_initializer())
@@ -167,7 +165,7 @@ def test_metrics_json_written_atomically(tmp_path):
 
 
 def test_reports_get_the_umask_permissions(tmp_path):
-    """metrics.json and the PR curves are readable as any other output (issue 16, item 8)."""
+    """metrics.json and the PR curves are readable as any other output."""
     per_class = {'circle': {'precision': np.array([1.0]), 'recall': np.array([0.5]),
                             'ap_voc07': 0.5, 'ap_voc12': 0.5, 'num_gt': 2}}
     previous = os.umask(0o027)

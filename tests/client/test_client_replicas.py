@@ -1,5 +1,5 @@
 """SSDClient over several replicas: round-robin, failover on UNAVAILABLE, per-replica status,
-version pins (issue 12). Two in-process model servers on 127.0.0.1 serve the toy export."""
+version pins. Two in-process model servers on 127.0.0.1 serve the toy export."""
 import time
 
 import numpy as np

@@ -146,10 +146,10 @@ def tcp_bytes(pid, network=None):
     """(bytes received, bytes sent) so far on the established TCP connections of process
     `pid` (those it accepted and those it opened), from the kernel's tcp_info counters; `ss`
     runs in `network` (the local cluster's private_network.PrivateNetwork), if given."""
-    listing = subprocess.run(
-        ['ss', '-tinpH', 'state', 'established'], capture_output=True, text=True, check=True,
-        pass_fds=network.fds if network else (),
-        preexec_fn=network.join if network else None).stdout
+    argv = ['ss', '-tinpH', 'state', 'established']
+    listing = subprocess.run(network.command(argv) if network else argv, capture_output=True,
+                             text=True, check=True,
+                             pass_fds=network.fds if network else ()).stdout
     received = sent = 0
     lines = listing.splitlines()
     for socket_line, info in zip(lines, lines[1:]):

@@ -21,7 +21,6 @@ single tasks with it. Standard library only (no TensorFlow in this process).
 import argparse
 import collections
 import ctypes
-import functools
 import json
 import os
 import re
@@ -51,13 +50,6 @@ def _die_with_parent():
     it (even after SIGKILL). Elsewhere a no-op."""
     if _PRCTL is not None:
         _PRCTL(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
-
-
-def _prepare_task(network):
-    """In the child before exec: joins the private network (if active), dies with the
-    launcher."""
-    network.join()
-    _die_with_parent()
 
 
 def exit_code(returncode):
@@ -173,11 +165,11 @@ class LocalCluster:
                 raise RuntimeError('%s is already running (pid %d)' % (spec.name, process.pid))
             env = dict(self._env, TF_CONFIG=spec.tf_config, PYTHONUNBUFFERED='1')
             process = subprocess.Popen(
-                [sys.executable, self._script] + self._flags, cwd=ROOT, env=env,
+                self._network.command([sys.executable, self._script] + self._flags),
+                cwd=ROOT, env=env,
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                 text=True, errors='replace', start_new_session=True,
-                pass_fds=self._network.fds,
-                preexec_fn=functools.partial(_prepare_task, self._network))
+                pass_fds=self._network.fds, preexec_fn=_die_with_parent)
             with self._changed:
                 self._processes[spec.name] = process
                 self._log(spec.name, 'started (pid %d) with TF_CONFIG=%s'

@@ -9,13 +9,17 @@ else. No privilege is needed: a user namespace owned by the launcher's user (the
 ids mapped to themselves) owns the network namespace.
 
 A small holder process creates both namespaces, brings loopback up and lives as long as the
-launcher (it ends when its stdin closes); each task joins them before it starts (`setns`).
+launcher (it ends when its stdin closes). Each task joins them before it starts: `command`
+puts a small Python program in front of the task's command line, which joins (`setns`) and
+then becomes the task (`exec`). Joining happens in that fresh process, not between fork and
+exec of the launcher: a user namespace only admits a single-threaded process, and a forked
+child of a multithreaded program may not be one (gRPC's fork handlers start threads in the
+child).
 Where the kernel refuses (unprivileged user namespaces disabled, as some distributions and
 container runtimes do), `start` says why and the tasks use the machine's network.
 
 Linux only; standard library only.
 """
-import ctypes
 import os
 import selectors
 import subprocess
@@ -24,6 +28,19 @@ import sys
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
 READY = 'ready'
+
+# In front of a task's command line: join the namespaces of the fds given, then exec the rest.
+_JOIN = r'''
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+for fd, kind in ((int(sys.argv[1]), %(user)d), (int(sys.argv[2]), %(net)d)):
+    if libc.setns(fd, kind) != 0:
+        sys.exit('cannot join the private network of the cluster: setns: %%s'
+                 %% os.strerror(ctypes.get_errno()))
+    os.close(fd)
+libc.prctl(1, 15)  # PR_SET_PDEATHSIG, SIGTERM, as the launcher set it before the join
+os.execvp(sys.argv[3], sys.argv[3:])
+''' % {'user': CLONE_NEWUSER, 'net': CLONE_NEWNET}
 
 # The holder: new user + network namespaces, loopback up, then wait for stdin to close.
 _HOLDER = r'''
@@ -86,17 +103,15 @@ class PrivateNetwork:
 
     @property
     def fds(self):
-        """File descriptors a task must keep open to join (subprocess pass_fds)."""
+        """File descriptors a `command` needs (subprocess pass_fds)."""
         return self._fds
 
-    def join(self):
-        """In a task between fork and exec: enters the namespaces (a no-op when inactive)."""
+    def command(self, argv):
+        """The command line that runs `argv` in the namespaces (`argv` itself when inactive);
+        start it with pass_fds=fds. A process that cannot join exits with a message."""
         if not self._fds:
-            return
-        libc = ctypes.CDLL(None, use_errno=True)
-        for fd, kind in zip(self._fds, (CLONE_NEWUSER, CLONE_NEWNET)):
-            if libc.setns(fd, kind) != 0:
-                raise OSError(ctypes.get_errno(), 'setns: %s' % os.strerror(ctypes.get_errno()))
+            return list(argv)
+        return [sys.executable, '-c', _JOIN] + [str(fd) for fd in self._fds] + list(argv)
 
     def stop(self):
         """Ends the holder (the namespaces go when the last task leaves them)."""

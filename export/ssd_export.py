@@ -23,7 +23,7 @@ from common import np_post_processing
 from common import precision as precision_lib
 from common import signatures as sig
 from export import saved_model_writer
-from nets import checkpoints, post_processing
+from nets import checkpoint_state, checkpoints, post_processing
 from preprocessing import image_ops
 
 
@@ -134,11 +134,15 @@ def export(network_name, checkpoint_path, export_base, labels_file, version=None
 
     Returns:
       path of the written version.
+    Raises:
+      ValueError: no such checkpoint, or (checkpoint_state.CheckpointError) one that does not
+        load, naming the broken file and the previous checkpoint that loads.
     """
     from nets import nets_factory  # pylint: disable=import-outside-toplevel
     names_by_id = labels_lib.read_labels(labels_file)
     num_classes = max(names_by_id) + 1
     checkpoint = checkpoints.resolve_checkpoint(checkpoint_path)
+    checkpoint_state.check_loads(checkpoint)
     network = nets_factory.get_network(network_name, num_classes)
     post = {**np_post_processing.DEFAULTS, **network.post_processing,
             **(postprocess_kwargs or {})}

@@ -14,13 +14,18 @@ first N test images with their ground truth beside the detections go to
 EVAL/visualizations/*.png and to TensorBoard's images. With --wait_for_checkpoints it
 evaluates every new checkpoint of the train_dir given as --checkpoint_path.
 """
+from common import tf_logs
+
+if __name__ == '__main__':
+    tf_logs.filter_stderr()  # first: TensorFlow's import prints its banner
+
 import logging
 import os
 import sys
 
 import tensorflow as tf
 
-from common import cli, precision
+from common import cli, precision, progress
 from datasets import dataset_factory, record_check
 from datasets import train_dir as train_dir_lib
 from evaluation import coco_eval, eval_lib, pr_curves, visualization
@@ -166,7 +171,8 @@ def _report(args, evaluation, checkpoint, labels):
         print(coco_eval.format_table(evaluation.coco))
     print('Wrote %s and PR curves in %s' % (metrics_path, pr_dir))
     if written:
-        print('Wrote %d pictures in %s' % (len(written), os.path.dirname(written[0][0])))
+        print('Wrote %s in %s' % (progress.counted(len(written), 'picture'),
+                                  os.path.dirname(written[0][0])))
     sys.stdout.flush()
 
 

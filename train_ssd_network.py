@@ -14,6 +14,11 @@ runs every task: a ps task serves variables until SIGTERM, the chief and the wor
 (--sync_replicas for synchronous updates), an evaluator task evaluates the chief's
 checkpoints. `python -m deployment.local_cluster` starts such a cluster on this machine.
 """
+from common import tf_logs
+
+if __name__ == '__main__':
+    tf_logs.filter_stderr()  # first: TensorFlow's import prints its banner
+
 import argparse
 import logging
 import os

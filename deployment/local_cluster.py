@@ -10,10 +10,12 @@ after `--` go to every task. The tasks run in a network of their own with only l
 the cluster's processes only (--host_network: this machine's network). Their output is
 merged line by line, each line prefixed with the task (`worker 1| ...`). Ctrl-C or SIGTERM
 stops every task (SIGTERM, then SIGKILL after --stop_secs). When the chief (the `chief` task
-with --chief, else worker 0) ends, the other workers get --grace_secs to finish, then every
-task is stopped. The exit code is the chief's. When a ps task or a worker ends before the
-chief (killed, failed), no step can complete any more: every task is stopped at once, a
-`launcher |` line names the lost task, and the exit code is that task's.
+with --chief, else worker 0) ends, the other workers get --grace_secs to finish; then the
+evaluator gets --eval_finish_secs to evaluate the train dir's last checkpoint (so that its
+metrics.json is for the last step), and every task is stopped. The exit code is the chief's.
+When a ps task or a worker ends before the chief (killed, failed), no step can complete any
+more: every task is stopped at once, a `launcher |` line names the lost task, and the exit
+code is that task's.
 
 `LocalCluster` is the same launcher as a library: the tests start, kill and restart
 single tasks with it. Standard library only (no TensorFlow in this process).
@@ -50,6 +52,26 @@ def _die_with_parent():
     it (even after SIGKILL). Elsewhere a no-op."""
     if _PRCTL is not None:
         _PRCTL(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
+
+
+def last_checkpoint(train_dir):
+    """The name of the newest checkpoint of a train dir ('model.ckpt-600'), or None.
+
+    Reads the `checkpoint` state file TensorFlow's Saver writes (no TensorFlow import).
+    """
+    try:
+        with open(os.path.join(train_dir, 'checkpoint'), encoding='utf-8') as state:
+            match = re.search(r'^model_checkpoint_path: "(.*)"$', state.read(), re.M)
+    except OSError:
+        return None
+    return os.path.basename(match.group(1)) if match else None
+
+
+def train_dir_of(train_flags):
+    """The --train_dir of the trainer's flags, or None."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument('--train_dir')
+    return parser.parse_known_args(train_flags)[0].train_dir
 
 
 def exit_code(returncode):
@@ -306,8 +328,9 @@ class LocalCluster:
                 return name, code
         return None
 
-    def run(self, grace_secs=30.0, stop_secs=10.0, poll_secs=0.5):
-        """Waits for the chief; then gives the other workers `grace_secs` to finish and
+    def run(self, grace_secs=30.0, stop_secs=10.0, poll_secs=0.5, eval_finish_secs=600.0):
+        """Waits for the chief; then gives the other workers `grace_secs` to finish and the
+        evaluator `eval_finish_secs` to evaluate the last checkpoint (finish_evaluation), and
         stops every task. Returns the chief's exit code (shell style).
 
         Every task is watched meanwhile: when a ps task or a worker ends before the chief
@@ -328,6 +351,7 @@ class LocalCluster:
                     if spec.job in (cluster_lib.CHIEF, cluster_lib.WORKER)]
         while any(name in self.running() for name in replicas) and time.monotonic() < deadline:
             time.sleep(poll_secs)
+        self.finish_evaluation(eval_finish_secs)
         self.stop_all(stop_secs)
         if chief.returncode:
             self._note('the chief (%s) %s' % (self.chief, describe_exit(chief.returncode)))
@@ -337,6 +361,30 @@ class LocalCluster:
         """A line of the launcher itself in the merged output."""
         with self._changed:
             self._log(LAUNCHER, line)
+
+    def finish_evaluation(self, timeout):
+        """Waits until the running evaluator has reported the train dir's last checkpoint
+        (its `Checkpoint <path> (step N)` line, printed after metrics.json is written), at
+        most `timeout` seconds. Returns True when it has, False otherwise (no evaluator, no
+        checkpoint, the evaluator ended or ran out of time; logged)."""
+        name = '%s 0' % cluster_lib.EVALUATOR
+        if name not in self.running():
+            return False
+        train_dir = train_dir_of(self._flags)
+        checkpoint = last_checkpoint(train_dir) if train_dir else None
+        if checkpoint is None:
+            return False
+        with self._changed:
+            self._log(name, 'training ended; waiting up to %.0f s (--eval_finish_secs) for the '
+                      'evaluation of %s' % (timeout, checkpoint))
+        try:
+            self.wait_for_line(name, r'^Checkpoint \S*\b%s \(step \d+\)$' % re.escape(checkpoint),
+                               timeout)
+        except TimeoutError as error:
+            with self._changed:
+                self._log(name, 'stopping without the evaluation of %s: %s' % (checkpoint, error))
+            return False
+        return True
 
 
 def build_parser():
@@ -353,6 +401,9 @@ def build_parser():
     parser.add_argument('--grace_secs', type=float, default=30.0,
                         help='time the workers get to finish after the chief (default '
                         '%(default)s)')
+    parser.add_argument('--eval_finish_secs', type=float, default=600.0,
+                        help='time the evaluator gets to evaluate the last checkpoint after '
+                        'the training (default %(default)s)')
     parser.add_argument('--stop_secs', type=float, default=10.0,
                         help='time between SIGTERM and SIGKILL (default %(default)s)')
     parser.add_argument('--script', default=TRAIN_SCRIPT,
@@ -388,7 +439,8 @@ def main(argv=None):
         signal.signal(signum, on_signal)
     try:
         local.start()
-        return local.run(args.grace_secs, args.stop_secs)
+        return local.run(args.grace_secs, args.stop_secs,
+                         eval_finish_secs=args.eval_finish_secs)
     except KeyboardInterrupt:
         local.stop_all(args.stop_secs)
         chief = local.process(local.chief)

@@ -153,8 +153,8 @@ def run_evaluation(eval_graph, checkpoint_path, class_names, matching_threshold=
             log.update(evaluator.num_images)
         if examples:
             examples = _with_originals(session, eval_graph.originals, examples)
-    logging.info('Evaluated %d images of %s in %.1f s', evaluator.num_images, checkpoint_path,
-                 log.elapsed)
+    logging.info('Evaluated %s of %s in %.1f s', progress.counted(evaluator.num_images, 'image'),
+                 checkpoint_path, log.elapsed)
     if detections_file:
         coco.write_detections(detections_file)
         logging.info('Wrote the detections in COCO results format to %s', detections_file)

@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from common import labels as labels_lib
 from common import manifest as manifest_lib
-from common import np_post_processing
+from common import np_post_processing, progress
 from common import precision as precision_lib
 from common import signatures as sig
 from export import saved_model_writer
@@ -158,13 +158,14 @@ def export(network_name, checkpoint_path, export_base, labels_file, version=None
         saved_model_writer.add_asset(labels_copy)
         with tf.compat.v1.Session(graph=graph) as session:
             averaged = restore_variables(session, checkpoint)
-            logging.info('Restored %s (%d variables from their moving averages)', checkpoint,
-                         averaged)
+            logging.info('Restored %s (%s from their moving averages)', checkpoint,
+                         progress.counted(averaged, 'variable'))
             extra = {manifest_lib.FILENAME: manifest_json}
             if precision != precision_lib.FLOAT32:
                 extra[precision_lib.EXPORT_PLATFORM_CONFIG] = (
                     precision_lib.platform_config_text(precision))
             path = saved_model_writer.write_saved_model(session, export_base, signatures, version,
                                                         extra_files=extra)
-    logging.info('Exported %s with %d classes to %s', network_name, num_classes, path)
+    logging.info('Exported %s with %s to %s', network_name,
+                 progress.counted(num_classes, 'class', 'classes'), path)
     return path

@@ -8,6 +8,7 @@ import logging
 
 import tensorflow as tf
 
+from common import progress
 from nets import checkpoint_state
 
 
@@ -104,7 +105,8 @@ def variables_to_restore(variables, checkpoint_path, model_scope, checkpoint_mod
 def make_init_fn(restore_map, checkpoint_path):
     """Returns fn(scaffold, session) restoring `restore_map` (for tf.compat.v1.train.Scaffold)."""
     saver = tf.compat.v1.train.Saver(restore_map, reshape=False, sharded=False)
-    logging.info('Fine-tuning: %d variables from %s', len(restore_map), checkpoint_path)
+    logging.info('Fine-tuning: %s from %s', progress.counted(len(restore_map), 'variable'),
+                 checkpoint_path)
 
     def init_fn(unused_scaffold, session):
         saver.restore(session, checkpoint_path)

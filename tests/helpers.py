@@ -1,7 +1,13 @@
-"""Helpers shared by the tests: a toy SavedModel, random boxes, running a dataset, and (from
-the packages that own them) the shapes data set as TFRecords, free ports and
-`python -m serving.model_server` processes."""
+"""Helpers shared by the tests: a toy SavedModel, random boxes, running a dataset, a command on
+a pseudo-terminal, and (from the packages that own them) the shapes data set as TFRecords,
+free ports and `python -m serving.model_server` processes."""
+import fcntl
 import os
+import signal
+import subprocess
+import termios
+import threading
+import time
 
 import numpy as np
 import tensorflow as tf
@@ -106,6 +112,77 @@ def run_dataset(dataset):
                 elements.append(session.run(next_element))
             except tf.errors.OutOfRangeError:
                 return elements
+
+
+class Terminal:
+    """A command started on a pseudo-terminal as from an interactive shell: its own session
+    with the terminal as controlling terminal, its group in the foreground. Ctrl-C is the byte
+    0x03 typed into it; the kernel sends SIGINT to the terminal's foreground group. The
+    session id is the command's pid (session_processes)."""
+
+    def __init__(self, command, cwd=REPO, env=None):
+        master, slave = os.openpty()
+        self.master = master
+        self.process = subprocess.Popen(
+            command, cwd=cwd, env=env, stdin=slave, stdout=slave, stderr=slave,
+            start_new_session=True, preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
+        os.close(slave)
+        self.chunks = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        while True:
+            try:
+                data = os.read(self.master, 65536)
+            except OSError:  # EIO: every process holding the terminal has closed it
+                return
+            if not data:
+                return
+            self.chunks.append(data)
+
+    @property
+    def output(self):
+        return b''.join(self.chunks).decode('utf-8', 'replace')
+
+    def ctrl_c(self):
+        os.write(self.master, b'\x03')
+
+    def stop_with_ctrl_c(self, timeout=60.0):
+        """Ctrl-C; waits for the command (returns its exit code), then at most 15 s for every
+        other process of its session to end, and closes the terminal."""
+        self.ctrl_c()
+        code = self.process.wait(timeout)
+        deadline = time.monotonic() + 15
+        while session_processes(self.process.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.close()
+        return code
+
+    def kill_leftovers(self):
+        """SIGKILL to every process of the command's session still alive."""
+        for pid in session_processes(self.process.pid):
+            os.kill(pid, signal.SIGKILL)
+
+    def close(self):
+        self._reader.join(30)
+        os.close(self.master)
+
+
+def session_processes(sid):
+    """Pids of the processes of session `sid` still alive (zombies excluded)."""
+    pids = []
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        try:
+            with open('/proc/%s/stat' % entry, encoding='utf-8') as stat:
+                fields = stat.read().rsplit(')', 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid and fields[0] != 'Z':
+            pids.append(int(entry))
+    return pids
 
 
 # Prelude of a script run in a fresh interpreter: from then on importing tensorflow or

@@ -6,6 +6,7 @@ The cluster runs once (module fixture, bounded waits on log lines, no sleeps); e
 checks one property of that run.
 """
 import glob
+import json
 import os
 import re
 import signal
@@ -226,6 +227,124 @@ def test_launcher_merges_logs_stops_everything_and_returns_the_chief_code(stand_
                          re.M), text
     assert not cluster.running()
     assert cluster.process('ps 1').returncode == 0
+
+
+EVALUATING_STAND_IN = textwrap.dedent('''\
+    """Stand-in of a chief and an evaluator. The chief saves checkpoint 0, waits until it is
+    evaluated, saves its last checkpoint (3) and ends at once. The evaluator evaluates the
+    newest checkpoint whenever it changes, each in 2 s, writing metrics.json and then
+    printing `Checkpoint <path> (step N)` as eval_ssd_network.py does; with `stuck` it
+    stops after checkpoint 0."""
+    import json, os, sys, time
+    config = json.loads(os.environ['TF_CONFIG'])
+    train_dir, mode = sys.argv[1].split('=', 1)[1], sys.argv[2]
+    metrics = os.path.join(train_dir, 'eval', 'metrics.json')
+
+    def save(step):
+        path = os.path.join(train_dir, 'model.ckpt-%d' % step)
+        with open(os.path.join(train_dir, 'checkpoint.tmp'), 'w') as state:
+            state.write('model_checkpoint_path: "%s"\\n' % path)
+        os.replace(os.path.join(train_dir, 'checkpoint.tmp'),
+                   os.path.join(train_dir, 'checkpoint'))
+
+    def evaluated():
+        try:
+            with open(metrics) as f:
+                return json.load(f)['checkpoint']
+        except (OSError, ValueError):
+            return None
+
+    if config['task']['type'] == 'worker':
+        save(0)
+        while evaluated() is None:
+            time.sleep(0.05)
+        save(3)
+        sys.exit(0)
+    done = None
+    while True:
+        try:
+            with open(os.path.join(train_dir, 'checkpoint')) as state:
+                path = state.read().split('"')[1]
+        except (OSError, IndexError):
+            path = None
+        if path and path != done and not (mode == 'stuck' and done):
+            time.sleep(2)
+            os.makedirs(os.path.dirname(metrics), exist_ok=True)
+            with open(metrics + '.tmp', 'w') as f:
+                json.dump({'checkpoint': path}, f)
+            os.replace(metrics + '.tmp', metrics)
+            print('Checkpoint %s (step %s)' % (path, path.rsplit('-', 1)[1]), flush=True)
+            done = path
+        time.sleep(0.05)
+    ''')
+
+
+def _evaluating_cluster(tmp_path, mode):
+    script = tmp_path / 'evaluating_stand_in.py'
+    script.write_text(EVALUATING_STAND_IN)
+    train_dir = tmp_path / 'train'
+    train_dir.mkdir()
+    cluster = local_cluster.LocalCluster(['--train_dir=%s' % train_dir, mode], num_ps=0,
+                                         num_workers=1, evaluator=True, output=None,
+                                         script=str(script))
+    return cluster, train_dir
+
+
+def test_the_evaluator_finishes_the_last_checkpoint_before_it_is_stopped(tmp_path):
+    cluster, train_dir = _evaluating_cluster(tmp_path, 'finish')
+    cluster.start()
+    assert cluster.run(grace_secs=10, stop_secs=10, eval_finish_secs=120) == 0
+    metrics = json.loads((train_dir / 'eval' / 'metrics.json').read_text())
+    assert metrics['checkpoint'] == str(train_dir / 'model.ckpt-3')
+    log = cluster.log('evaluator 0')
+    assert 'training ended; waiting up to 120 s (--eval_finish_secs) for the evaluation of ' \
+        'model.ckpt-3' in log
+    assert 'Checkpoint %s (step 3)' % (train_dir / 'model.ckpt-3') in log
+    assert not cluster.running()
+
+
+def test_the_evaluator_is_stopped_after_its_time_limit(tmp_path):
+    cluster, train_dir = _evaluating_cluster(tmp_path, 'stuck')
+    cluster.start()
+    assert cluster.run(grace_secs=10, stop_secs=10, eval_finish_secs=1) == 0
+    assert not cluster.running()
+    log = '\n'.join(cluster.log('evaluator 0'))
+    assert 'stopping without the evaluation of model.ckpt-3: evaluator 0: no line matching' in log
+    assert json.loads((train_dir / 'eval' / 'metrics.json').read_text())['checkpoint'] == str(
+        train_dir / 'model.ckpt-0')
+
+
+def test_a_real_evaluator_leaves_the_metrics_of_the_last_step(tmp_path):
+    records = helpers.make_shapes_records(str(tmp_path / 'shapes'), 4, 2, seed=6, min_side=64,
+                                          max_side=96)
+    train_dir = tmp_path / 'train'
+    flags = ['--dataset_dir=%s' % records, '--train_dir=%s' % train_dir,
+             '--model_name=ssd_300_mobilenet_v2', '--batch_size=2', '--max_number_of_steps=3',
+             '--log_every_n_steps=1', '--save_summaries_secs=3600', '--num_readers=1',
+             '--num_preprocessing_threads=1', '--cluster_wait_secs=%d' % WAIT_SECS]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', TF_NUM_INTEROP_THREADS='2',
+               TF_NUM_INTRAOP_THREADS='2')
+    with open(tmp_path / 'cluster.log', 'w') as log:
+        cluster = local_cluster.LocalCluster(flags, num_ps=0, num_workers=1, evaluator=True,
+                                             output=log, env=env)
+        try:
+            cluster.start()
+            code = cluster.run(grace_secs=30, stop_secs=10, eval_finish_secs=WAIT_SECS)
+        finally:
+            cluster.stop_all()
+    assert code == 0, (tmp_path / 'cluster.log').read_text()[-3000:]
+    metrics = json.loads((train_dir / 'eval' / 'metrics.json').read_text())
+    assert metrics['checkpoint'] == str(train_dir / 'model.ckpt-3')
+
+
+def test_last_checkpoint_reads_the_checkpoint_state_file(tmp_path):
+    assert local_cluster.last_checkpoint(str(tmp_path)) is None
+    (tmp_path / 'checkpoint').write_text(
+        'model_checkpoint_path: "/t/model.ckpt-600"\n'
+        'all_model_checkpoint_paths: "/t/model.ckpt-400"\n'
+        'all_model_checkpoint_paths: "/t/model.ckpt-600"\n')
+    assert local_cluster.last_checkpoint(str(tmp_path)) == 'model.ckpt-600'
+    assert local_cluster.train_dir_of(['--batch_size=2', '--train_dir', '/t', '-x']) == '/t'
 
 
 @pytest.mark.parametrize('signum', [signal.SIGTERM, signal.SIGINT])  # SIGINT: Ctrl-C

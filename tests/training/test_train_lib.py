@@ -198,6 +198,29 @@ def test_progress_line_of_a_cluster_replica():
     assert line == 'step 50: loss 3.5000 (), lr 0.001, 4.00 images/s (cluster 8.00 images/s)'
 
 
+def test_the_eta_comes_from_the_rate_after_the_first_step(caplog):
+    caplog.set_level(logging.INFO)
+    clock = [0.0]
+    with tf.Graph().as_default():
+        global_step = tf.compat.v1.train.get_or_create_global_step()
+        advance = tf.compat.v1.assign_add(global_step, 1)
+        tensors = {'total': tf.constant(1.0), 'learning_rate': tf.constant(0.1)}
+        hook = train_hooks.ProgressLogHook(tensors, global_step, 1, 8, last_step=10,
+                                           clock=lambda: clock[0])
+        with tf.compat.v1.train.MonitoredSession(hooks=[hook]) as session:
+            # The first step builds the kernels (100 s); the next ones take 1 s, then 3 s.
+            for seconds in (100.0, 1.0, 1.0, 3.0):
+                clock[0] += seconds
+                session.run(advance)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith('step ')]
+    assert [line.split(':')[0] for line in lines] == ['step 1/10', 'step 2/10', 'step 3/10',
+                                                      'step 4/10']
+    assert 'ETA' not in lines[0] and '0.08 images/s' in lines[0]
+    assert lines[1].endswith('8.00 images/s, ETA 0:00:08')   # 8 steps left at 1 s
+    assert lines[2].endswith('ETA 0:00:07')
+    assert lines[3].endswith('2.67 images/s, ETA 0:00:10')  # 6 steps at (1 + 1 + 3) / 3 s
+
+
 def test_replica_progress_shows_the_global_step_and_the_cluster_speed(caplog):
     caplog.set_level(logging.INFO)
     with tf.Graph().as_default():

@@ -40,7 +40,8 @@ class FakeClient:
         kept = [d for d in self.detections if d.score >= score_threshold]
         return DetectionResult(width, height, kept, {'name': self.model_name, 'version': 7,
                                                      'signature': self.signature},
-                               {'decode': 1.0, 'predict': 5.0, 'total': 7.0})
+                               {'decode': 1.0, 'preprocess': 2.0, 'predict': 5.0,
+                                'postprocess': 1.0, 'total': 10.0})
 
     def model_info(self):
         if self.error:

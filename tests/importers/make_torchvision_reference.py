@@ -1,0 +1,91 @@
+"""Writes the stored torchvision detections of the equivalence test (tests/importers/fixtures/
+torchvision_ssd300_detections.json): torchvision's own `ssd300_vgg16` (eval mode, score threshold
+0, its own transform and post-processing) with the seeded weights on the reference photo crops.
+
+Run from the repository root in an environment with torch (not the project's):
+
+    python3 -m venv /tmp/torchenv
+    /tmp/torchenv/bin/pip install torch==2.14.1 torchvision==0.29.1 numpy==2.1.3 \\
+        opencv-python-headless==4.12.0.88 matplotlib==3.10.8
+    /tmp/torchenv/bin/python -m tests.importers.make_torchvision_reference
+
+The weights are regenerated from the seed (tests/importers/torchvision_reference.py), never
+stored. tests/importers/test_torchvision_equivalence.py compares the project's import with this
+file always, and with a live torchvision run when torch is installed.
+"""
+import json
+import os
+import platform
+import re
+import sys
+
+import numpy as np
+import torch
+import torchvision
+
+from tests.importers import torchvision_reference as reference
+
+
+def build_model(state_dict, num_classes=reference.NUM_CLASSES):
+    """torchvision's ssd300_vgg16 with `state_dict` (numpy arrays), eval mode, threshold 0.
+
+    Raises:
+        ValueError: the seeded layout differs from torchvision's (names or shapes).
+    """
+    model = torchvision.models.detection.ssd300_vgg16(
+        weights=None, weights_backbone=None, num_classes=num_classes, score_thresh=0.0)
+    own = {key: tuple(value.shape) for key, value in model.state_dict().items()}
+    seeded = {key: tuple(value.shape) for key, value in state_dict.items()}
+    if own != seeded:
+        differ = sorted(set(own.items()) ^ set(seeded.items()))
+        raise ValueError('the seeded state dict is not torchvision\'s layout: %s' % differ[:4])
+    model.load_state_dict({key: torch.from_numpy(value) for key, value in state_dict.items()})
+    return model.eval()
+
+
+def detections(model, image, top=reference.TOP_DETECTIONS):
+    """torchvision's top detections of one uint8 RGB image.
+
+    Returns:
+        list of [class, score, ymin, xmin, ymax, xmax] (box normalised), best first.
+    """
+    tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255.0
+    with torch.no_grad():
+        found = model([tensor])[0]
+    height, width = image.shape[:2]
+    boxes = found['boxes'][:top].numpy() / np.array([width, height, width, height], np.float32)
+    return [[int(label), round(float(score), 6)] + [round(float(v), 6) for v in box]
+            for label, score, box in zip(found['labels'][:top].tolist(),
+                                         found['scores'][:top].tolist(), boxes[:, [1, 0, 3, 2]])]
+
+
+def main():
+    torch.manual_seed(0)
+    torch.set_num_threads(2)
+    model = build_model(reference.seeded_state_dict())
+    crops = reference.crops()
+    fixture = {
+        'made_by': 'python -m tests.importers.make_torchvision_reference',
+        'torch': torch.__version__, 'torchvision': torchvision.__version__,
+        'numpy': np.__version__, 'python': platform.python_version(),
+        'seed': reference.SEED, 'num_classes': reference.NUM_CLASSES,
+        'gains': {'input': reference.INPUT_GAIN, 'cls': reference.CLS_GAIN,
+                  'loc': reference.LOC_GAIN},
+        'crops': [{'top': top, 'left': left, 'sha256': reference.digest(crop),
+                   'detections': detections(model, crop)}
+                  for (top, left), crop in zip(reference.CROPS, crops)],
+    }
+    os.makedirs(os.path.dirname(reference.FIXTURE), exist_ok=True)
+    text = json.dumps(fixture, indent=1)
+    # One detection a line.
+    text = re.sub(r'\[\s+([-\d.,e\s]+?)\s+\]', lambda m: '[%s]' % re.sub(r'\s+', ' ', m.group(1)),
+                  text)
+    with open(reference.FIXTURE, 'w', encoding='utf-8') as f:
+        f.write(text + '\n')
+    print('Wrote %s (%d crops, top %d detections each)' % (
+        reference.FIXTURE, len(crops), reference.TOP_DETECTIONS))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

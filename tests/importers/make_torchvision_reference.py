@@ -11,8 +11,11 @@ Run from the repository root in an environment with torch (not the project's):
 
 The weights are regenerated from the seed (tests/importers/torchvision_reference.py), never
 stored. tests/importers/test_torchvision_equivalence.py compares the project's import with this
-file always, and with a live torchvision run when torch is installed.
+file always and, when torch is installed, runs this script again (a process of its own: torch
+and TensorFlow crash when torchvision is imported after TensorFlow) with --output, --blocks and
+--state_dict for a live comparison.
 """
+import argparse
 import json
 import os
 import platform
@@ -59,10 +62,51 @@ def detections(model, image, top=reference.TOP_DETECTIONS):
                                          found['scores'][:top].tolist(), boxes[:, [1, 0, 3, 2]])]
 
 
-def main():
+# Block outputs of the layer-by-layer review: name -> torchvision backbone module path.
+BLOCKS = {'conv1_2': 'features.3', 'conv2_2': 'features.8', 'conv3_3': 'features.15',
+          'conv4_3': 'features.22', 'conv5_3': 'extra.0.6', 'conv6': 'extra.0.7.2',
+          'conv7': 'extra.0.7.4', 'conv8': 'extra.1', 'conv9': 'extra.2', 'conv10': 'extra.3',
+          'conv11': 'extra.4'}
+
+
+def block_outputs(model, image):
+    """Every block output, the L2-normalised conv4_3 and the raw heads on one image (NHWC).
+
+    Returns:
+        dict name -> float32 array; 'logits' [1, A, C] and 'locs' [1, A, 4] in the heads' own
+        order (dx, dy, dw, dh), 'anchors' [A, 4] xyxy pixels.
+    """
+    found = {}
+    for name, path in BLOCKS.items():
+        model.backbone.get_submodule(path).register_forward_hook(
+            lambda _m, _i, output, name=name: found.__setitem__(
+                name, output.detach().permute(0, 2, 3, 1).numpy()))
+    tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255.0
+    with torch.no_grad():
+        images, _ = model.transform([tensor])
+        features = list(model.backbone(images.tensors).values())
+        head = model.head(features)
+        anchors = model.anchor_generator(images, features)[0]
+    found['feature/conv4_3'] = features[0].permute(0, 2, 3, 1).numpy()
+    found['logits'] = head['cls_logits'].numpy()
+    found['locs'] = head['bbox_regression'].numpy()
+    found['anchors'] = anchors.numpy()
+    found['input'] = images.tensors.permute(0, 2, 3, 1).numpy()
+    return found
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--output', default=reference.FIXTURE, help='the detections JSON')
+    parser.add_argument('--blocks', default=None,
+                        help='also write the block outputs on the first crop to this .npz')
+    parser.add_argument('--state_dict', default=None,
+                        help='also save the seeded state dict to this .pth')
+    args = parser.parse_args(argv)
     torch.manual_seed(0)
     torch.set_num_threads(2)
-    model = build_model(reference.seeded_state_dict())
+    state_dict = reference.seeded_state_dict()
+    model = build_model(state_dict)
     crops = reference.crops()
     fixture = {
         'made_by': 'python -m tests.importers.make_torchvision_reference',
@@ -75,15 +119,20 @@ def main():
                    'detections': detections(model, crop)}
                   for (top, left), crop in zip(reference.CROPS, crops)],
     }
-    os.makedirs(os.path.dirname(reference.FIXTURE), exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     text = json.dumps(fixture, indent=1)
     # One detection a line.
     text = re.sub(r'\[\s+([-\d.,e\s]+?)\s+\]', lambda m: '[%s]' % re.sub(r'\s+', ' ', m.group(1)),
                   text)
-    with open(reference.FIXTURE, 'w', encoding='utf-8') as f:
+    with open(args.output, 'w', encoding='utf-8') as f:
         f.write(text + '\n')
+    if args.blocks:
+        np.savez(args.blocks, **block_outputs(model, crops[0]))
+    if args.state_dict:
+        torch.save({key: torch.from_numpy(value) for key, value in state_dict.items()},
+                   args.state_dict)
     print('Wrote %s (%d crops, top %d detections each)' % (
-        reference.FIXTURE, len(crops), reference.TOP_DETECTIONS))
+        args.output, len(crops), reference.TOP_DETECTIONS))
     return 0
 
 

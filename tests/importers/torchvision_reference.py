@@ -6,8 +6,11 @@ data and importers.torchvision_ssd (numpy only). The weights are never stored: b
 regenerate them from the seed.
 """
 import hashlib
+import importlib.util
 import json
 import os
+import subprocess
+import sys
 import zlib
 
 import cv2
@@ -15,8 +18,9 @@ import numpy as np
 
 from importers import torchvision_ssd, vgg_layers
 
-FIXTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fixtures',
-                       'torchvision_ssd300_detections.json')
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+FIXTURE = os.path.join(HERE, 'fixtures', 'torchvision_ssd300_detections.json')
 SEED = 2016
 NUM_CLASSES = 91
 # Detections per crop the fixture keeps (torchvision's top ones by score).
@@ -105,3 +109,26 @@ def load_fixture():
     """The stored torchvision detections (make_torchvision_reference.py wrote them)."""
     with open(FIXTURE, encoding='utf-8') as f:
         return json.load(f)
+
+
+def torch_available():
+    """Whether torch and torchvision are installed (the live comparisons run then)."""
+    return all(importlib.util.find_spec(name) is not None for name in ('torch', 'torchvision'))
+
+
+def run_reference_script(folder, timeout=900):
+    """Runs make_torchvision_reference.py now, in a process of its own, into `folder`.
+
+    Returns:
+        (detections dict as the fixture's, block outputs dict, path of the seeded .pth).
+    """
+    paths = {name: os.path.join(folder, name) for name in ('detections.json', 'blocks.npz',
+                                                            'seeded.pth')}
+    subprocess.run([sys.executable, '-m', 'tests.importers.make_torchvision_reference',
+                    '--output', paths['detections.json'], '--blocks', paths['blocks.npz'],
+                    '--state_dict', paths['seeded.pth']],
+                   cwd=REPO, check=True, timeout=timeout, capture_output=True)
+    with open(paths['detections.json'], encoding='utf-8') as f:
+        detections = json.load(f)
+    with np.load(paths['blocks.npz']) as blocks:
+        return detections, dict(blocks), paths['seeded.pth']

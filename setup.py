@@ -6,8 +6,8 @@ from setuptools import setup
 HERE = pathlib.Path(__file__).parent
 
 
-def _requirements():
-    lines = (HERE / 'requirements.txt').read_text().splitlines()
+def _requirements(name='requirements.txt'):
+    lines = (HERE / name).read_text().splitlines()
     return [line.strip() for line in lines if line.strip() and not line.startswith('#')]
 
 
@@ -24,4 +24,6 @@ setup(
     include_package_data=True,
     package_data={'web': ['templates/*.html', 'static/*'], 'serving': ['*.yml', '*.config']},
     install_requires=_requirements(),
+    # Reading torchvision .pth files (import_weights.py --source=torchvision): pip install ".[torch]".
+    extras_require={'torch': _requirements('requirements-torch.txt')},
 )

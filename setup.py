@@ -24,6 +24,6 @@ setup(
     include_package_data=True,
     package_data={'web': ['templates/*.html', 'static/*'], 'serving': ['*.yml', '*.config']},
     install_requires=_requirements(),
-    # Reading torchvision .pth files (import_weights.py --source=torchvision): pip install ".[torch]".
+    # Reading torchvision .pth files (import_weights.py --source=torchvision): .[torch].
     extras_require={'torch': _requirements('requirements-torch.txt')},
 )

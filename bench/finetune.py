@@ -171,7 +171,7 @@ def main():
     parser.add_argument('--num_test', type=int, default=300, help='test images')
     parser.add_argument('--vgg_checkpoint', default=None,
                         help='a vgg_16.ckpt instead of the stand-in made here')
-    parser.add_argument('--vgg_classifier_steps', type=int, default=600,
+    parser.add_argument('--vgg_classifier_steps', type=int, default=300,
                         help='training steps of the vgg_16 stand-in')
     parser.add_argument('--source_steps', type=int, default=300,
                         help='training steps (batch 8) of the source detector')

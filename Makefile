@@ -108,7 +108,7 @@ demo-serve: demo-ports $(STAMP)
 	  --model_base_path=$(abspath $(DEMO_EXPORT)) & server=$$!; \
 	$(BIN)/python -m web.wait_ready --serving_address=127.0.0.1:$(GRPC_PORT) --timeout=180 \
 	  || { stop; exit 1; }; \
-	SERVING_ADDRESS=127.0.0.1:$(GRPC_PORT) MODEL_NAME=ssd NETWORK=$(DEMO_MODEL) \
+	SERVING_ADDRESS=127.0.0.1:$(GRPC_PORT) MODEL_NAME=ssd \
 	  MODEL_HINT='The demo model knows only synthetic shapes; try its test images, $(abspath $(DEMO_VOC))/JPEGImages/test_*.jpg.' \
 	  WEB_BIND=127.0.0.1:$(WEB_PORT) WEB_WORKERS=2 \
 	  $(BIN)/gunicorn -c web/gunicorn.conf.py 'web:create_app()' & web=$$!; \

@@ -27,7 +27,6 @@ from nets import checkpoints, nets_factory
 from nets import precision as nets_precision
 from preprocessing import preprocessing_factory
 
-DEFAULT_MODEL = 'ssd_300_vgg'
 METRICS = ('voc', 'coco')
 
 
@@ -53,7 +52,7 @@ def build_parser():
     model = parser.add_argument_group('model')
     model.add_argument('--model_name', default=None, choices=nets_factory.NETWORK_NAMES,
                        help='network (default: the one of the train dir\'s train_info.json, '
-                       'else %s)' % DEFAULT_MODEL)
+                       'else %s)' % nets_factory.DEFAULT_NETWORK)
     model.add_argument('--moving_average_decay', type=float, default=None,
                        help='evaluate the moving averages of the weights')
     precision.add_flag(model)
@@ -111,7 +110,7 @@ def validate_flags(args):
         raise ValueError('--detections_file %s: its folder does not exist' % args.detections_file)
     folder = train_dir_lib.folder_of(args.checkpoint_path)
     args.model_name = train_dir_lib.network_name(folder, train_dir_lib.read(folder),
-                                                 args.model_name, DEFAULT_MODEL)
+                                                 args.model_name, nets_factory.DEFAULT_NETWORK)
 
 
 def parse_args(argv=None):
@@ -172,7 +171,8 @@ def main(argv=None):
     graph = eval_lib.build_eval_graph(
         network, dataset_info,
         preprocessing_factory.get_preprocessing(args.model_name, is_training=False),
-        args.batch_size, postprocess_kwargs=cli.post_processing_kwargs(args),
+        args.batch_size,
+        postprocess_kwargs={**network.post_processing, **cli.post_processing_kwargs(args)},
         moving_average_decay=args.moving_average_decay,
         num_preprocessing_threads=args.num_preprocessing_threads,
         num_visualizations=args.num_visualizations)

@@ -22,8 +22,6 @@ from export import ssd_export
 from nets import checkpoints, nets_factory
 from nets import precision as nets_precision
 
-DEFAULT_MODEL = 'ssd_300_mobilenet_v2'
-
 
 def build_parser():
     """The script's flags, in topic groups."""
@@ -33,7 +31,7 @@ def build_parser():
                        help='checkpoint prefix or train dir (its latest checkpoint)')
     model.add_argument('--model_name', default=None, choices=nets_factory.NETWORK_NAMES,
                        help='network (default: the one of the train dir\'s train_info.json, '
-                       'else %s)' % DEFAULT_MODEL)
+                       'else %s)' % nets_factory.DEFAULT_NETWORK)
     model.add_argument('--labels_file', default=None,
                        help='labels.txt of the training data (default: <train dir>/labels.txt)')
     output = parser.add_argument_group('output')
@@ -59,7 +57,7 @@ def validate_flags(args):
     folder = train_dir_lib.folder_of(args.checkpoint_path)
     described = train_dir_lib.read(folder)
     args.model_name = train_dir_lib.network_name(folder, described, args.model_name,
-                                                 DEFAULT_MODEL)
+                                                 nets_factory.DEFAULT_NETWORK)
     if args.labels_file is None:
         args.labels_file = os.path.join(folder, labels_lib.LABELS_FILENAME)
     if not os.path.isfile(args.labels_file):
@@ -114,7 +112,8 @@ def main(argv=None):
     tf.compat.v1.logging.set_verbosity(tf.compat.v1.logging.INFO)
     try:
         path = ssd_export.export(args.model_name, args.checkpoint_path, args.export_dir,
-                                 args.labels_file, args.version, cli.post_processing_kwargs(args),
+                                 args.labels_file, args.version,
+                                 cli.post_processing_kwargs(args),
                                  precision=args.precision)
     except (ValueError, FileExistsError) as error:
         print('export_model.py: error: %s' % error, file=sys.stderr)

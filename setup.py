@@ -1,9 +1,15 @@
 """Install the SSD training-to-serving pipeline as an editable package."""
 import pathlib
+import re
 
 from setuptools import setup
 
 HERE = pathlib.Path(__file__).parent
+
+
+def _version():
+    text = (HERE / 'common' / 'version.py').read_text()
+    return re.search(r"^VERSION = '([^']+)'", text, re.M).group(1)
 
 
 def _requirements(name='requirements.txt'):
@@ -13,7 +19,7 @@ def _requirements(name='requirements.txt'):
 
 setup(
     name='ssd-pipeline',
-    version='0.1.0',
+    version=_version(),
     description='SSD object detection: data, training, VOC evaluation, SavedModel export, '
                 'TF-Serving-compatible serving and a web page.',
     python_requires='>=3.11',

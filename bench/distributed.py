@@ -127,8 +127,7 @@ def paper_sizes(model_name, num_classes, ps_counts=(1, 2, 4, 8)):
         network = nets_factory.get_network(model_name, num_classes)
         global_step = tf.compat.v1.train.get_or_create_global_step()
         height, width = network.params.img_shape
-        with slim.arg_scope(network.arg_scope(weight_decay=0.0005)):
-            network.net(tf.zeros([1, height, width, 3]), is_training=True)
+        network.net(tf.zeros([1, height, width, 3]), is_training=True)
         model = slim.get_model_variables(network.name)
         trainable = {v.name for v in tf.compat.v1.trainable_variables()}
         # The training graph creates the global step first: it takes ps task 0 round-robin.

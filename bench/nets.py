@@ -73,8 +73,7 @@ def forward_images_per_second(name, batch_size, iterations, warmup, config,
         with tf.Graph().as_default():
             tf.compat.v1.set_random_seed(0)
             inputs = tf.compat.v1.placeholder(tf.float32, [batch_size, height, width, 3])
-            with slim.arg_scope(network.arg_scope()), \
-                    slim.arg_scope([batch_norm.batch_norm], fold_into_conv=fold):
+            with slim.arg_scope([batch_norm.batch_norm], fold_into_conv=fold):
                 logits, locs, _ = network.net(inputs, is_training=False)
             outputs = network.decode_outputs(logits, locs)
             gflop = _gflop(outputs)

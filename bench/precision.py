@@ -35,7 +35,7 @@ import numpy as np
 
 from bench import machine
 from bench import train as bench_train
-from common import np_box_ops
+from common import np_box_ops, np_post_processing
 from common import precision as precision_lib
 
 
@@ -302,7 +302,8 @@ def parse_args(argv=None):
     forward = commands.add_parser('forward', help='a trained checkpoint in both precisions')
     forward.add_argument('--checkpoint_path', required=True, help='checkpoint or train dir')
     forward.add_argument('--batch_size', type=int, default=8)
-    forward.add_argument('--score_threshold', type=float, default=0.5)
+    forward.add_argument('--score_threshold', type=float,
+                         default=np_post_processing.DISPLAY_THRESHOLD)
     forward.add_argument('--iou_threshold', type=float, default=0.9)
     train = commands.add_parser('train', help='train from scratch in both precisions')
     train.add_argument('--work_dir', required=True, help='empty folder for both runs')

@@ -33,7 +33,6 @@ import cv2
 import grpc
 import numpy as np
 import tensorflow as tf
-import tf_slim as slim
 
 from bench import machine
 from client import protos, tensor_proto
@@ -60,8 +59,7 @@ def _export(model_name, work, precision=precision_lib.FLOAT32):
     network = nets_factory.get_network(model_name, NUM_CLASSES)
     with tf.Graph().as_default(), tf.compat.v1.Session() as session:
         size = network.params.img_shape
-        with slim.arg_scope(network.arg_scope()):
-            network.net(tf.zeros([1, size[0], size[1], 3]), is_training=False)
+        network.net(tf.zeros([1, size[0], size[1], 3]), is_training=False)
         session.run(tf.compat.v1.global_variables_initializer())
         checkpoint = tf.compat.v1.train.Saver().save(session,
                                                      os.path.join(work, 'train', 'model.ckpt'))
@@ -200,8 +198,7 @@ def _batching(base, images, args, batching):
         process, address = helpers.start_model_server(base, flags=flags, log=log)
         try:
             helpers.wait_until_serving(address, process, deadline_s=300)
-            with client_lib.SSDClient(address, network=args.model_name,
-                                      timeout=120) as ssd_client:
+            with client_lib.SSDClient(address, timeout=120) as ssd_client:
                 figures = _measure(lambda: ssd_client.predict({sig.IMAGES: images}),
                                    args.iterations, BATCHING_CLIENTS)
         finally:
@@ -271,7 +268,7 @@ def main(argv=None):
         predict = protos.unary_stub(channel, protos.PREDICTION_SERVICE, 'Predict')
         float_request = _request(sig.DEFAULT_SIGNATURE, sig.IMAGES, images)
         jpeg_request = _request(sig.DETECT_SIGNATURE, sig.ENCODED_IMAGES, [jpeg])
-        ssd_client = client_lib.SSDClient(address, network=args.model_name, timeout=60)
+        ssd_client = client_lib.SSDClient(address, timeout=60)
         cases = [
             ('(a) in-process session callable', '-', lambda: run_in_process(images)),
             ('(b) SSDClient.predict float', float_request.ByteSize(),

@@ -83,7 +83,6 @@ def free_port():
 def export_random_model(root):
     """Exports a random network with export_model.py as `<root>/ssd/1`; returns the base path."""
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
-    import tf_slim  # pylint: disable=import-outside-toplevel
 
     from common import labels as labels_lib  # pylint: disable=import-outside-toplevel
     from nets import nets_factory  # pylint: disable=import-outside-toplevel
@@ -94,8 +93,7 @@ def export_random_model(root):
     network = nets_factory.get_network(NETWORK, num_classes=len(CLASSES))
     height, width = network.params.img_shape
     with tf.Graph().as_default() as graph, tf.compat.v1.Session(graph=graph) as session:
-        with tf_slim.arg_scope(network.arg_scope()):
-            network.net(tf.zeros([1, height, width, 3]), is_training=False)
+        network.net(tf.zeros([1, height, width, 3]), is_training=False)
         session.run(tf.compat.v1.global_variables_initializer())
         checkpoint = tf.compat.v1.train.Saver().save(session, os.path.join(root, 'model.ckpt'))
     base = os.path.join(root, 'ssd')

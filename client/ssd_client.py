@@ -4,11 +4,14 @@
 in numpy, calls Predict on `serving_default` and runs the numpy post-processing; with
 `signature='detect'` it sends the encoded image and the graph does all of it.
 
-Class names come from the export itself: the `detect` signature has an output `class_names`
-(string [batch, C], index = class id), fetched once per model version with one empty string as
-input and `output_filter=['class_names']` (nothing is decoded), which works the same against
-real TF Serving.
-A `labels_path` (labels.txt) overrides it.
+How to use the model comes from the export itself: the `detect` signature has the outputs
+`manifest` (the export manifest, common.manifest: network, input size, normalisation with its
+numbers, post-processing defaults) and `class_names` (string [batch, C], index = class id),
+fetched once per model version with one empty string as input and
+`output_filter=['manifest', 'class_names']` (nothing is decoded), which works the same against
+real TF Serving. A `labels_path` (labels.txt) overrides the class names; `normalization`
+names the input normalisation of an export without a manifest (and is checked against the
+manifest of one that has it).
 
 `address` may list several replicas (`h1:8500,h2:8500`) or name a gRPC DNS target
 (`dns:///svc:8500`, a headless Kubernetes Service; common.serving_address parses the forms):
@@ -32,6 +35,8 @@ import grpc
 import numpy as np
 
 from client import protos, tensor_proto
+from common import manifest as manifest_lib
+from common import normalization as normalization_lib
 from common import np_post_processing, np_preprocessing, serving_address
 from common.images import EXIF_ORIENTATION, decode_image  # noqa: F401  (EXIF_ORIENTATION: API)
 from common.images import MAX_PIXELS as DEFAULT_MAX_PIXELS
@@ -49,6 +54,7 @@ from common.signatures import (
     DETECTION_SCORES,
     ENCODED_IMAGES,
     IMAGES,
+    MANIFEST,
     NUM_DETECTIONS,
     SCORES,
     SIGNATURES,
@@ -83,6 +89,28 @@ class Detection:
     box_px: list  # [xmin, ymin, xmax, ymax] in pixels of the (EXIF-rotated) image
 
 
+def pixel_detections(boxes, scores, classes, class_names, height, width, threshold):
+    """Detections with a score >= threshold, boxes in pixels of an image.
+
+    Args:
+      boxes: float [N, 4] ymin, xmin, ymax, xmax normalised (clipped to the image here).
+      scores: float [N]; classes: int [N].
+      class_names: dict class id -> name (missing ids are named 'class_<id>').
+      height, width: image size in pixels.
+      threshold: minimum score.
+
+    Returns:
+      list of Detection, in the order given.
+    """
+    boxes, scores, classes = np.asarray(boxes), np.asarray(scores), np.asarray(classes)
+    keep = scores >= threshold
+    scale = np.array([height, width, height, width], np.float32)
+    pixels = np.clip(boxes[keep], 0.0, 1.0) * scale
+    return [Detection(int(c), class_names.get(int(c), 'class_%d' % c), float(s),
+                      [float(b[1]), float(b[0]), float(b[3]), float(b[2])])
+            for b, s, c in zip(pixels, scores[keep], classes[keep])]
+
+
 @dataclasses.dataclass
 class DetectionResult:
     width: int
@@ -93,9 +121,23 @@ class DetectionResult:
 
 
 @dataclasses.dataclass
-class _ModelInfo:
+class ModelInfo:
+    """How to use one model version, from its export manifest (and the client's overrides).
+
+    Attributes:
+      version: the model version.
+      network: network name ('' for an export without a manifest).
+      input_hw: (height, width) of the `images` input.
+      normalization: common.normalization.Normalization of the input (None: unknown, for an
+        export without a manifest when the client names none).
+      post_processing: keyword arguments of np_post_processing.postprocess.
+      class_names: dict class id -> name.
+    """
     version: int
+    network: str
     input_hw: tuple
+    normalization: normalization_lib.Normalization
+    post_processing: dict
     class_names: dict
 
 
@@ -115,28 +157,31 @@ class SSDClient:
     """One channel to a model server or to its replicas; thread-safe."""
 
     def __init__(self, address, model_name=DEFAULT_MODEL_NAME, signature=DEFAULT_SIGNATURE,
-                 network='ssd_300_mobilenet_v2', timeout=10.0, retries=3, score_threshold=0.5,
+                 timeout=10.0, retries=3, score_threshold=np_post_processing.DISPLAY_THRESHOLD,
                  labels_path=None, max_pixels=DEFAULT_MAX_PIXELS, postprocess_kwargs=None,
-                 version=None, version_label=None):
+                 version=None, version_label=None, normalization=None):
         """Args:
           address: 'host:port' of the gRPC server, 'h1:port,h2:port' of replicas, or a gRPC
             target such as 'dns:///svc:8500' (common.serving_address).
           model_name: served model name.
           signature: 'serving_default' (client-side pre/post-processing) or 'detect' (in the graph).
-          network: network name, selects the input normalisation.
           timeout: overall deadline in seconds of each call, its retries included.
           retries: extra attempts on UNAVAILABLE (on another replica when there are several),
             with exponential backoff from 0.05 s, within the deadline.
           score_threshold: default minimum score of returned detections.
           labels_path: optional labels.txt overriding the class names of the export.
           max_pixels: larger images raise InvalidImage before decoding.
-          postprocess_kwargs: optional kwargs for nets.np_post_processing.postprocess.
+          postprocess_kwargs: optional kwargs of common.np_post_processing.postprocess,
+            over the manifest's post-processing defaults.
           version: pin this model version (TF Serving's model_spec.version); None: the latest.
           version_label: pin this version label, e.g. 'stable' or 'canary'
             (model_spec.version_label); TF Serving resolves it, the local server refuses labels.
+          normalization: name of a common.normalization kind: how to normalise the input of an
+            export without a manifest; checked against the manifest of one that has it.
 
         Raises:
-          ValueError: a bad signature, network or address, or both version and version_label.
+          ValueError: a bad signature, normalization or address, or both version and
+            version_label.
         """
         if version is not None and version_label:
             raise ValueError('give version or version_label, not both (got %r and %r)'
@@ -144,16 +189,14 @@ class SSDClient:
         if signature not in SIGNATURES:
             raise ValueError('signature must be one of %s, got %r' % (', '.join(SIGNATURES),
                                                                       signature))
-        if network not in np_preprocessing.NORMALIZATION:
-            raise ValueError('unknown network %r (known: %s)'
-                             % (network, ', '.join(np_preprocessing.NORMALIZATION)))
+        self.normalization = (None if normalization is None
+                              else normalization_lib.get(normalization))
         self.address = address
         self._address = serving_address.parse(address)
         self.model_name = model_name
         self.version = version
         self.version_label = version_label or None
         self.signature = signature
-        self.network = network
         self.timeout = timeout
         self.retries = retries
         self.score_threshold = score_threshold
@@ -169,7 +212,7 @@ class SSDClient:
         self._connection = _Connection(self._target, self._channel_options)
         self._replicas = {}  # 'host:port' -> _Connection of replica_status
         self._connection_lock = threading.Lock()
-        self._infos = {}  # version -> _ModelInfo, the latest one last
+        self._infos = {}  # version -> ModelInfo, the latest one last
         self._info_lock = threading.Lock()
 
     def close(self):
@@ -330,8 +373,7 @@ class SSDClient:
         return answers
 
     def model_info(self, version=None, refresh=False):
-        """Input size and class names of a version (default: the latest asked), cached per
-        version.
+        """The ModelInfo of a version (default: the latest asked), cached per version.
 
         Raises:
           ServingUnavailable, ServingError.
@@ -351,25 +393,60 @@ class SSDClient:
         return info
 
     def _fetch_info(self, version):
-        """Metadata and class names of one version. Across replicas during a rollout, a
-        replica without that version answers NOT_FOUND: the next ones are asked then."""
+        """Metadata, manifest and class names of one version. Across replicas during a rollout,
+        a replica without that version answers NOT_FOUND: the next ones are asked then."""
         attempts = 1 if version is None or not self._address.balanced else 1 + max(
             len(self._address.replicas), 2)
         for attempt in range(attempts):
             try:
-                meta = self.metadata(version)
-                shape = meta['signatures'][DEFAULT_SIGNATURE]['inputs'][IMAGES]['shape']
-                class_names = self._labels
-                if class_names is None:
-                    outputs, _ = self.predict({ENCODED_IMAGES: [b'']}, DETECT_SIGNATURE,
-                                              meta['version'], [CLASS_NAMES])
-                    class_names = {i: name.decode('utf-8')
-                                   for i, name in enumerate(outputs[CLASS_NAMES][0])}
-                return _ModelInfo(meta['version'], (shape[1], shape[2]), class_names)
+                return self._read_info(self.metadata(version))
             except ServingError as e:
                 if e.code != 'NOT_FOUND' or attempt + 1 == attempts:
                     raise
         raise AssertionError('unreachable')
+
+    def _read_info(self, meta):
+        """ModelInfo of the version `meta` (metadata()) describes, from its export manifest.
+
+        Without a manifest the normalisation is the client's (None when not given: then only
+        the `detect` signature, which normalises in the graph, can be used).
+
+        Raises:
+          ServingError: FAILED_PRECONDITION for a malformed manifest or one that disagrees
+            with the client's normalization.
+        """
+        where = '%s version %d at %s' % (self.model_name, meta['version'], self.address)
+        shape = meta['signatures'][DEFAULT_SIGNATURE]['inputs'][IMAGES]['shape']
+        detect_outputs = meta['signatures'].get(DETECT_SIGNATURE, {}).get('outputs', {})
+        wanted = [name for name in (MANIFEST, CLASS_NAMES) if name in detect_outputs]
+        outputs = {}
+        if wanted:
+            outputs, _ = self.predict({ENCODED_IMAGES: [b'']}, DETECT_SIGNATURE,
+                                      meta['version'], wanted)
+        class_names = self._labels
+        if class_names is None and CLASS_NAMES in outputs:
+            class_names = {i: name.decode('utf-8')
+                           for i, name in enumerate(outputs[CLASS_NAMES][0])}
+        if MANIFEST not in outputs:
+            if self.normalization is not None:
+                logging.warning('%s has no export manifest; normalising its input as %r, as '
+                                'told', where, self.normalization.name)
+            return ModelInfo(meta['version'], '', (shape[1], shape[2]), self.normalization,
+                             dict(np_post_processing.DEFAULTS), class_names or {})
+        try:
+            manifest = manifest_lib.parse(outputs[MANIFEST][0])
+        except manifest_lib.ManifestError as e:
+            raise ServingError('%s: %s' % (where, e), 'FAILED_PRECONDITION') from None
+        if self.normalization is not None and self.normalization != manifest.normalization:
+            raise ServingError('%s is a %s whose input normalization is %r, not %r as this '
+                               'client was told' % (where, manifest.network,
+                                                    manifest.normalization.name,
+                                                    self.normalization.name),
+                               'FAILED_PRECONDITION')
+        if class_names is None:
+            class_names = dict(enumerate(manifest.class_names))
+        return ModelInfo(meta['version'], manifest.network, manifest.input_size,
+                         manifest.normalization, manifest.post_processing, class_names)
 
     def _to_rgb(self, image):
         if isinstance(image, (bytes, bytearray, memoryview)):
@@ -413,26 +490,31 @@ class SSDClient:
                 boxes, scores, classes, version, timing = self._detect_client_side(rgb, info)
         if version != info.version:
             info = self.model_info(version)
-        keep = scores >= threshold
-        scale = np.array([height, width, height, width], np.float32)
-        pixels = np.clip(boxes[keep], 0.0, 1.0) * scale
-        detections = [Detection(int(c), info.class_names.get(int(c), 'class_%d' % c), float(s),
-                                [float(b[1]), float(b[0]), float(b[3]), float(b[2])])
-                      for b, s, c in zip(pixels, scores[keep], classes[keep])]
+        detections = pixel_detections(boxes, scores, classes, info.class_names, height, width,
+                                      threshold)
         timing = {'decode': (decoded - start) * 1e3, **timing,
                   'total': (time.perf_counter() - start) * 1e3}
-        model = {'name': self.model_name, 'version': version, 'signature': self.signature}
+        model = {'name': self.model_name, 'version': version, 'signature': self.signature,
+                 'network': info.network}
         return DetectionResult(width, height, detections, model, timing)
 
     def _detect_client_side(self, rgb, info):
+        if info.normalization is None:
+            raise ServingError(
+                '%s version %d at %s has no export manifest (an export of an older '
+                'export_model.py), so its input normalization is unknown: export it again, use '
+                "signature='detect', or name the normalization (%s) with SSDClient("
+                'normalization=...), NORMALIZATION=... or --normalization'
+                % (self.model_name, info.version, self.address,
+                   ', '.join(sorted(normalization_lib.KINDS))), 'FAILED_PRECONDITION')
         t0 = time.perf_counter()
-        normalization = np_preprocessing.NORMALIZATION[self.network]
-        batch = np_preprocessing.preprocess_image(rgb, info.input_hw, normalization)[None]
+        batch = np_preprocessing.preprocess_image(rgb, info.input_hw, info.normalization)[None]
         t1 = time.perf_counter()
         outputs, version = self.predict({IMAGES: batch}, DEFAULT_SIGNATURE)
         t2 = time.perf_counter()
         boxes, scores, classes = np_post_processing.postprocess(
-            outputs[SCORES][0], outputs[BOXES][0], **self._postprocess_kwargs)
+            outputs[SCORES][0], outputs[BOXES][0],
+            **{**info.post_processing, **self._postprocess_kwargs})
         t3 = time.perf_counter()
         timing = {'preprocess': (t1 - t0) * 1e3, 'predict': (t2 - t1) * 1e3,
                   'postprocess': (t3 - t2) * 1e3}

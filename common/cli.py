@@ -196,17 +196,16 @@ def check_dataset_flags(args):
 
 
 def add_post_processing_flags(parser, title='post-processing'):
-    """Score threshold, NMS and top-k flags, defaulting to np_post_processing.DEFAULTS."""
+    """Score threshold, NMS and top-k flags; unset (None), they leave the network's defaults."""
     group = parser.add_argument_group(title)
     defaults = np_post_processing.DEFAULTS
-    group.add_argument('--select_threshold', type=float, default=defaults['select_threshold'],
-                       help='per-class score threshold (default %(default)s)')
-    group.add_argument('--nms_threshold', type=float, default=defaults['nms_threshold'],
-                       help='NMS IoU threshold (default %(default)s)')
-    group.add_argument('--pre_nms_top_k', type=int, default=defaults['pre_nms_top_k'],
-                       help='candidates per class before NMS (default %(default)s)')
-    group.add_argument('--keep_top_k', type=int, default=defaults['keep_top_k'],
-                       help='detections per image (default %(default)s)')
+    helps = {'select_threshold': 'per-class score threshold',
+             'nms_threshold': 'NMS IoU threshold',
+             'pre_nms_top_k': 'candidates per class before NMS',
+             'keep_top_k': 'detections per image'}
+    for name, text in helps.items():
+        group.add_argument('--' + name, type=type(defaults[name]), default=None,
+                           help="%s (default: the network's, SSD's is %s)" % (text, defaults[name]))
     return group
 
 
@@ -217,5 +216,7 @@ def check_post_processing(args):
 
 
 def post_processing_kwargs(args):
-    """The post-processing flags as keyword arguments of postprocess()."""
-    return {name: getattr(args, name) for name in np_post_processing.DEFAULTS}
+    """The post-processing flags given, as keyword arguments of postprocess() overriding
+    the network's defaults (SSDNet.post_processing)."""
+    return {name: getattr(args, name) for name in np_post_processing.DEFAULTS
+            if getattr(args, name) is not None}

@@ -22,6 +22,9 @@ SELECT_THRESHOLD = 0.01
 NMS_THRESHOLD = 0.45
 PRE_NMS_TOP_K = 400
 KEEP_TOP_K = 200
+# Default minimum score of the detections shown to people (client, command-line detector,
+# web page, evaluation's detection grid); post-processing itself keeps SELECT_THRESHOLD.
+DISPLAY_THRESHOLD = 0.5
 DEFAULTS = types.MappingProxyType({
     'select_threshold': SELECT_THRESHOLD, 'nms_threshold': NMS_THRESHOLD,
     'pre_nms_top_k': PRE_NMS_TOP_K, 'keep_top_k': KEEP_TOP_K})

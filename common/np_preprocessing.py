@@ -1,63 +1,39 @@
 """Evaluation preprocessing in numpy/OpenCV (no TensorFlow), for the web client.
 
-The TF twin is `preprocessing.ssd_preprocessing.eval_preprocess_image`; both
-resize bilinearly with half-pixel centres (OpenCV INTER_LINEAR on float32 ==
-tf.image.resize 'bilinear') and then normalise, and agree within 1/255 of a
-pixel intensity (tests/preprocessing/test_np_preprocessing.py).
+The TF twin is `preprocessing.image_ops.eval_preprocess_image`; both resize
+bilinearly with half-pixel centres (OpenCV INTER_LINEAR on float32 ==
+tf.image.resize 'bilinear') and then normalise (common.normalization), and agree
+within 1/255 of a pixel intensity (tests/common/test_np_preprocessing.py).
 """
 import cv2
 import numpy as np
 
-# Per-channel ImageNet mean in RGB order (the SSD/VGG Caffe models).
-MEAN_RGB = (123.0, 117.0, 104.0)
-
-# Input normalisations: VGG_MEAN subtracts MEAN_RGB from [0, 255] pixels (the Caffe VGG
-# models); MINUS_ONE_TO_ONE maps [0, 255] to [-1, 1] (MobileNet).
-VGG_MEAN = 'vgg_mean'
-MINUS_ONE_TO_ONE = 'minus_one_to_one'
-NORMALIZATION_KINDS = (VGG_MEAN, MINUS_ONE_TO_ONE)
-
-# The one table of how each network expects its input. It lives here, not in nets/, so
-# the TensorFlow-free client can read it; nets.ssd_params takes each network's
-# `normalization` from it.
-NORMALIZATION = {
-    'ssd_300_vgg': VGG_MEAN,
-    'ssd_300_vgg_bn': VGG_MEAN,
-    'ssd_512_vgg': VGG_MEAN,
-    'ssd_300_mobilenet_v2': MINUS_ONE_TO_ONE,
-}
-
-
-def check_normalization(normalization):
-    """Raises ValueError unless `normalization` is a known kind."""
-    if normalization not in NORMALIZATION_KINDS:
-        raise ValueError('unknown normalization %r (expected one of %s)'
-                         % (normalization, ', '.join(NORMALIZATION_KINDS)))
+from common import normalization as normalization_lib
 
 
 def normalize(image, normalization):
-    """Normalises pixels in [0, 255].
+    """Normalises RGB pixels in [0, 255] for a network.
 
     Args:
       image: float array [..., 3], RGB in [0, 255].
-      normalization: 'vgg_mean' or 'minus_one_to_one'.
+      normalization: common.normalization.Normalization or its name.
     Returns:
-      float32 array of the same shape.
+      float32 array of the same shape, in the network's channel order.
     """
-    check_normalization(normalization)
+    normalization = normalization_lib.get(normalization)
     image = np.asarray(image, np.float32)
-    if normalization == VGG_MEAN:
-        return image - np.asarray(MEAN_RGB, np.float32)
-    return image / np.float32(127.5) - np.float32(1.0)
+    if normalization.channel_order == 'bgr':
+        image = image[..., ::-1]
+    return ((image - np.asarray(normalization.mean, np.float32)) /
+            np.asarray(normalization.std, np.float32))
 
 
 def denormalize(image, normalization):
     """Inverse of `normalize`: float [..., 3] -> float32 RGB in [0, 255]."""
-    check_normalization(normalization)
-    image = np.asarray(image, np.float32)
-    if normalization == VGG_MEAN:
-        return image + np.asarray(MEAN_RGB, np.float32)
-    return (image + np.float32(1.0)) * np.float32(127.5)
+    normalization = normalization_lib.get(normalization)
+    image = (np.asarray(image, np.float32) * np.asarray(normalization.std, np.float32) +
+             np.asarray(normalization.mean, np.float32))
+    return image[..., ::-1] if normalization.channel_order == 'bgr' else image
 
 
 def preprocess_image(image, out_hw, normalization):
@@ -66,7 +42,7 @@ def preprocess_image(image, out_hw, normalization):
     Args:
       image: uint8 array [H, W, 3], RGB.
       out_hw: (height, width) of the network input.
-      normalization: 'vgg_mean' or 'minus_one_to_one'.
+      normalization: common.normalization.Normalization or its name.
     Returns:
       float32 array [out_h, out_w, 3].
     """

@@ -20,8 +20,8 @@ DEFAULT_SIGNATURE = 'serving_default'
 IMAGES = 'images'
 SCORES = 'scores'
 BOXES = 'boxes'
-# detect: encoded_images string [None] -> detections (TF Object Detection API names) and the
-# class names string [None, C].
+# detect: encoded_images string [None] -> detections (TF Object Detection API names), the
+# class names string [None, C] and the export manifest string [None] (common.manifest).
 DETECT_SIGNATURE = 'detect'
 ENCODED_IMAGES = 'encoded_images'
 DETECTION_BOXES = 'detection_boxes'
@@ -29,6 +29,7 @@ DETECTION_SCORES = 'detection_scores'
 DETECTION_CLASSES = 'detection_classes'
 NUM_DETECTIONS = 'num_detections'
 CLASS_NAMES = 'class_names'
+MANIFEST = 'manifest'
 DETECTION_OUTPUTS = (DETECTION_BOXES, DETECTION_SCORES, DETECTION_CLASSES, NUM_DETECTIONS)
 SIGNATURES = (DEFAULT_SIGNATURE, DETECT_SIGNATURE)
 
@@ -84,3 +85,18 @@ def scan_versions(base_path):
 def list_versions(base_path):
     """The sorted versions under base_path that hold a saved_model.pb."""
     return sorted(scan_versions(base_path)[0])
+
+
+def resolve_export(path):
+    """The SavedModel folder of `path`: itself, or its highest integer version folder.
+
+    Raises:
+      ValueError: naming the path when it holds no saved_model.pb.
+    """
+    if os.path.isfile(os.path.join(path, SAVED_MODEL_FILENAME)):
+        return path
+    versions, _ = scan_versions(path)
+    if not versions:
+        raise ValueError('%s holds no %s (give an export folder such as exports/ssd/1, or its '
+                         'base folder exports/ssd)' % (path, SAVED_MODEL_FILENAME))
+    return versions[max(versions)]

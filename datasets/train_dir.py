@@ -12,6 +12,7 @@ import json
 import os
 
 from common import labels as labels_lib
+from common import normalization as normalization_lib
 from common.files import atomic_write
 
 INFO_FILENAME = 'train_info.json'
@@ -29,7 +30,8 @@ def describe(network_name, params, dataset_info):
 
     Args:
         network_name: nets_factory name, e.g. 'ssd_300_vgg'.
-        params: the network's SSDParams (img_shape, normalization, num_classes).
+        params: the network's SSDParams (img_shape, normalization, num_classes); the
+            normalisation is recorded by its name.
         dataset_info: dataset_factory.DatasetInfo of the training data (one or several).
 
     Returns:
@@ -40,7 +42,7 @@ def describe(network_name, params, dataset_info):
         'format': FORMAT,
         'network': network_name,
         'image_size': [int(v) for v in params.img_shape],
-        'normalization': params.normalization,
+        'normalization': normalization_lib.get(params.normalization).name,
         'num_classes': int(params.num_classes),
         'datasets': [{'name': part.name, 'split': part.split_name,
                       'dir': os.path.dirname(os.path.abspath(part.files[0])),

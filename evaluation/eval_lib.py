@@ -73,8 +73,7 @@ def build_eval_graph(network, dataset_info, preprocess_fn, batch_size, postproce
                                   num_preprocessing_threads=num_preprocessing_threads)
     iterator = tf.compat.v1.data.make_initializable_iterator(dataset)
     batch = iterator.get_next()
-    with slim.arg_scope(network.arg_scope(weight_decay=0.0)):
-        logits, locs, _ = network.net(batch[fields.IMAGE], is_training=False)
+    logits, locs, _ = network.net(batch[fields.IMAGE], is_training=False)
     scores, boxes = network.decode_outputs(logits, locs)
     fetches = post_processing.postprocess(scores, boxes, **(postprocess_kwargs or {}))
     for key in (fields.BOXES, fields.LABELS, fields.DIFFICULT, fields.NUM_BOXES, fields.FILENAME,

@@ -14,11 +14,11 @@ import re
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from common import drawing, fields
+from common import drawing, fields, np_post_processing
 from common.files import atomic_write
 
 DISPLAY_SIDE = 480
-SCORE_THRESHOLD = 0.5
+SCORE_THRESHOLD = np_post_processing.DISPLAY_THRESHOLD
 MAX_DETECTIONS = 20
 _MARGIN = 8
 _BACKGROUND = (255, 255, 255)

@@ -6,19 +6,20 @@ Signatures (the serving contract, see "Export" in the README):
 - `detect`: `encoded_images` string [None] (JPEG/PNG/GIF/BMP bytes) -> `detection_boxes`
   [None, K, 4], `detection_scores` [None, K], `detection_classes` [None, K], `num_detections`
   [None] (decode, eval preprocessing, network and NMS in the graph), plus `class_names` string
-  [None, C] (per image the same constant list, index = class id; clients fetch it with one
-  empty string as input and output_filter=['class_names'], which runs no decoding - this works
-  with real TF Serving too, and REST row-format answers stay valid because every output is
-  batched).
+  [None, C] (per image the same constant list, index = class id) and `manifest` string [None]
+  (the export manifest, common.manifest). Clients fetch both with one empty string as input
+  and output_filter=['class_names', 'manifest'], which runs no decoding - this works with real
+  TF Serving too, and REST row-format answers stay valid because every output is batched.
 """
 import logging
 import os
 import tempfile
 
 import tensorflow as tf
-import tf_slim as slim
 
 from common import labels as labels_lib
+from common import manifest as manifest_lib
+from common import np_post_processing
 from common import precision as precision_lib
 from common import signatures as sig
 from export import saved_model_writer
@@ -31,12 +32,13 @@ def class_names_list(names_by_id, num_classes):
     return [names_by_id.get(i, 'class_%d' % i) for i in range(num_classes)]
 
 
-def build_signatures(network, class_names, postprocess_kwargs=None):
+def build_signatures(network, class_names, manifest_json, postprocess_kwargs):
     """Builds the inference graph in the default graph.
 
     Args:
       network: nets.ssd_net.SSDNet.
       class_names: list of num_classes names, index = class id.
+      manifest_json: the export manifest (common.manifest.to_json).
       postprocess_kwargs: kwargs of nets.post_processing.postprocess for `detect`.
     Returns:
       dict signature key -> SignatureDef.
@@ -55,16 +57,17 @@ def build_signatures(network, class_names, postprocess_kwargs=None):
     decoded = tf.map_fn(decode_one, encoded,
                         fn_output_signature=tf.TensorSpec([height, width, 3], tf.float32),
                         name='decode_images')
-    with slim.arg_scope(network.arg_scope()):
-        logits, locs, _ = network.net(images, is_training=False)
-        detect_logits, detect_locs, _ = network.net(decoded, is_training=False,
-                                                    scope=network.name, reuse=True)
+    logits, locs, _ = network.net(images, is_training=False)
+    detect_logits, detect_locs, _ = network.net(decoded, is_training=False,
+                                                scope=network.name, reuse=True)
     scores, boxes = network.decode_outputs(logits, locs)
     detections = post_processing.postprocess(*network.decode_outputs(detect_logits, detect_locs),
-                                             **(postprocess_kwargs or {}))
+                                             **postprocess_kwargs)
+    batch = tf.shape(encoded)[0]
     names = tf.constant(class_names, tf.string)
-    detections[sig.CLASS_NAMES] = tf.tile(names[None], [tf.shape(encoded)[0], 1],
-                                          name=sig.CLASS_NAMES)
+    detections[sig.CLASS_NAMES] = tf.tile(names[None], [batch, 1], name=sig.CLASS_NAMES)
+    detections[sig.MANIFEST] = tf.fill([batch], tf.constant(manifest_json, tf.string),
+                                       name=sig.MANIFEST)
     return {
         sig.DEFAULT_SIGNATURE: saved_model_writer.predict_signature(
             {sig.IMAGES: images}, {sig.SCORES: tf.identity(scores, sig.SCORES),
@@ -107,9 +110,22 @@ def restore_variables(session, checkpoint):
     return averaged
 
 
+def checkpoint_step(checkpoint):
+    """The global step saved in a checkpoint, else the number after its '-', else None."""
+    reader = tf.train.load_checkpoint(checkpoint)
+    if reader.has_tensor('global_step'):
+        return int(reader.get_tensor('global_step'))
+    suffix = checkpoint.rsplit('-', 1)[-1]
+    return int(suffix) if suffix.isdigit() else None
+
+
 def export(network_name, checkpoint_path, export_base, labels_file, version=None,
            postprocess_kwargs=None, precision=precision_lib.FLOAT32):
-    """Exports a checkpoint as `<export_base>/<version>/` (assets/labels.txt included).
+    """Exports a checkpoint as `<export_base>/<version>/` (assets/labels.txt and the export
+    manifest included).
+
+    Args:
+      postprocess_kwargs: overrides of the network's post-processing defaults for `detect`.
 
     The graph is float32 whatever `precision`: mixed precision is an option of the session
     that loads it (the serving machine's, which may lack bfloat16). For another precision
@@ -124,9 +140,15 @@ def export(network_name, checkpoint_path, export_base, labels_file, version=None
     num_classes = max(names_by_id) + 1
     checkpoint = checkpoints.resolve_checkpoint(checkpoint_path)
     network = nets_factory.get_network(network_name, num_classes)
+    post = {**np_post_processing.DEFAULTS, **network.post_processing,
+            **(postprocess_kwargs or {})}
+    class_names = class_names_list(names_by_id, num_classes)
+    manifest_json = manifest_lib.to_json(manifest_lib.build(
+        network_name, network.params.img_shape, network.params.normalization,
+        len(network.anchors()), class_names, post, precision, os.path.abspath(checkpoint),
+        checkpoint_step(checkpoint)))
     with tf.Graph().as_default() as graph, tempfile.TemporaryDirectory() as scratch:
-        signatures = build_signatures(network, class_names_list(names_by_id, num_classes),
-                                      postprocess_kwargs)
+        signatures = build_signatures(network, class_names, manifest_json, post)
         labels_copy = os.path.join(scratch, labels_lib.LABELS_FILENAME)
         labels_lib.write_labels(labels_copy, names_by_id)
         saved_model_writer.add_asset(labels_copy)
@@ -134,7 +156,7 @@ def export(network_name, checkpoint_path, export_base, labels_file, version=None
             averaged = restore_variables(session, checkpoint)
             logging.info('Restored %s (%d variables from their moving averages)', checkpoint,
                          averaged)
-            extra = {}
+            extra = {manifest_lib.FILENAME: manifest_json}
             if precision != precision_lib.FLOAT32:
                 extra[precision_lib.EXPORT_PLATFORM_CONFIG] = (
                     precision_lib.platform_config_text(precision))

@@ -1,7 +1,8 @@
-"""The SSDNet object: params, anchors, graph construction and output decoding."""
+"""The SSDNet object, a network's spec: params, anchors, graph construction and decoding."""
 import dataclasses
 import functools
-from typing import Callable
+import types
+from typing import Callable, Mapping
 
 import tensorflow as tf
 import tf_slim as slim
@@ -23,31 +24,34 @@ def _cached_anchors(params):
 class SSDNet:
     """An SSD network: a feature extractor plus one multibox head per feature layer.
 
-    A description only: no graph is built until `net` is called.
+    A description only (built by nets_factory): no graph is built until `net` is called.
 
     Attributes:
       name: network name, also the default variable scope.
-      params: SSDParams.
+      params: SSDParams (anchors, input size and normalisation, classes).
       feature_fn: fn(inputs, is_training) -> (features dict, end_points dict).
       arg_scope_fn: fn(weight_decay) -> slim arg scope.
       separable_heads: SSDLite heads (depthwise + 1x1) instead of 3x3 convs.
+      post_processing: default keyword arguments of post_processing.postprocess.
     """
     name: str
     params: SSDParams
     feature_fn: Callable
     arg_scope_fn: Callable
     separable_heads: bool = False
+    post_processing: Mapping = dataclasses.field(
+        default_factory=lambda: types.MappingProxyType({}), compare=False)
 
     def anchors(self):
         """float32 numpy [num_anchors, 4] ymin, xmin, ymax, xmax in output order (a copy)."""
         return _cached_anchors(self.params).copy()
 
-    def arg_scope(self, weight_decay=0.0005):
-        """The slim arg scope to build the network in (layers defaults, weight decay)."""
+    def arg_scope(self, weight_decay=0.0):
+        """The slim arg scope `net` builds the network in (layer defaults, weight decay)."""
         return self.arg_scope_fn(weight_decay=weight_decay)
 
-    def net(self, inputs, is_training=False, scope=None, reuse=None):
-        """Builds the network (call it inside `with slim.arg_scope(net.arg_scope()):`).
+    def net(self, inputs, is_training=False, scope=None, reuse=None, weight_decay=0.0):
+        """Builds the network in its own arg scope.
 
         Args:
           inputs: float32 [B, H, W, 3] with (H, W) = params.img_shape, normalised as
@@ -55,6 +59,7 @@ class SSDNet:
           is_training: Python bool (batch norm mode).
           scope: variable scope, default the network name.
           reuse: reuse variables.
+          weight_decay: L2 weight decay of the layers' regularisation losses (training).
 
         Returns:
           logits float32 [B, A, num_classes], locs float32 [B, A, 4] (encoded offsets),
@@ -68,21 +73,22 @@ class SSDNet:
         if inputs.shape.ndims != 4 or tuple(inputs.shape[1:3]) != tuple(params.img_shape):
             raise ValueError('%s expects inputs [batch, %d, %d, 3], got %s'
                              % (self.name, params.img_shape[0], params.img_shape[1], inputs.shape))
-        with tf.compat.v1.variable_scope(scope or self.name, values=[inputs], reuse=reuse):
-            with slim.arg_scope([batch_norm], is_training=is_training):
-                features, end_points = self.feature_fn(inputs, is_training=is_training)
-                all_logits, all_locs = [], []
-                for layer, shape, ratios in zip(params.feat_layers, params.feat_shapes,
-                                                params.anchor_ratios):
-                    feature = features[layer]
-                    if tuple(feature.shape[1:3]) != tuple(shape):
-                        raise ValueError('%s: feature layer %s has shape %s, params say %s'
-                                         % (self.name, layer, feature.shape[1:3], shape))
-                    logits, locs = multibox_head(
-                        feature, anchors_lib.num_boxes_per_cell(ratios), params.num_classes,
-                        separable=self.separable_heads, scope=layer + '_box')
-                    all_logits.append(logits)
-                    all_locs.append(locs)
+        with slim.arg_scope(self.arg_scope(weight_decay)), \
+                tf.compat.v1.variable_scope(scope or self.name, values=[inputs], reuse=reuse), \
+                slim.arg_scope([batch_norm], is_training=is_training):
+            features, end_points = self.feature_fn(inputs, is_training=is_training)
+            all_logits, all_locs = [], []
+            for layer, shape, ratios in zip(params.feat_layers, params.feat_shapes,
+                                            params.anchor_ratios):
+                feature = features[layer]
+                if tuple(feature.shape[1:3]) != tuple(shape):
+                    raise ValueError('%s: feature layer %s has shape %s, params say %s'
+                                     % (self.name, layer, feature.shape[1:3], shape))
+                logits, locs = multibox_head(
+                    feature, anchors_lib.num_boxes_per_cell(ratios), params.num_classes,
+                    separable=self.separable_heads, scope=layer + '_box')
+                all_logits.append(logits)
+                all_locs.append(locs)
         end_points.update(('feature/' + k, v) for k, v in features.items())
         return tf.concat(all_logits, axis=1), tf.concat(all_locs, axis=1), end_points
 

@@ -1,12 +1,12 @@
-"""Geometry and hyper-parameters of the SSD networks (pure Python, no TensorFlow).
+"""Geometry and input of the SSD networks as data (pure Python, no TensorFlow).
 
 Sizes and steps are in pixels of the network input. SSD300 and SSD512 follow the
-original Caffe release of Liu et al. (2016); the MobileNetV2 SSDLite reuses the SSD300
-geometry on its own feature maps.
+original Caffe release of Liu et al. (2016); the builders of nets_factory derive every
+registered network from these two.
 """
 import collections
 
-from common.np_preprocessing import NORMALIZATION
+from common import normalization as normalization_lib
 
 SSDParams = collections.namedtuple('SSDParams', [
     'img_shape',        # (height, width) of the network input.
@@ -18,7 +18,7 @@ SSDParams = collections.namedtuple('SSDParams', [
     'anchor_steps',     # Per layer the cell step in pixels.
     'anchor_offset',    # Cell centre offset in cells (0.5).
     'prior_scaling',    # Box coding variances (y, x, h, w).
-    'normalization',    # Input normalisation, from common.np_preprocessing.NORMALIZATION.
+    'normalization',    # Input normalisation: a common.normalization.Normalization.
 ])
 
 PRIOR_SCALING = (0.1, 0.1, 0.2, 0.2)
@@ -36,7 +36,7 @@ SSD_300_VGG = SSDParams(
     anchor_steps=(8, 16, 32, 64, 100, 300),
     anchor_offset=0.5,
     prior_scaling=PRIOR_SCALING,
-    normalization=NORMALIZATION['ssd_300_vgg'],
+    normalization=normalization_lib.VGG_MEAN,
 )
 
 SSD_512_VGG = SSDParams(
@@ -50,40 +50,5 @@ SSD_512_VGG = SSDParams(
     anchor_steps=(8, 16, 32, 64, 128, 256, 512),
     anchor_offset=0.5,
     prior_scaling=PRIOR_SCALING,
-    normalization=NORMALIZATION['ssd_512_vgg'],
+    normalization=normalization_lib.VGG_MEAN,
 )
-
-# The SSD300 geometry (same anchors as ssd_300_vgg) on MobileNetV2 feature maps of the
-# same sizes: dense enough to give ~10 positive anchors per object, which speeds up
-# training from scratch (the TF OD API's sparser 19x19-first layout gives ~3).
-SSD_300_MOBILENET_V2 = SSD_300_VGG._replace(
-    feat_layers=('layer_8', 'layer_15', 'layer_19', 'extra_1', 'extra_2', 'extra_3'),
-    normalization=NORMALIZATION['ssd_300_mobilenet_v2'],
-)
-
-# SSD300 with batch norm in the VGG backbone and extra layers (ScratchDet, for training
-# from scratch): the same geometry and input.
-SSD_300_VGG_BN = SSD_300_VGG._replace(normalization=NORMALIZATION['ssd_300_vgg_bn'])
-
-PARAMS = {
-    'ssd_300_vgg': SSD_300_VGG,
-    'ssd_300_vgg_bn': SSD_300_VGG_BN,
-    'ssd_512_vgg': SSD_512_VGG,
-    'ssd_300_mobilenet_v2': SSD_300_MOBILENET_V2,
-}
-
-
-def get_params(name, num_classes=None):
-    """Returns the SSDParams of network `name`, optionally with another class count.
-
-    Raises:
-      ValueError: unknown name or num_classes < 2.
-    """
-    if name not in PARAMS:
-        raise ValueError('Unknown network %r; choose one of %s' % (name, ', '.join(sorted(PARAMS))))
-    params = PARAMS[name]
-    if num_classes is not None:
-        if int(num_classes) < 2:
-            raise ValueError('num_classes must be >= 2 (background + 1), got %r' % (num_classes,))
-        params = params._replace(num_classes=int(num_classes))
-    return params

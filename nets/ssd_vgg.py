@@ -15,10 +15,12 @@ normalisation rescales its branch to norm 20, so at initialisation the gradients
 layers differ by up to five orders of magnitude and one SGD learning rate cannot suit them.
 """
 import collections
+import functools
 
 import tensorflow as tf
 import tf_slim as slim
 
+from common import precision
 from nets.batch_norm import batch_norm
 from nets.ssd_layers import l2_normalization
 
@@ -44,14 +46,24 @@ EXTRA_LAYERS_512 = (
 L2_NORM_SCALE_INIT = 20.0
 
 
+@functools.lru_cache(maxsize=None)
+def native_dilation_gradients():
+    """Whether this process's TensorFlow has CPU gradients of Conv2D with `dilations`."""
+    return precision.onednn_enabled(precision.cpu_flags())
+
+
 @slim.add_arg_scope
 def dilated_conv2d(inputs, num_outputs, kernel_size, rate, activation_fn=tf.nn.relu,
                    weights_initializer=None, weights_regularizer=None,
-                   biases_initializer=None, normalizer_fn=None, scope=None):
+                   biases_initializer=None, normalizer_fn=None, scope=None,
+                   native_dilations=True):
     """A SAME-padded stride-1 atrous conv with slim.conv2d's variables (`weights`, `biases`).
 
     slim.conv2d(rate=r) goes through tf.nn.convolution's space-to-batch path, which is
-    about 3x slower on CPU than Conv2D's native `dilations` used here.
+    about 3x slower on CPU than Conv2D's native `dilations` used here, unless
+    `native_dilations` is False: a training graph must take the space-to-batch path where
+    TensorFlow does not run its oneDNN ops (CPUs without AVX512-VNNI, BF16 or AMX, such as
+    AVX2-only ones), because its other CPU kernels have no gradient of a dilated Conv2D.
 
     Args:
       inputs: float32 [B, H, W, C].
@@ -61,6 +73,8 @@ def dilated_conv2d(inputs, num_outputs, kernel_size, rate, activation_fn=tf.nn.r
       activation_fn, weights_initializer, weights_regularizer, biases_initializer,
         normalizer_fn: as in slim.conv2d (with a normalizer there are no biases).
       scope: variable scope.
+      native_dilations: Conv2D with `dilations` (True) or tf.nn.convolution's space-to-batch
+        path (False); both compute the same.
 
     Returns:
       float32 [B, H, W, num_outputs].
@@ -71,8 +85,11 @@ def dilated_conv2d(inputs, num_outputs, kernel_size, rate, activation_fn=tf.nn.r
             'weights', [kernel_size, kernel_size, channels, num_outputs],
             initializer=weights_initializer or tf.compat.v1.glorot_uniform_initializer(),
             regularizer=weights_regularizer)
-        outputs = tf.nn.conv2d(inputs, weights, strides=1, padding='SAME',
-                               dilations=[1, rate, rate, 1])
+        if native_dilations:
+            outputs = tf.nn.conv2d(inputs, weights, strides=1, padding='SAME',
+                                   dilations=[1, rate, rate, 1])
+        else:
+            outputs = tf.nn.convolution(inputs, weights, padding='SAME', dilations=rate)
         if normalizer_fn is not None:
             outputs = normalizer_fn(outputs)
         else:
@@ -124,15 +141,15 @@ def vgg_feature_maps(inputs, extra_layers, is_training=False):
     Args:
       inputs: float32 [B, S, S, 3], VGG mean-subtracted RGB.
       extra_layers: tuple of ExtraLayer (EXTRA_LAYERS_300 or EXTRA_LAYERS_512).
-      is_training: unused here (batch norm takes its mode from the arg scope that
-        SSDNet.net opens); kept for the common feature-map signature.
+      is_training: whether the graph trains: then conv6 takes the dilated convolution path
+        with gradients on this machine (batch norm takes its mode from the arg scope that
+        SSDNet.net opens).
 
     Returns:
       features: dict name -> [B, h, w, d] for 'conv4_3' (L2-normalised), 'conv7' and
         the extra layers.
       end_points: dict of every block output (conv4_3 before normalisation).
     """
-    del is_training
     end_points = {}
     net = inputs
     for block, (repeat, depth) in enumerate(((2, 64), (2, 128), (3, 256), (3, 512), (3, 512)),
@@ -143,7 +160,8 @@ def vgg_feature_maps(inputs, extra_layers, is_training=False):
         if block < 5:
             net = slim.max_pool2d(net, [2, 2], stride=2, scope='pool%d' % block)
     net = slim.max_pool2d(net, [3, 3], stride=1, scope='pool5')
-    net = dilated_conv2d(net, 1024, 3, rate=6, scope='conv6')
+    net = dilated_conv2d(net, 1024, 3, rate=6, scope='conv6',
+                         native_dilations=not is_training or native_dilation_gradients())
     end_points['conv6'] = net
     net = slim.conv2d(net, 1024, [1, 1], scope='conv7')
     end_points['conv7'] = net

@@ -1,7 +1,7 @@
 """Image resampling and normalisation shared by training and evaluation (TF)."""
 import tensorflow as tf
 
-from common import np_preprocessing
+from common import normalization as normalization_lib
 
 FULL_WINDOW = (0.0, 0.0, 1.0, 1.0)
 
@@ -21,7 +21,7 @@ def _sampling_box(window_lo, window_hi, size, out_size):
     return lo, hi
 
 
-def crop_and_resize_image(image, window, out_hw, fill_rgb=np_preprocessing.MEAN_RGB):
+def crop_and_resize_image(image, window, out_hw, fill_rgb=normalization_lib.MEAN_RGB):
     """Resamples a window of an image bilinearly to a fixed size.
 
     With window [0, 0, 1, 1] this equals tf.image.resize(image, out_hw)
@@ -55,12 +55,14 @@ def crop_and_resize_image(image, window, out_hw, fill_rgb=np_preprocessing.MEAN_
 
 
 def normalize_image(image, normalization):
-    """TF twin of np_preprocessing.normalize: float [..., 3] in [0, 255] -> float32."""
-    np_preprocessing.check_normalization(normalization)
+    """TF twin of np_preprocessing.normalize: float RGB [..., 3] in [0, 255] -> float32
+    [..., 3] in the network's channel order (`normalization`: a Normalization or its name)."""
+    normalization = normalization_lib.get(normalization)
     image = tf.cast(image, tf.float32)
-    if normalization == np_preprocessing.VGG_MEAN:
-        return image - tf.constant(np_preprocessing.MEAN_RGB, tf.float32)
-    return image / 127.5 - 1.0
+    if normalization.channel_order == 'bgr':
+        image = image[..., ::-1]
+    return ((image - tf.constant(normalization.mean, tf.float32)) /
+            tf.constant(normalization.std, tf.float32))
 
 
 def eval_preprocess_image(image, out_hw, normalization):
@@ -72,7 +74,7 @@ def eval_preprocess_image(image, out_hw, normalization):
     Args:
       image: uint8 [H, W, 3] RGB.
       out_hw: (height, width) python ints.
-      normalization: 'vgg_mean' or 'minus_one_to_one'.
+      normalization: common.normalization.Normalization or its name.
     Returns:
       float32 [out_h, out_w, 3].
     """

@@ -1,16 +1,13 @@
 """Preprocessing keyed by network name."""
 import functools
 
-from nets import ssd_params
+from nets import nets_factory
 from preprocessing import ssd_preprocessing
 
 
 def network_input(name):
-    """Returns ((height, width), normalization) of network `name`, from its SSDParams."""
-    if name not in ssd_params.PARAMS:
-        raise ValueError('unknown network %r for preprocessing (expected one of %s)'
-                         % (name, ', '.join(sorted(ssd_params.PARAMS))))
-    params = ssd_params.PARAMS[name]
+    """Returns ((height, width), Normalization) of network `name`, from its spec."""
+    params = nets_factory.get_network(name).params
     return (int(params.img_shape[0]), int(params.img_shape[1])), params.normalization
 
 

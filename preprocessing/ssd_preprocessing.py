@@ -25,7 +25,7 @@ def preprocess_for_train(sample, out_hw, normalization, seed=None):
         (ymin, xmin, ymax, xmax normalised) and optionally `labels`,
         `difficult`, `truncated` [N]; other keys are passed through.
       out_hw: (height, width) of the network input, python ints.
-      normalization: 'vgg_mean' or 'minus_one_to_one'.
+      normalization: common.normalization.Normalization or its name.
       seed: optional int32 [2] stateless seed (tests); drawn at random if None.
     Returns:
       dict like `sample` with `image` float32 [out_h, out_w, 3] normalised,
@@ -52,7 +52,7 @@ def preprocess_for_eval(sample, out_hw, normalization):
     Args:
       sample: dict with `image` uint8 [H, W, 3]; other keys are passed through.
       out_hw: (height, width) of the network input, python ints.
-      normalization: 'vgg_mean' or 'minus_one_to_one'.
+      normalization: common.normalization.Normalization or its name.
     Returns:
       dict like `sample` with `image` float32 [out_h, out_w, 3].
     """

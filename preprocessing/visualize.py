@@ -61,7 +61,7 @@ def draw_grid(samples, class_names, normalization, output_path, columns=4):
       samples: list of dicts with `image` float [H, W, 3] normalised,
         `boxes` [N, 4] normalised yxyx, `labels` [N] ints.
       class_names: dict id -> name.
-      normalization: how `image` was normalised ('vgg_mean', 'minus_one_to_one').
+      normalization: how `image` was normalised (common.normalization.Normalization or its name).
       output_path: PNG file to write.
       columns: images per row.
     """

@@ -11,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from common import labels as labels_lib
+from common import manifest, np_post_processing
 from datasets import converter, make_shapes_dataset, pascalvoc
 from export import saved_model_writer
 
@@ -49,14 +50,25 @@ TOY_CLASSES = ['background', 'circle', 'square']
 TOY_ANCHORS = np.array([[0.1, 0.2, 0.5, 0.6], [0.0, 0.0, 1.0, 1.0]], np.float32)
 
 
-def export_toy_model(export_base, box_scale=1.0, version=None, classes=None):
+def toy_manifest(classes=None, normalization='minus_one_to_one', network='toy'):
+    """The export manifest of export_toy_model, as JSON text."""
+    return manifest.to_json(manifest.build(
+        network, TOY_HW, normalization, len(TOY_ANCHORS), classes or TOY_CLASSES,
+        np_post_processing.DEFAULTS, 'float32', '/toy/model.ckpt-1', 1))
+
+
+def export_toy_model(export_base, box_scale=1.0, version=None, classes=None,
+                     manifest_json=None):
     """Writes a toy SavedModel; returns the version's path.
 
     Signatures: serving_default images [None, 4, 4, 3] -> scores [None, 2, 3], boxes
     [None, 2, 4] (= TOY_ANCHORS * box_scale); detect encoded_images [None] -> zero detections,
-    num_detections = byte length, class_names; slow iterations [] int32 -> count (a busy loop,
-    to keep a request in flight); echo x [None, None] -> y = 2 x.
+    num_detections = byte length, class_names, manifest (manifest_json, default
+    toy_manifest(classes); '' leaves the output out); slow iterations [] int32 -> count (a busy
+    loop, to keep a request in flight); echo x [None, None] -> y = 2 x.
     """
+    if manifest_json is None:
+        manifest_json = toy_manifest(classes)
     with tf.Graph().as_default() as graph, tf.compat.v1.Session(graph=graph) as session:
         images = tf.compat.v1.placeholder(tf.float32, [None, TOY_HW[0], TOY_HW[1], 3],
                                           name='images')
@@ -77,6 +89,8 @@ def export_toy_model(export_base, box_scale=1.0, version=None, classes=None):
             'detection_boxes': tf.zeros([batch, 2, 4]), 'detection_scores': tf.zeros([batch, 2]),
             'detection_classes': tf.zeros([batch, 2]), 'num_detections': lengths,
             'class_names': tf.tile(tf.constant(classes or TOY_CLASSES)[None], [batch, 1])}
+        if manifest_json:
+            detections['manifest'] = tf.fill([batch], tf.constant(manifest_json))
         predict = saved_model_writer.predict_signature
         signatures = {
             'serving_default': predict({'images': images}, {'scores': scores, 'boxes': boxes}),

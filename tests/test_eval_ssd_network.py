@@ -10,7 +10,6 @@ import types
 import numpy as np
 import pytest
 import tensorflow as tf
-import tf_slim as slim
 from pycocotools.coco import COCO
 
 from common import labels as labels_lib
@@ -41,8 +40,7 @@ def _write_checkpoint(train_dir, num_classes):
     """A freshly initialised ssd_300_mobilenet_v2 checkpoint at step 7."""
     with tf.Graph().as_default():
         network = nets_factory.get_network('ssd_300_mobilenet_v2', num_classes)
-        with slim.arg_scope(network.arg_scope()):
-            network.net(tf.zeros([1, 300, 300, 3]), is_training=False)
+        network.net(tf.zeros([1, 300, 300, 3]), is_training=False)
         step = tf.compat.v1.train.get_or_create_global_step()
         with tf.compat.v1.Session() as session:
             session.run(tf.compat.v1.global_variables_initializer())

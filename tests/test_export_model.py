@@ -10,7 +10,6 @@ import cv2
 import numpy as np
 import pytest
 import tensorflow as tf
-import tf_slim as slim
 
 import export_model
 from client import ssd_client as client_lib
@@ -38,8 +37,7 @@ def exported(tmp_path_factory):
     images = np.random.RandomState(1).uniform(-1, 1, [2, 300, 300, 3]).astype(np.float32)
     with tf.Graph().as_default(), tf.compat.v1.Session() as session:
         inputs = tf.constant(images)
-        with slim.arg_scope(network.arg_scope()):
-            logits, locs, _ = network.net(inputs, is_training=False)
+        logits, locs, _ = network.net(inputs, is_training=False)
         scores, boxes = network.decode_outputs(logits, locs)
         trainable = tf.compat.v1.trainable_variables()
         ema = tf.compat.v1.train.ExponentialMovingAverage(0.99)
@@ -233,11 +231,13 @@ def test_bfloat16_export_is_the_float32_graph_with_a_platform_config(exported, t
     assert op_types(os.path.join(base, '1')) == op_types(exported['path'])
 
 
-def test_default_post_processing_is_the_shared_one(exported):
+def test_default_post_processing_is_the_network_one(exported):
     args = export_model.parse_args(['--checkpoint_path=%s' % (exported['work'] / 'train'),
                                     '--export_dir=%s' % exported['base'],
                                     '--labels_file=%s' % exported['labels_file']])
-    assert cli.post_processing_kwargs(args) == dict(np_post_processing.DEFAULTS)
+    assert cli.post_processing_kwargs(args) == {}
+    network = nets_factory.get_network(args.model_name)
+    assert dict(network.post_processing) == dict(np_post_processing.DEFAULTS)
 
 
 def test_bad_checkpoint_messages(tmp_path, exported):

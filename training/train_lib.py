@@ -88,8 +88,8 @@ def build_train_graph(network, dataset_info, preprocess_fn, deploy_config, batch
     def clone_fn():
         with tf.compat.v1.device(deploy_config.inputs_device()):
             batch = iterator.get_next()
-        with slim.arg_scope(network.arg_scope(weight_decay=weight_decay)):
-            logits, locs, _ = network.net(batch[fields.IMAGE], is_training=True)
+        logits, locs, _ = network.net(batch[fields.IMAGE], is_training=True,
+                                      weight_decay=weight_decay)
         parts = losses_lib.ssd_losses(logits, locs, batch[fields.TARGET_LABELS],
                                       batch[fields.TARGET_LOCS], negative_ratio=negative_ratio,
                                       loss_alpha=loss_alpha)

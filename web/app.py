@@ -20,7 +20,7 @@ MAX_QUERY_BYTES = 4096
 def make_client(config):
     """Creates the app's SSDClient from the settings."""
     return SSDClient(config['SERVING_ADDRESS'], model_name=config['MODEL_NAME'],
-                     signature=config['SIGNATURE'], network=config['NETWORK'],
+                     signature=config['SIGNATURE'], normalization=config['NORMALIZATION'],
                      timeout=config['SERVING_TIMEOUT'], retries=config['SERVING_RETRIES'],
                      score_threshold=config['SCORE_THRESHOLD'],
                      labels_path=config['LABELS_FILE'], max_pixels=config['MAX_IMAGE_PIXELS'],

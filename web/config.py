@@ -1,7 +1,7 @@
 """Configuration of the web app: defaults, then a mapping, then environment variables."""
 import os
 
-from common import images, serving_address, signatures
+from common import images, normalization, np_post_processing, serving_address, signatures
 
 # Settings and their defaults; each can be set by an environment variable of the same name.
 DEFAULTS = {
@@ -12,7 +12,9 @@ DEFAULTS = {
     'MODEL_VERSION': None,
     'MODEL_VERSION_LABEL': None,
     'SIGNATURE': signatures.DEFAULT_SIGNATURE,
-    'NETWORK': 'ssd_300_mobilenet_v2',
+    # How to normalise the input of an export without a manifest (a common.normalization
+    # kind); an export's manifest says it otherwise, and a set value is checked against it.
+    'NORMALIZATION': None,
     'LABELS_FILE': None,
     'SERVING_TIMEOUT': 10.0,
     'SERVING_RETRIES': 3,
@@ -20,7 +22,7 @@ DEFAULTS = {
     'MAX_IMAGE_PIXELS': images.MAX_PIXELS,
     # Pixels one worker process decodes at once (concurrent uploads beyond it wait their turn).
     'DECODE_PIXEL_BUDGET': images.MAX_PIXELS,
-    'SCORE_THRESHOLD': 0.5,
+    'SCORE_THRESHOLD': np_post_processing.DISPLAY_THRESHOLD,
     'RETRY_AFTER_S': 5,
     # Shown under the model's class list, e.g. what the model was trained on.
     'MODEL_HINT': '',
@@ -86,6 +88,13 @@ def _text(name, text):
     return str(text).strip()
 
 
+def _normalization(name, text):
+    text = str(text).strip()
+    if text not in normalization.KINDS:
+        raise ConfigError(f'{name}={text!r} is not one of {", ".join(sorted(normalization.KINDS))}')
+    return text
+
+
 def _existing_file(name, text):
     if not text:
         return None
@@ -100,7 +109,7 @@ PARSERS = {
     'MODEL_VERSION': _positive_int,
     'MODEL_VERSION_LABEL': _non_empty,
     'SIGNATURE': _non_empty,
-    'NETWORK': _non_empty,
+    'NORMALIZATION': _normalization,
     'LABELS_FILE': _existing_file,
     'SERVING_TIMEOUT': _positive_float,
     'SERVING_RETRIES': _non_negative_int,

@@ -113,11 +113,12 @@ def detect_request(request):
 
 
 def model_description():
-    """{'name', 'version', 'signature', 'network', 'input_size', 'classes': {id: name}}."""
+    """{'name', 'version', 'signature', 'network', 'input_size', 'classes': {id: name}};
+    network and input size as the export's manifest states them."""
     ssd = client()
     info = call_model(ssd.model_info)
     return {'name': ssd.model_name, 'version': info.version, 'signature': ssd.signature,
-            'network': ssd.network, 'input_size': list(info.input_hw),
+            'network': info.network, 'input_size': list(info.input_hw),
             'classes': {str(k): v for k, v in sorted(info.class_names.items())}}
 
 

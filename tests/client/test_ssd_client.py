@@ -40,7 +40,8 @@ def test_detect_matches_numpy_pipeline_in_pixels(client, toy):
     # image.
     by_box = {tuple(np.round(d.box_px, 4)) for d in result.detections}
     assert by_box <= {(8.0, 2.0, 24.0, 10.0), (0.0, 0.0, 40.0, 20.0)}
-    assert result.model == {'name': 'ssd', 'version': 1, 'signature': 'serving_default'}
+    assert result.model == {'name': 'ssd', 'version': 1, 'signature': 'serving_default',
+                            'network': 'toy'}
     assert set(result.timing_ms) == {'decode', 'preprocess', 'predict', 'postprocess', 'total'}
 
 

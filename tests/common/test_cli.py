@@ -101,9 +101,11 @@ def test_parse_turns_value_errors_into_usage_errors(capsys):
     assert 'usage:' in err and 'error: --batch_size must be > 0, got 0' in err
 
 
-def test_post_processing_flags_default_to_the_shared_defaults():
+def test_post_processing_flags_leave_the_network_defaults_unless_given():
     args = _parser().parse_args([])
-    assert cli.post_processing_kwargs(args) == dict(np_post_processing.DEFAULTS)
+    assert cli.post_processing_kwargs(args) == {}
+    given = _parser().parse_args(['--nms_threshold=0.5', '--keep_top_k=10'])
+    assert cli.post_processing_kwargs(given) == {'nms_threshold': 0.5, 'keep_top_k': 10}
     assert np_post_processing.DEFAULTS == {'select_threshold': 0.01, 'nms_threshold': 0.45,
                                            'pre_nms_top_k': 400, 'keep_top_k': 200}
     cli.check_post_processing(args)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from common import np_preprocessing
+from common import normalization, np_preprocessing
 from preprocessing import image_ops
 
 
@@ -16,19 +16,13 @@ def test_imports_without_tensorflow():
     subprocess.run([sys.executable, '-c', code], check=True)
 
 
-def test_normalization_table_names_kinds():
-    assert set(np_preprocessing.NORMALIZATION.values()) <= set(np_preprocessing.NORMALIZATION_KINDS)
-    assert np_preprocessing.NORMALIZATION['ssd_300_vgg'] == 'vgg_mean'
-    assert np_preprocessing.NORMALIZATION['ssd_300_mobilenet_v2'] == 'minus_one_to_one'
-
-
 def test_normalize_hand_values():
     pixel = np.array([[0.0, 127.5, 255.0]])
     np.testing.assert_allclose(np_preprocessing.normalize(pixel, 'vgg_mean'),
                                [[-123.0, 10.5, 151.0]])
     np.testing.assert_allclose(np_preprocessing.normalize(pixel, 'minus_one_to_one'),
                                [[-1.0, 0.0, 1.0]])
-    for kind in np_preprocessing.NORMALIZATION_KINDS:
+    for kind in normalization.KINDS.values():
         np.testing.assert_allclose(
             np_preprocessing.denormalize(np_preprocessing.normalize(pixel, kind), kind), pixel,
             atol=1e-4)
@@ -97,3 +91,15 @@ def test_to_rgb_uint8_conversions():
 def test_to_rgb_uint8_errors(array, message):
     with pytest.raises(ValueError, match=message):
         np_preprocessing.to_rgb_uint8(array)
+
+
+def test_bgr_normalization_reverses_the_channels_in_numpy_and_tf():
+    caffe = normalization.Normalization('caffe_bgr', (104.0, 117.0, 123.0), (1.0, 1.0, 1.0),
+                                        'bgr')
+    pixel = np.array([[10.0, 20.0, 30.0]], np.float32)
+    np.testing.assert_allclose(np_preprocessing.normalize(pixel, caffe), [[-74.0, -97.0, -113.0]])
+    np.testing.assert_allclose(np_preprocessing.denormalize(
+        np_preprocessing.normalize(pixel, caffe), caffe), pixel)
+    with tf.Graph().as_default(), tf.compat.v1.Session() as session:
+        np.testing.assert_allclose(session.run(image_ops.normalize_image(pixel, caffe)),
+                                   [[-74.0, -97.0, -113.0]])

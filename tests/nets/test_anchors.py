@@ -2,13 +2,13 @@
 import numpy as np
 import pytest
 
-from nets import anchors, ssd_params
+from nets import anchors, nets_factory, ssd_params
 
 
 @pytest.mark.parametrize('name, total', [('ssd_300_vgg', 8732), ('ssd_512_vgg', 24564),
                                          ('ssd_300_mobilenet_v2', 8732)])
 def test_totals(name, total):
-    params = ssd_params.get_params(name)
+    params = nets_factory.get_network(name).params
     boxes = anchors.ssd_anchors(params)
     assert boxes.shape == (total, 4)
     assert boxes.dtype == np.float32
@@ -16,7 +16,7 @@ def test_totals(name, total):
 
 
 def test_mobilenet_reuses_the_ssd300_geometry():
-    np.testing.assert_array_equal(anchors.ssd_anchors(ssd_params.SSD_300_MOBILENET_V2),
+    np.testing.assert_array_equal(nets_factory.get_network('ssd_300_mobilenet_v2').anchors(),
                                   anchors.ssd_anchors(ssd_params.SSD_300_VGG))
 
 

@@ -4,7 +4,6 @@ import dataclasses
 import numpy as np
 import pytest
 import tensorflow as tf
-import tf_slim as slim
 
 from nets import anchors as anchors_lib
 from nets import nets_factory
@@ -66,17 +65,15 @@ def test_scope_and_reuse():
     network = nets_factory.get_network('ssd_300_vgg', num_classes=2)
     with tf.Graph().as_default():
         inputs = tf.zeros([1, 300, 300, 3])
-        with slim.arg_scope(network.arg_scope()):
-            network.net(inputs, scope='model')
-            count = len(tf.compat.v1.global_variables())
-            network.net(inputs, scope='model', reuse=True)
+        network.net(inputs, scope='model')
+        count = len(tf.compat.v1.global_variables())
+        network.net(inputs, scope='model', reuse=True)
         assert len(tf.compat.v1.global_variables()) == count
         assert all(v.op.name.startswith('model/') for v in tf.compat.v1.global_variables())
         # The default scope (the network name) can be reused too.
-        with slim.arg_scope(network.arg_scope()):
-            network.net(inputs)
-            count = len(tf.compat.v1.global_variables())
-            network.net(inputs, reuse=True)
+        network.net(inputs)
+        count = len(tf.compat.v1.global_variables())
+        network.net(inputs, reuse=True)
         assert len(tf.compat.v1.global_variables()) == count
         assert any(v.op.name.startswith('ssd_300_vgg/') for v in tf.compat.v1.global_variables())
 
@@ -87,5 +84,4 @@ def test_params_that_disagree_with_the_graph_are_a_clear_error():
     network = dataclasses.replace(network, params=network.params._replace(feat_shapes=bad_shapes))
     with tf.Graph().as_default():
         with pytest.raises(ValueError, match='conv11 has shape'):
-            with slim.arg_scope(network.arg_scope()):
-                network.net(tf.zeros([1, 300, 300, 3]))
+            network.net(tf.zeros([1, 300, 300, 3]))

@@ -67,8 +67,7 @@ def _forward(name, images):
     with tf.Graph().as_default():
         tf.compat.v1.set_random_seed(0)
         inputs = tf.constant(images)
-        with slim.arg_scope(network.arg_scope()):
-            logits, locs, _ = network.net(inputs, is_training=False)
+        logits, locs, _ = network.net(inputs, is_training=False)
         outputs = (logits, locs) + tuple(network.decode_outputs(logits, locs))
         statistics = [v.assign(tf.random.uniform(v.shape, 0.5, 1.5, seed=i))
                       for i, v in enumerate(tf.compat.v1.global_variables())

@@ -69,8 +69,7 @@ def _restore(network_name, checkpoint, checkpoint_scope):
     network = nets_factory.get_network(network_name, num_classes=21)
     with tf.Graph().as_default():
         height, width = network.params.img_shape
-        with slim.arg_scope(network.arg_scope()):
-            network.net(tf.zeros([1, height, width, 3]), is_training=True)
+        network.net(tf.zeros([1, height, width, 3]), is_training=True)
         variables = slim.get_model_variables(network_name)
         restore = checkpoints.variables_to_restore(
             variables, checkpoint, network_name, checkpoint_scope, ignore_missing_vars=True)

@@ -40,8 +40,7 @@ def _check_features(network, end_points, logits, locs, depth_multiplier):
 def test_training_graph_shapes_names_and_updates():
     with tf.Graph().as_default():
         network = _network()
-        with slim.arg_scope(network.arg_scope()):
-            logits, locs, end_points = network.net(tf.zeros([2, 300, 300, 3]), is_training=True)
+        logits, locs, end_points = network.net(tf.zeros([2, 300, 300, 3]), is_training=True)
         _check_features(network, end_points, logits, locs, 1.0)
         names = {v.op.name for v in tf.compat.v1.global_variables()}
         updates = tf.compat.v1.get_collection(UPDATE_OPS)
@@ -63,9 +62,8 @@ def test_training_graph_shapes_names_and_updates():
 def test_eval_graph_with_width_multiplier():
     with tf.Graph().as_default():
         network = _network(depth_multiplier=0.5)
-        with slim.arg_scope(network.arg_scope()):
-            logits, locs, end_points = network.net(tf.zeros([2, 300, 300, 3]),
-                                                   is_training=False)
+        logits, locs, end_points = network.net(tf.zeros([2, 300, 300, 3]),
+                                               is_training=False)
         _check_features(network, end_points, logits, locs, 0.5)
         assert not tf.compat.v1.get_collection(UPDATE_OPS)
         shapes = {v.op.name: v.shape.as_list() for v in tf.compat.v1.global_variables()}
@@ -80,8 +78,7 @@ def test_overfits_one_image():
     with tf.Graph().as_default():
         tf.compat.v1.set_random_seed(0)
         network = _network(depth_multiplier=0.5, num_classes=2)
-        with slim.arg_scope(network.arg_scope(weight_decay=0.0)):
-            logits, locs, _ = network.net(tf.constant(image), is_training=True)
+        logits, locs, _ = network.net(tf.constant(image), is_training=True)
         labels, target_locs, _ = matching.match_anchors(
             network.anchors(), tf.constant([[0.2, 0.3, 0.6, 0.8]]), tf.constant([1]))
         loss = losses.ssd_losses(logits, locs, tf.stack([labels] * 2),

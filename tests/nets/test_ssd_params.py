@@ -1,11 +1,13 @@
-"""Tests of nets/ssd_params.py."""
+"""Tests of nets/ssd_params.py, through the network specs of nets_factory."""
 import pytest
 
-from nets import ssd_params
+from common import normalization
+from nets import nets_factory
 
 
 def test_params_are_consistent():
-    for name, params in ssd_params.PARAMS.items():
+    for name in nets_factory.NETWORK_NAMES:
+        params = nets_factory.get_network(name).params
         n = len(params.feat_layers)
         assert len(params.feat_shapes) == n, name
         assert len(params.anchor_sizes) == n, name
@@ -16,20 +18,22 @@ def test_params_are_consistent():
             assert 0 < low < high, name
 
 
-def test_get_params_overrides_classes():
-    params = ssd_params.get_params('ssd_300_vgg', num_classes=6)
+def test_num_classes_override():
+    params = nets_factory.get_network('ssd_300_vgg', num_classes=6).params
     assert params.num_classes == 6
-    assert ssd_params.get_params('ssd_300_vgg').num_classes == 21
+    assert nets_factory.get_network('ssd_300_vgg').params.num_classes == 21
 
 
-def test_get_params_errors():
+def test_errors():
     with pytest.raises(ValueError, match='Unknown network'):
-        ssd_params.get_params('ssd_1000')
+        nets_factory.get_network('ssd_1000')
     with pytest.raises(ValueError, match='num_classes'):
-        ssd_params.get_params('ssd_300_vgg', num_classes=1)
+        nets_factory.get_network('ssd_300_vgg', num_classes=1)
 
 
-def test_normalization_names():
-    assert ssd_params.SSD_300_VGG.normalization == 'vgg_mean'
-    assert ssd_params.SSD_512_VGG.normalization == 'vgg_mean'
-    assert ssd_params.SSD_300_MOBILENET_V2.normalization == 'minus_one_to_one'
+@pytest.mark.parametrize('name, kind', [('ssd_300_vgg', normalization.VGG_MEAN),
+                                        ('ssd_300_vgg_bn', normalization.VGG_MEAN),
+                                        ('ssd_512_vgg', normalization.VGG_MEAN),
+                                        ('ssd_300_mobilenet_v2', normalization.MINUS_ONE_TO_ONE)])
+def test_normalization_of_each_network(name, kind):
+    assert nets_factory.get_network(name).params.normalization == kind

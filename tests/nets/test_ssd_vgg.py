@@ -12,12 +12,11 @@ from nets import nets_factory, ssd_vgg
 FIXTURES = pathlib.Path(__file__).parent / 'fixtures'
 
 
-def _build(name, batch=1, **kwargs):
+def _build(name, batch=1, weight_decay=0.0005, **kwargs):
     network = nets_factory.get_network(name, **kwargs)
     height, width = network.params.img_shape
     inputs = tf.compat.v1.placeholder(tf.float32, [batch, height, width, 3])
-    with slim.arg_scope(network.arg_scope()):
-        outputs = network.net(inputs)
+    outputs = network.net(inputs, weight_decay=weight_decay)
     return network, inputs, outputs
 
 
@@ -136,7 +135,7 @@ def test_batch_norm_vgg_has_batch_norm_after_every_feature_conv():
     # The prediction heads keep their biases and have no batch norm.
     assert names['ssd_300_vgg_bn/conv4_3_box/cls/biases'] == [4 * 4]
     assert not any('_box/' in n and 'BatchNorm' in n for n in names)
-    assert network.params.normalization == 'vgg_mean'
+    assert network.params.normalization.name == 'vgg_mean'
     assert logits.shape.as_list() == [1, 8732, 4]
 
 
@@ -167,9 +166,8 @@ def test_from_scratch_gradient_scales_plain_and_batch_norm():
         with tf.Graph().as_default():
             tf.compat.v1.set_random_seed(0)
             image = np.random.default_rng(0).uniform(-120, 130, [2, 300, 300, 3])
-            with slim.arg_scope(network.arg_scope()):
-                logits, _, end_points = network.net(tf.constant(image, tf.float32),
-                                                    is_training=True)
+            logits, _, end_points = network.net(tf.constant(image, tf.float32),
+                                                is_training=True)
             loss = tf.reduce_mean(tf.square(logits))
             layers = ('conv4/conv4_3', 'conv5/conv5_1', 'conv8/conv8_2')
             weights = [tf.compat.v1.get_default_graph().get_tensor_by_name(
@@ -188,3 +186,34 @@ def test_from_scratch_gradient_scales_plain_and_batch_norm():
     assert batch_norm['conv4_3'] / batch_norm['conv8_2'] < 20
     # The activations of the first extra layer: shrunk to ~1/3000 of the input scale vs ~0.6.
     assert plain_conv8 < 0.1 < bn_conv8
+
+
+@pytest.mark.parametrize('native', [True, False])
+def test_dilated_conv2d_paths_agree(native):
+    """The native and the space-to-batch paths compute relu(atrous conv) alike."""
+    x = np.random.default_rng(1).normal(size=[1, 19, 19, 4]).astype(np.float32)
+    with tf.Graph().as_default():
+        inputs = tf.constant(x)
+        ours = ssd_vgg.dilated_conv2d(inputs, 3, 3, rate=6, scope='a', native_dilations=native)
+        weights, biases = tf.compat.v1.global_variables()
+        reference = tf.nn.relu(tf.nn.bias_add(tf.nn.convolution(
+            inputs, weights, padding='SAME', dilations=6), biases))
+        with tf.compat.v1.Session() as session:
+            session.run(tf.compat.v1.global_variables_initializer())
+            got, want = session.run([ours, reference])
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_training_graph_has_gradients_on_this_machine():
+    """conv6 of a training graph takes a path TensorFlow can differentiate here, with or
+    without oneDNN."""
+    with tf.Graph().as_default():
+        network = nets_factory.get_network('ssd_300_vgg')
+        inputs = tf.constant(np.random.default_rng(2).normal(size=[1, 300, 300, 3]), tf.float32)
+        logits, _, _ = network.net(inputs, is_training=True)
+        conv6 = [v for v in tf.compat.v1.trainable_variables() if 'conv6' in v.op.name]
+        gradients = tf.gradients(tf.reduce_sum(logits), conv6)
+        with tf.compat.v1.Session() as session:
+            session.run(tf.compat.v1.global_variables_initializer())
+            values = session.run(gradients)
+    assert all(np.all(np.isfinite(g)) for g in values)

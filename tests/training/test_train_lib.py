@@ -172,7 +172,7 @@ def _tiny_network(num_classes):
 
     import tf_slim as slim
 
-    from nets import ssd_mobilenet_v2, ssd_params
+    from nets import nets_factory, ssd_mobilenet_v2
     from nets.ssd_net import SSDNet
 
     def feature_fn(inputs, is_training):
@@ -181,7 +181,7 @@ def _tiny_network(num_classes):
                                     scope='conv2')
         return {'conv2': net}, {}
 
-    params = ssd_params.SSD_300_MOBILENET_V2._replace(
+    params = nets_factory.get_network('ssd_300_mobilenet_v2').params._replace(
         img_shape=(64, 64), num_classes=num_classes, feat_layers=('conv2',),
         feat_shapes=((8, 8),), anchor_sizes=((16.0, 32.0),), anchor_ratios=((2.0, 0.5),),
         anchor_steps=(8,))

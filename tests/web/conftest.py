@@ -28,7 +28,6 @@ class FakeClient:
 
     model_name = 'fake-ssd'
     signature = 'serving_default'
-    network = NETWORK
 
     def __init__(self):
         self.error = None
@@ -50,7 +49,7 @@ class FakeClient:
     def model_info(self):
         if self.error:
             raise self.error
-        return types.SimpleNamespace(version=7, input_hw=(300, 300),
+        return types.SimpleNamespace(version=7, network=NETWORK, input_hw=(300, 300),
                                      class_names=dict(enumerate(CLASSES)))
 
     def status(self):
@@ -122,7 +121,6 @@ def _export_random_ssd(root):
     Returns the model base path (`<root>/ssd`, version 1).
     """
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
-    import tf_slim  # pylint: disable=import-outside-toplevel
 
     from common import labels as labels_lib  # pylint: disable=import-outside-toplevel
     from export import ssd_export  # pylint: disable=import-outside-toplevel
@@ -136,8 +134,7 @@ def _export_random_ssd(root):
     size = network.params.img_shape
     with tf.Graph().as_default() as graph, tf.compat.v1.Session(graph=graph) as session:
         tf.compat.v1.set_random_seed(1)
-        with tf_slim.arg_scope(network.arg_scope()):
-            network.net(tf.zeros([1, size[0], size[1], 3]), is_training=False)
+        network.net(tf.zeros([1, size[0], size[1], 3]), is_training=False)
         session.run(tf.compat.v1.global_variables_initializer())
         checkpoint = tf.compat.v1.train.Saver().save(session, os.path.join(train_dir, 'model.ckpt'))
     base = os.path.join(root, 'ssd')

@@ -235,7 +235,8 @@ def test_real_detect_model_health(real_app, images):
     assert response.status_code == 200, response.data
     body = response.json
     assert body['image'] == {'width': 140, 'height': 90}
-    assert body['model'] == {'name': 'ssd', 'version': 1, 'signature': 'serving_default'}
+    assert body['model'] == {'name': 'ssd', 'version': 1, 'signature': 'serving_default',
+                             'network': 'ssd_300_mobilenet_v2'}
     assert body['detections'], 'a random model gives scores near 1/6 > 0.05'
     for det in body['detections']:
         assert det['score'] >= 0.05
@@ -315,7 +316,8 @@ def test_web_detects_where_tensorflow_cannot_be_imported(toy_server):
     answer = json.loads(done.stdout.splitlines()[-1])
     assert answer['tf'] == []
     assert answer['status'] == 200 and answer['body']['detections'], answer
-    assert answer['body']['model'] == {'name': 'ssd', 'version': 1, 'signature': 'serving_default'}
+    assert answer['body']['model'] == {'name': 'ssd', 'version': 1, 'signature': 'serving_default',
+                                       'network': 'toy'}
     assert answer['health']['status'] == 'ok' and answer['health']['versions'] == [1]
     assert answer['health']['replicas'] == [
         {'address': toy_server[0], 'versions': [{'version': 1, 'state': 'AVAILABLE'}]}]

@@ -5,7 +5,8 @@
 
 The network is recognised from the file (SSD300 or SSD512 from its layers, the class count from
 its heads, for Caffe the anchor set from its PriorBox layers) and is one of the networks
-registered for the source in nets/ssd_params.py; `model_name` is only checked against it.
+nets_factory.PUBLISHED_NETWORKS registers for the source; `model_name` is only checked
+against it.
 Class names are the source's own list for the published class counts (VOC's 20, COCO's 80, or
 COCO's 91 ids with their gaps for torchvision) unless `labels_file` gives them.
 """
@@ -25,7 +26,7 @@ from importers import (
     vgg_layers,
     weights,
 )
-from nets import nets_factory, ssd_params
+from nets import nets_factory
 
 SOURCES = (torchvision_ssd.SOURCE, caffe_ssd.SOURCE, ssd_tensorflow.SOURCE)
 # Default class lists by class count (background included).
@@ -38,20 +39,28 @@ SourceWeights = collections.namedtuple('SourceWeights',
 ImportResult = collections.namedtuple('ImportResult', 'network num_classes checkpoint labels')
 
 
-def _read_torchvision(path, unused_prototxt):
-    tensors = torchvision_ssd.read_state_dict(path)
-    num_classes = torchvision_ssd.num_classes_of(tensors, path)
-    network = ssd_params.source_networks(torchvision_ssd.SOURCE,
-                                         torchvision_ssd.NUM_FEATURE_LAYERS)[0]
-    return SourceWeights(tensors, torchvision_ssd.variable_keys(), weights.OIHW, network,
+def _networks(source, num_feature_layers):
+    """The networks registered for `source` with this many feature layers (6: SSD300)."""
+    return [name for name in nets_factory.PUBLISHED_NETWORKS[source]
+            if len(nets_factory.get_network(name).params.feat_layers) == num_feature_layers]
+
+
+def _torchvision(state_dict, path):
+    num_classes = torchvision_ssd.num_classes_of(state_dict, path)
+    network = _networks(torchvision_ssd.SOURCE, torchvision_ssd.NUM_FEATURE_LAYERS)[0]
+    return SourceWeights(state_dict, torchvision_ssd.variable_keys(), weights.OIHW, network,
                          num_classes)
+
+
+def _read_torchvision(path, unused_prototxt):
+    return _torchvision(torchvision_ssd.read_state_dict(path), path)
 
 
 def _read_ssd_tensorflow(path, unused_prototxt):
     tensors = ssd_tensorflow.read_checkpoint(path)
     scope, count = ssd_tensorflow.scope_of(tensors, path)
     num_classes = ssd_tensorflow.num_classes_of(tensors, scope, count, path)
-    network = ssd_params.source_networks(ssd_tensorflow.SOURCE, count)[0]
+    network = _networks(ssd_tensorflow.SOURCE, count)[0]
     return SourceWeights(tensors, ssd_tensorflow.variable_names(scope, count), weights.HWIO,
                          network, num_classes)
 
@@ -59,17 +68,18 @@ def _read_ssd_tensorflow(path, unused_prototxt):
 def _caffe_network(priors, num_classes, count, evidence):
     """The registered Caffe network whose anchors are `priors` (or, without PriorBox layers,
     the VOC or COCO one by class count)."""
-    candidates = ssd_params.source_networks(caffe_ssd.SOURCE, count)
+    candidates = _networks(caffe_ssd.SOURCE, count)
     if priors is None:
         by_classes = [name for name in candidates
-                      if ssd_params.get_params(name).num_classes == num_classes]
+                      if nets_factory.get_network(name).params.num_classes == num_classes]
         if len(by_classes) != 1:
             raise errors.WeightsError(
                 '%s has no PriorBox layers and %d classes, which does not tell the anchor set; '
                 'pass its deploy.prototxt as --prototxt' % (evidence, num_classes))
         return by_classes[0]
     for name in candidates:
-        if caffe_ssd.same_priors(priors, caffe_ssd.params_priors(ssd_params.get_params(name))):
+        params = nets_factory.get_network(name).params
+        if caffe_ssd.same_priors(priors, caffe_ssd.params_priors(params)):
             return name
     raise errors.WeightsError(
         '%s: its PriorBox layers (min_size %s, step %s) match none of the anchor sets of %s' % (
@@ -170,22 +180,37 @@ def import_weights(source, input_path, train_dir, prototxt=None, labels_file=Non
     """
     check_inputs(source, input_path, train_dir, prototxt, labels_file)
     found = _READERS[source](input_path, prototxt)
+    return _write(found, source, input_path, train_dir, labels_file, model_name)
+
+
+def import_torchvision_state_dict(state_dict, train_dir, labels_file=None, model_name=None,
+                                  path='state dict'):
+    """import_weights of a torchvision state dict already in memory (key -> numpy array, what
+    torchvision_ssd.read_state_dict returns): no torch needed. `path` names it in messages."""
+    train_dir_writer.check_new(train_dir)
+    return _write(_torchvision(state_dict, path), torchvision_ssd.SOURCE, path, train_dir,
+                  labels_file, model_name)
+
+
+def _write(found, source, path, train_dir, labels_file, model_name):
+    """Checks the recognised SourceWeights against the flags and writes the train dir."""
     if model_name is not None and model_name != found.network:
-        raise errors.WeightsError('--model_name %s, but %s is a %s' % (model_name, input_path,
+        raise errors.WeightsError('--model_name %s, but %s is a %s' % (model_name, path,
                                                                       found.network))
-    labels = _labels(labels_file, found.num_classes, input_path)
-    values = weights.convert(found.tensors, found.sources, found.layout, input_path)
+    labels = _labels(labels_file, found.num_classes, path)
+    values = weights.convert(found.tensors, found.sources, found.layout, path)
     network = nets_factory.get_network(found.network, found.num_classes)
-    info = train_dir_lib.describe_import(found.network, network.params, source,
-                                         os.path.abspath(input_path))
+    info = train_dir_lib.describe_import(
+        found.network, network.params, source,
+        os.path.abspath(path) if os.path.exists(path) else path)
     checkpoint = train_dir_writer.write(train_dir, network, values, labels, info)
-    logging.info('Imported %d variables of %s from %s', len(values), found.network, input_path)
+    logging.info('Imported %d variables of %s from %s', len(values), found.network, path)
     return ImportResult(found.network, found.num_classes, checkpoint, labels)
 
 
 def class_head_scopes(network_name):
     """The class heads of a network (`<scope>/conv4_3_box/cls`, ...), comma separated: the
     --checkpoint_exclude_scopes of fine-tuning an imported detector on other classes."""
-    params = ssd_params.get_params(network_name)
+    params = nets_factory.get_network(network_name).params
     return ','.join('%s/%s' % (network_name, head)
                     for head in vgg_layers.class_heads(len(params.feat_layers)))

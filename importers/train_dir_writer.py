@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 import tf_slim as slim
 
+from common import devices
 from common import labels as labels_lib
 from common.files import atomic_write
 from datasets import train_dir as train_dir_lib
@@ -66,7 +67,8 @@ def _write_checkpoint(folder, network, values):
             network.net(images, is_training=False)
         global_step = tf.compat.v1.train.get_or_create_global_step()
         saver = tf.compat.v1.train.Saver(save_relative_paths=True)
-        with tf.compat.v1.Session() as session:
+        config = devices.without_absent_gpus(tf.compat.v1.ConfigProto())
+        with tf.compat.v1.Session(config=config) as session:
             session.run(tf.compat.v1.global_variables_initializer())
             _assign_all(session, network, values)
             return saver.save(session, os.path.join(folder, CHECKPOINT_NAME),

@@ -115,9 +115,12 @@ def main(argv=None):
         'seed': reference.SEED, 'num_classes': reference.NUM_CLASSES,
         'gains': {'input': reference.INPUT_GAIN, 'cls': reference.CLS_GAIN,
                   'loc': reference.LOC_GAIN},
-        'crops': [{'top': top, 'left': left, 'sha256': reference.digest(crop),
+        'crops': [{'window': None if window is None else [window[0], window[1],
+                                                          reference.CROP_SIZE,
+                                                          reference.CROP_SIZE],
+                   'shape': list(crop.shape), 'sha256': reference.digest(crop),
                    'detections': detections(model, crop)}
-                  for (top, left), crop in zip(reference.CROPS, crops)],
+                  for window, crop in zip(reference.CROPS, crops)],
     }
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     text = json.dumps(fixture, indent=1)
@@ -131,7 +134,7 @@ def main(argv=None):
     if args.state_dict:
         torch.save({key: torch.from_numpy(value) for key, value in state_dict.items()},
                    args.state_dict)
-    print('Wrote %s (%d crops, top %d detections each)' % (
+    print('Wrote %s (%d images, top %d detections each)' % (
         args.output, len(crops), reference.TOP_DETECTIONS))
     return 0
 

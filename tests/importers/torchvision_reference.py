@@ -32,9 +32,10 @@ TOP_DETECTIONS = 20
 INPUT_GAIN = 1.0 / 60.0
 CLS_GAIN = 0.6
 LOC_GAIN = 0.5
-# 300x300 crops (top, left) of matplotlib's sample photo grace_hopper.jpg (600x512).
+# 300x300 crops (top, left) of matplotlib's sample photo grace_hopper.jpg (600x512), and the
+# whole photo (None), which both sides resize to 300x300 first.
 PHOTO = 'grace_hopper.jpg'
-CROPS = ((0, 106), (200, 0), (300, 212))
+CROPS = ((0, 106), (200, 0), (300, 212), None)
 CROP_SIZE = 300
 
 # torchvision's ssd300_vgg16: (in, out, kernel) of conv1_1 ... conv7, the extra blocks, and the
@@ -94,10 +95,11 @@ def photo_path():
 
 
 def crops():
-    """The reference crops: list of uint8 RGB [300, 300, 3] (decoded with OpenCV)."""
-    image = cv2.imread(photo_path(), cv2.IMREAD_COLOR)[:, :, ::-1]
-    return [np.ascontiguousarray(image[top:top + CROP_SIZE, left:left + CROP_SIZE])
-            for top, left in CROPS]
+    """The reference images: list of uint8 RGB arrays (decoded with OpenCV), one per CROPS."""
+    image = np.ascontiguousarray(cv2.imread(photo_path(), cv2.IMREAD_COLOR)[:, :, ::-1])
+    return [image if crop is None else
+            np.ascontiguousarray(image[crop[0]:crop[0] + CROP_SIZE, crop[1]:crop[1] + CROP_SIZE])
+            for crop in CROPS]
 
 
 def digest(array):

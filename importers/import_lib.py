@@ -179,8 +179,21 @@ def import_weights(source, input_path, train_dir, prototxt=None, labels_file=Non
         errors.WeightsError: one line naming the file and what is wrong; nothing is written.
     """
     check_inputs(source, input_path, train_dir, prototxt, labels_file)
-    found = _READERS[source](input_path, prototxt)
-    return _write(found, source, input_path, train_dir, labels_file, model_name)
+    return _write(recognise(source, input_path, prototxt), source, input_path, train_dir,
+                  labels_file, model_name)
+
+
+def recognise(source, input_path, prototxt=None):
+    """Reads a source's file and recognises its network (nothing is written).
+
+    Returns:
+        SourceWeights: the file's tensors, the project variable -> tensor map, the weight
+        layout, the network name and the class count.
+
+    Raises:
+        errors.WeightsError: as import_weights.
+    """
+    return _READERS[source](input_path, prototxt)
 
 
 def import_torchvision_state_dict(state_dict, train_dir, labels_file=None, model_name=None,

@@ -202,3 +202,10 @@ def seeded_blobs(size, seed=0, num_classes=21, dataset='voc'):
             std = np.sqrt(2.0 / np.prod(shape[1:])) / (60.0 if key == 'conv1_1/0' else 1.0)
             blobs[key] = (std * rng.standard_normal(shape)).astype(np.float32)
     return blobs
+
+
+def tiny_blobs(size, num_classes=21, dataset='voc'):
+    """Blobs with the model's output widths and kernels but one input channel (for recognising
+    a file's network without megabytes of weights; they do not fit the network's variables)."""
+    return {key: np.zeros(shape[:1] + (1,) + shape[2:], np.float32)
+            for key, shape in blob_shapes(size, num_classes, dataset).items()}

@@ -207,5 +207,5 @@ def seeded_blobs(size, seed=0, num_classes=21, dataset='voc'):
 def tiny_blobs(size, num_classes=21, dataset='voc'):
     """Blobs with the model's output widths and kernels but one input channel (for recognising
     a file's network without megabytes of weights; they do not fit the network's variables)."""
-    return {key: np.zeros(shape[:1] + (1,) + shape[2:], np.float32)
+    return {key: np.zeros(shape[:1] + (1,) + shape[2:] if len(shape) == 4 else shape, np.float32)
             for key, shape in blob_shapes(size, num_classes, dataset).items()}

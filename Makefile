@@ -47,6 +47,8 @@ DEMO_VOC := $(DEMO_DIR)/shapes_voc
 DEMO_RECORDS := $(DEMO_DIR)/records
 DEMO_TRAIN := $(DEMO_DIR)/train
 DEMO_EXPORT := $(DEMO_DIR)/exports/ssd
+# The line under the page's class list (another export: make demo-serve DEMO_EXPORT=... DEMO_HINT=...).
+DEMO_HINT ?= The demo model knows only synthetic shapes; try its test images, $(abspath $(DEMO_VOC))/JPEGImages/test_*.jpg.
 
 # Each stage also depends on a file holding the knobs it reads, rewritten only when a value
 # changes: new data knobs redo everything, a new model or seed retrains from scratch, more
@@ -109,7 +111,7 @@ demo-serve: demo-ports $(STAMP)
 	$(BIN)/python -m web.wait_ready --serving_address=127.0.0.1:$(GRPC_PORT) --timeout=180 \
 	  || { stop; exit 1; }; \
 	SERVING_ADDRESS=127.0.0.1:$(GRPC_PORT) MODEL_NAME=ssd \
-	  MODEL_HINT='The demo model knows only synthetic shapes; try its test images, $(abspath $(DEMO_VOC))/JPEGImages/test_*.jpg.' \
+	  MODEL_HINT='$(DEMO_HINT)' \
 	  WEB_BIND=127.0.0.1:$(WEB_PORT) WEB_WORKERS=2 \
 	  $(BIN)/gunicorn -c web/gunicorn.conf.py 'web:create_app()' & web=$$!; \
 	if $(BIN)/python -m web.wait_ready --url=http://127.0.0.1:$(WEB_PORT)/healthz --timeout=180; then \

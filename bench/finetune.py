@@ -2,7 +2,7 @@
 backbone only, on the shapes set.
 
     python -m bench.finetune [--work_dir /tmp/ssd_bench_finetune] [--vgg_checkpoint vgg_16.ckpt]
-        [--source_steps 300] [--steps 150] [--save_steps 25] [--eval_batches 13]
+        [--source_steps 200] [--steps 100] [--save_steps 25] [--eval_batches 13]
 
 No published detector can be downloaded here, so one is made and published the way
 SSD-Tensorflow publishes its checkpoints, then imported like a downloaded one:
@@ -173,9 +173,9 @@ def main():
                         help='a vgg_16.ckpt instead of the stand-in made here')
     parser.add_argument('--vgg_classifier_steps', type=int, default=300,
                         help='training steps of the vgg_16 stand-in')
-    parser.add_argument('--source_steps', type=int, default=300,
+    parser.add_argument('--source_steps', type=int, default=200,
                         help='training steps (batch 8) of the source detector')
-    parser.add_argument('--steps', type=int, default=150, help='steps (batch 8) of each run')
+    parser.add_argument('--steps', type=int, default=100, help='steps (batch 8) of each run')
     parser.add_argument('--save_steps', type=int, default=25, help='checkpoint period (steps)')
     parser.add_argument('--eval_batches', type=int, default=13,
                         help='target test batches of 8 images per evaluation')

@@ -159,7 +159,7 @@ def _by_name(net):
     return {layer.name: layer for layer in net.layer}
 
 
-def prior_boxes(net, num_feature_layers):
+def prior_boxes(net, num_feature_layers, path):
     """The PriorBox of each feature layer, or None when the net has no PriorBox layers.
 
     Ratios are the ones besides 1 in the release's order (2, 1/2, 3, 1/3 with flip).
@@ -171,8 +171,8 @@ def prior_boxes(net, num_feature_layers):
     boxes = []
     for name in names:
         if name not in layers:
-            raise errors.WeightsError('layer %s is missing while the other PriorBox layers are '
-                                      'there' % name)
+            raise errors.WeightsError('%s: layer %s is missing while the other PriorBox layers '
+                                      'are there' % (path, name))
         p = layers[name].prior_box_param
         ratios = []
         for ratio in p.aspect_ratio:
@@ -289,8 +289,8 @@ def check_prototxt(deploy, model, model_path, prototxt_path, num_feature_layers)
             if stated != geometry:
                 raise errors.WeightsError('%s: layer %s is %s, in %s it is %s' % (
                     prototxt_path, name, _describe(geometry), model_path, _describe(stated)))
-    deploy_priors = prior_boxes(deploy, num_feature_layers)
-    model_priors = prior_boxes(model, num_feature_layers)
+    deploy_priors = prior_boxes(deploy, num_feature_layers, prototxt_path)
+    model_priors = prior_boxes(model, num_feature_layers, model_path)
     if deploy_priors and model_priors and not same_priors(deploy_priors, model_priors):
         for name, a, b in zip(prior_box_layers(num_feature_layers), deploy_priors, model_priors):
             if not same_priors([a], [b]):

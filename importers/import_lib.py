@@ -92,12 +92,12 @@ def _read_caffe(path, prototxt):
     tensors = caffe_ssd.blobs(model, path)
     count = caffe_ssd.num_feature_layers_of(tensors, path)
     num_classes = caffe_ssd.num_classes_of(tensors, count, path)
-    priors, evidence = caffe_ssd.prior_boxes(model, count), path
+    priors, evidence = caffe_ssd.prior_boxes(model, count, path), path
     nets = [(model, path)]
     if prototxt:
         deploy = caffe_ssd.read_net(prototxt, text=True)
         caffe_ssd.check_prototxt(deploy, model, path, prototxt, count)
-        priors = caffe_ssd.prior_boxes(deploy, count) or priors
+        priors = caffe_ssd.prior_boxes(deploy, count, prototxt) or priors
         evidence = prototxt
         nets.append((deploy, prototxt))
         size = caffe_ssd.input_size(deploy)

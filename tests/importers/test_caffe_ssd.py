@@ -67,7 +67,7 @@ layer { name: "detection_out" type: "DetectionOutput"
 def test_prior_boxes_of_the_release(tmp_path, size, count):
     path = str(tmp_path / 'deploy.prototxt')
     caffe_reference.write_prototxt(path, size)
-    priors = caffe_ssd.prior_boxes(caffe_ssd.read_net(path, text=True), count)
+    priors = caffe_ssd.prior_boxes(caffe_ssd.read_net(path, text=True), count, path)
     assert len(priors) == count
     assert priors[0].min_size == pytest.approx((30.0,) if size == 300 else (35.84,))
     assert priors[0].ratios == (2.0, 0.5)

@@ -126,12 +126,58 @@ def caffe_prior_boxes(size, sources):
     return np.asarray(boxes, np.float64)
 
 
-@pytest.mark.parametrize('size, total', [(300, 8732), (512, 24564)])
-def test_all_anchors_equal_caffes_prior_boxes(size, total):
-    network = nets_factory.get_network(NETWORKS[size])
-    expected = caffe_prior_boxes(size, caffe_reference.MODELS[size][1]['voc'])
+@pytest.mark.parametrize('name, size, dataset, total', [
+    ('ssd_300_vgg', 300, 'voc', 8732), ('ssd_512_vgg', 512, 'voc', 24564),
+    ('ssd_300_vgg_caffe_voc', 300, 'voc', 8732), ('ssd_512_vgg_caffe_voc', 512, 'voc', 24564),
+    ('ssd_300_vgg_caffe_coco', 300, 'coco', 8732), ('ssd_512_vgg_caffe_coco', 512, 'coco', 24564),
+    # SSD-Tensorflow's ssd_vgg_300.py / ssd_vgg_512.py: the same formula with the COCO sizes.
+    ('ssd_300_vgg_ssdtf', 300, 'coco', 8732), ('ssd_512_vgg_ssdtf', 512, 'coco', 24564)])
+def test_all_anchors_equal_caffes_prior_boxes(name, size, dataset, total):
+    network = nets_factory.get_network(name)
+    expected = caffe_prior_boxes(size, caffe_reference.MODELS[size][1][dataset])
     assert expected.shape == (total, 4)
     np.testing.assert_allclose(network.anchors(), expected, atol=1e-6)
+
+
+def torchvision_default_boxes(size=300):
+    """torchvision's DefaultBoxGenerator for ssd300_vgg16 (scales 0.07 ... 1.05, steps 8 ...
+    300, aspect ratios [2], [2, 3], ...; clip=True clamps each width and height to [0, 1]),
+    as [N, 4] ymin, xmin, ymax, xmax."""
+    scales = (0.07, 0.15, 0.33, 0.51, 0.69, 0.87, 1.05)
+    ratios = ((2,), (2, 3), (2, 3), (2, 3), (2,), (2,))
+    steps = (8, 16, 32, 64, 100, 300)
+    boxes = []
+    for k, (layer_ratios, step) in enumerate(zip(ratios, steps)):
+        pairs = [(scales[k], scales[k]), (math.sqrt(scales[k] * scales[k + 1]),) * 2]
+        for ratio in layer_ratios:
+            w, h = scales[k] * math.sqrt(ratio), scales[k] / math.sqrt(ratio)
+            pairs += [(w, h), (h, w)]
+        pairs = [(min(max(w, 0.0), 1.0), min(max(h, 0.0), 1.0)) for w, h in pairs]
+        side = math.ceil(size / step)
+        for i in range(side):
+            for j in range(side):
+                cx, cy = (j + 0.5) / (size / step), (i + 0.5) / (size / step)
+                boxes += [[cy - h / 2, cx - w / 2, cy + h / 2, cx + w / 2] for w, h in pairs]
+    return np.asarray(boxes)
+
+
+def test_torchvision_anchors_equal_its_default_boxes():
+    anchors = nets_factory.get_network('ssd_300_vgg_torchvision').anchors()
+    expected = torchvision_default_boxes()
+    assert expected.shape == (8732, 4)
+    np.testing.assert_allclose(anchors, expected, atol=1e-6)
+    # Only the last layer's 2:1 and 1:2 boxes reach the clip: 0.87 * sqrt(2) -> 1.
+    sizes = anchors[:, 2:] - anchors[:, :2]
+    np.testing.assert_allclose(sizes[-2:], [[0.87 / math.sqrt(2), 1.0], [1.0, 0.87 / math.sqrt(2)]],
+                               atol=1e-6)
+    assert np.sum(np.isclose(sizes, 1.0)) == 2
+
+
+def test_torchvision_anchors_equal_its_generators_output(torchvision_live):
+    _, found, _ = torchvision_live
+    xyxy = found['anchors'] / 300.0
+    np.testing.assert_allclose(nets_factory.get_network('ssd_300_vgg_torchvision').anchors(),
+                               xyxy[:, [1, 0, 3, 2]], atol=1e-5)
 
 
 def test_every_block_equals_torchvisions_on_the_same_weights(torchvision_live):

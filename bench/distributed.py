@@ -245,10 +245,10 @@ def main():
                         help='classes of the networks of the scaling on paper (VOC: 21)')
     args = parser.parse_args()
     os.makedirs(args.work_dir, exist_ok=True)
-    from tests import helpers  # pylint: disable=import-outside-toplevel
+    from datasets import make_shapes_dataset  # pylint: disable=import-outside-toplevel
     records_dir = os.path.join(args.work_dir, 'shapes', 'records')
     if not os.path.isdir(records_dir):
-        helpers.make_shapes_records(os.path.join(args.work_dir, 'shapes'), 16, 2, seed=1,
+        make_shapes_dataset.make_records(os.path.join(args.work_dir, 'shapes'), 16, 2, seed=1,
                                     min_side=200, max_side=400)
     print('Machine at start: %s' % machine.describe())
     networks = [n.strip() for n in args.networks.split(',') if n.strip()]

@@ -172,9 +172,7 @@ def main(argv=None):
     parser.add_argument('--warmup', type=int, default=2, help='untimed runs per case')
     parser.add_argument('--intra_op_threads', type=int, default=0, help='0: TF default')
     parser.add_argument('--inter_op_threads', type=int, default=0, help='0: TF default')
-    parser.add_argument('--precision', default=precision_lib.FLOAT32,
-                        choices=precision_lib.PRECISIONS,
-                        help='also time each case in this precision, against float32')
+    precision_lib.add_flag(parser, help='also time each case in this precision, against float32')
     parser.add_argument('--batch_norm', default='folded', choices=('folded', 'unfolded', 'both'),
                         help='inference batch norm folded into the convolutions (the '
                         'networks\' default), not, or both, taking turns')

@@ -21,12 +21,12 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 
+from common import ports
 from deployment import cluster as cluster_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -36,13 +36,6 @@ try:  # resolved here: the child between fork and exec only calls it
     _PRCTL = ctypes.CDLL(None).prctl
 except (OSError, AttributeError):
     _PRCTL = None
-
-
-def free_port(host='127.0.0.1'):
-    """A TCP port nothing listens on now (the task binds it a moment later)."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 def _die_with_parent():
@@ -82,10 +75,10 @@ class LocalCluster:
             raise ValueError('a cluster needs a chief or at least one worker')
         jobs = collections.OrderedDict()
         if chief:
-            jobs[cluster_lib.CHIEF] = ['%s:%d' % (host, free_port(host))]
+            jobs[cluster_lib.CHIEF] = ['%s:%d' % (host, ports.free_port(host))]
         for job, count in ((cluster_lib.WORKER, num_workers), (cluster_lib.PS, num_ps)):
             if count:
-                jobs[job] = ['%s:%d' % (host, free_port(host)) for _ in range(count)]
+                jobs[job] = ['%s:%d' % (host, ports.free_port(host)) for _ in range(count)]
         self.jobs = dict(jobs)
         self.tasks = collections.OrderedDict()
         for job, hosts in jobs.items():

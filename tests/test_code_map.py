@@ -27,7 +27,15 @@ ALLOWED = {
     'serving': {'common', 'client', 'serving'},
     'web': {'common', 'client', 'web'},
 }
-FIRST_PARTY = set(ALLOWED) | {'bench', 'tests'}
+# The top-level scripts only parse flags and call the library code of the build-time packages
+# (a cluster's evaluator task of the trainer runs the evaluation script).
+SCRIPTS = {'tf_convert_data.py': {'common', 'datasets'},
+           'train_ssd_network.py': BUILD_TIME - {'evaluation', 'export', 'importers'} | {
+               'common', 'eval_ssd_network'},
+           'eval_ssd_network.py': {'common', 'datasets', 'nets', 'preprocessing', 'evaluation'},
+           'export_model.py': {'common', 'datasets', 'nets', 'export'},
+           'import_weights.py': {'common', 'nets', 'importers'}}
+FIRST_PARTY = set(ALLOWED) | {'bench', 'tests'} | {s[:-3] for s in SCRIPTS}
 NO_TENSORFLOW = ['common', 'client', 'web', 'importers/torchvision_ssd.py',
                  'importers/vgg_layers.py', 'importers/errors.py']
 TENSORFLOW = ('tensorflow', 'tf_slim', 'tensorflow_serving', 'keras')
@@ -54,6 +62,16 @@ def test_packages_import_only_what_the_code_map_allows(package):
     wrong = {str(path.relative_to(ROOT)): sorted((_imports(path) & FIRST_PARTY) - ALLOWED[package])
              for path in _files(package)}
     assert not {path: names for path, names in wrong.items() if names}
+
+
+@pytest.mark.parametrize('script', sorted(SCRIPTS))
+def test_scripts_import_only_library_packages(script):
+    assert (_imports(ROOT / script) & FIRST_PARTY) - SCRIPTS[script] == set()
+
+
+def test_bench_imports_nothing_from_tests():
+    wrong = {str(path.relative_to(ROOT)) for path in _files('bench') if 'tests' in _imports(path)}
+    assert not wrong
 
 
 @pytest.mark.parametrize('target', NO_TENSORFLOW)

@@ -164,7 +164,7 @@ def test_metrics_json_written_atomically(tmp_path):
 
 
 def test_reports_get_the_umask_permissions(tmp_path):
-    """metrics.json and the PR curves are readable as any other output (issue 16, item 8)."""
+    """metrics.json and the PR curves are readable as any other output."""
     per_class = {'circle': {'precision': np.array([1.0]), 'recall': np.array([0.5]),
                             'ap_voc07': 0.5, 'ap_voc12': 0.5, 'num_gt': 2}}
     previous = os.umask(0o027)

@@ -271,7 +271,7 @@ def _described_train_dir(exported, tmp_path):
 
 
 def test_a_described_train_dir_is_all_export_needs(exported, tmp_path):
-    """Issue 13: `export_model.py --checkpoint_path=TRAIN_DIR --export_dir=...` and nothing else."""
+    """`export_model.py --checkpoint_path=TRAIN_DIR --export_dir=...` and nothing else."""
     train = _described_train_dir(exported, tmp_path)
     args = export_model.parse_args(['--checkpoint_path=%s' % train,
                                     '--export_dir=%s' % (tmp_path / 'ssd')])

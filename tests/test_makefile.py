@@ -5,21 +5,14 @@ import signal
 import socket
 import subprocess
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 
+from client import waiting
 from tests import helpers
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
-
-
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
 
 
 def _make(*args, **kwargs):
@@ -38,26 +31,13 @@ def _group_alive(pgid):
     return True
 
 
-def _wait_healthy(url, process, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return True
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.2)
-    return False
-
-
 def test_demo_stops_before_any_work_when_a_port_is_busy(tmp_path):
     with socket.socket() as busy:
         busy.bind(('127.0.0.1', 0))
         busy.listen()
         port = busy.getsockname()[1]
         process = _make('demo', 'DEMO_DIR=%s' % tmp_path, 'GRPC_PORT=%d' % port,
-                        'WEB_PORT=%d' % _free_port())
+                        'WEB_PORT=%d' % helpers.free_port())
         output, _ = process.communicate(timeout=60)
     assert process.returncode != 0
     assert 'port %d on 127.0.0.1 is already in use' % port in output
@@ -68,11 +48,12 @@ def test_demo_stops_before_any_work_when_a_port_is_busy(tmp_path):
 def test_ctrl_c_stops_the_model_server_and_the_web_app_every_time(tmp_path):
     helpers.export_toy_model(str(tmp_path / 'exports' / 'ssd'), version=1)
     for _ in range(3):
-        grpc_port, web_port = _free_port(), _free_port()
+        grpc_port, web_port = helpers.free_port(), helpers.free_port()
         process = _make('demo-serve', 'DEMO_DIR=%s' % tmp_path, 'GRPC_PORT=%d' % grpc_port,
                         'WEB_PORT=%d' % web_port)
         try:
-            assert _wait_healthy('http://127.0.0.1:%d/healthz' % web_port, process, 120), \
+            assert waiting.wait_for_url('http://127.0.0.1:%d/healthz' % web_port, 120,
+                                        alive=lambda: process.poll() is None), \
                 process.communicate(timeout=30)[0]
             os.killpg(process.pid, signal.SIGINT)
             os.killpg(process.pid, signal.SIGTERM)

@@ -6,9 +6,9 @@ import flask
 
 from client.ssd_client import InvalidImage, ServingError, ServingUnavailable
 from common import images
+from common.budget import BudgetTimeout
 from web import uploads
 from web.errors import UploadError
-from web.pixel_budget import BudgetTimeout
 
 THRESHOLD_FIELD = 'score_threshold'
 # Pictures are decoded at 1/2, 1/4 or 1/8 scale while both sides stay at least this many times
@@ -69,7 +69,7 @@ def decode_upload(data, filename):
     min_size = tuple(DECODE_OVERSAMPLING * side for side in input_hw)
     budget = flask.current_app.extensions['pixel_budget']
     try:
-        with budget.reserve(images.decoded_pixels(header, min_size), config['SERVING_TIMEOUT']):
+        with budget.hold(images.decoded_pixels(header, min_size), config['SERVING_TIMEOUT']):
             rgb = images.decode_image(data, header=header, min_size=min_size)
     except images.ImageError as e:
         raise uploads.image_error(e, filename) from None

@@ -23,7 +23,7 @@ from common import np_post_processing, progress
 from common import precision as precision_lib
 from common import signatures as sig
 from export import saved_model_writer
-from nets import checkpoint_state, checkpoints, post_processing
+from nets import checkpoint_state, checkpoints, post_processing, ssd_params
 from preprocessing import image_ops
 
 
@@ -150,7 +150,7 @@ def export(network_name, checkpoint_path, export_base, labels_file, version=None
     manifest_json = manifest_lib.to_json(manifest_lib.build(
         network_name, network.params.img_shape, network.params.normalization,
         len(network.anchors()), class_names, post, precision, os.path.abspath(checkpoint),
-        checkpoint_step(checkpoint)))
+        checkpoint_step(checkpoint), ssd_params.geometry(network.params)))
     with tf.Graph().as_default() as graph, tempfile.TemporaryDirectory() as scratch:
         signatures = build_signatures(network, class_names, manifest_json, post)
         labels_copy = os.path.join(scratch, labels_lib.LABELS_FILENAME)

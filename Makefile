@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CHROMIUM := /usr/lib/chromium/chromium
 
-.PHONY: test lint demo demo-ports demo-serve serve venv browser bench tensorboard clean clean-demo
+.PHONY: test lint demo demo-ports demo-serve serve venv browser nginx bench tensorboard clean clean-demo
 
 venv: $(STAMP)
 
@@ -25,7 +25,14 @@ browser:
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
-test: lint browser
+# Debian's nginx for the web front's test and bench.slow_clients.
+nginx:
+	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nginx-light >/dev/null; }
+
+test: lint browser nginx
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

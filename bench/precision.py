@@ -320,8 +320,8 @@ def parse_args(argv=None):
         command.add_argument('--dataset_name', default='shapes')
         command.add_argument('--split', default='test', help='split evaluated')
         command.add_argument('--model_name', default='ssd_300_mobilenet_v2')
-        command.add_argument('--precision', default=precision_lib.MIXED_BFLOAT16,
-                             choices=precision_lib.PRECISIONS[1:])
+        precision_lib.add_flag(command, precision_lib.MIXED_BFLOAT16,
+                               precision_lib.PRECISIONS[1:], 'the precision compared with float32')
     args = parser.parse_args(argv)
     if args.command == 'train':
         if args.steps < 1 or args.log_every_n_steps < 1:

@@ -299,10 +299,8 @@ def main():
     parser.add_argument('--figure', default=None, help='copy the combined PR curve here')
     parser.add_argument('--speed_models', default=','.join(m for m, _ in SPEED_CASES),
                         help='networks of the speed part (comma separated)')
-    parser.add_argument('--precision', default=precision_lib.FLOAT32,
-                        choices=precision_lib.PRECISIONS,
-                        help='speed part: also train in this precision, against float32; '
-                        'accuracy and VGG parts: train and evaluate in it')
+    precision_lib.add_flag(parser, help='speed part: also train in this precision, against '
+                           'float32; accuracy and VGG parts: train and evaluate in it')
     parser.add_argument('--skip_speed', action='store_true')
     parser.add_argument('--skip_accuracy', action='store_true')
     parser.add_argument('--vgg', action='store_true', help='run the VGG comparison (part 3)')

@@ -2,7 +2,7 @@
 
     python -m bench.web_load [--requests 300 --concurrency 8 --workers 2] [--image small]
         [--model_base_path exports/ssd | --serving_address host:port | --url http://host:port]
-        [--servers 2 [--kill]]
+        [--servers 2 [--kill | --stop SECONDS]] [--serving_timeout S --attempt_timeout S]
 
 By default it exports a randomly initialised ssd_300_mobilenet_v2 (speed does not depend on the
 weights), starts `python -m serving.model_server` and gunicorn (web/gunicorn.conf.py) on free
@@ -16,10 +16,14 @@ SIGKILLs the first server once a third of the requests are done, starts it again
 reports p50/p99 before, during (until it listens again) and after (clients go on until as many
 requests as before the kill have started after it and --after_seconds have passed), and the
 CPU seconds each of the two servers spent since the restart (similar figures: requests reach the
-restarted one again). Exits 1 when any request failed.
+restarted one again). --stop SECONDS hangs the first server instead (SIGSTOP, then SIGCONT after
+SECONDS) and reports the same phases, the share of requests answered, the longest request and
+GET /healthz, probed every 0.1 s during the load. Exits 1 when any request failed (with --stop:
+when fewer than --min_success of them succeeded).
 """
 import argparse
 import concurrent.futures
+import contextlib
 import http.client
 import logging
 import os
@@ -173,13 +177,13 @@ def run_load(url, data, num_requests, concurrency, content_type='image/jpeg', on
     return {'latencies_ms': latencies, 'errors': errors, 'seconds': seconds, 'results': results}
 
 
-def phase_latencies(results, killed_at, back_at):
-    """Sorted latencies (ms) of the successful requests started before the kill, while the server
-    was down (until it listened again) and after."""
+def phase_latencies(results, fault_at, back_at):
+    """Sorted latencies (ms) of the successful requests started before the fault, while the
+    server was down or stopped (until it served again) and after."""
     phases = {'before': [], 'during': [], 'after': []}
     for status, seconds, start in results:
         if status == 200:
-            phase = 'before' if start < killed_at else 'during' if start < back_at else 'after'
+            phase = 'before' if start < fault_at else 'during' if start < back_at else 'after'
             phases[phase].append(1e3 * seconds)
     return {name: sorted(values) for name, values in phases.items()}
 
@@ -191,44 +195,29 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
 
 
-class ServerKiller:
-    """Kills a model server with SIGKILL after `after` requests, then starts it again.
+class _Fault:
+    """A fault injected into the first model server after `after` requests, in a thread of its
+    own (subclasses: _inject).
 
     Attributes:
-      killed_at, back_at: perf_counter times of the kill and of the restarted server listening.
-      process: the restarted server's process.
-      cpu_at_start: CPU seconds of the restarted server and of its peer (processes[index + 1])
-        when it listened again.
+      fault_at, back_at: perf_counter times of the fault and of the server serving again.
     """
 
-    def __init__(self, processes, index, address, env, log_path, after, after_seconds):
-        self._processes, self._index, self._address = processes, index, address
-        self._command, self._env, self._log_path = processes[index].args, env, log_path
+    def __init__(self, after, after_seconds):
         self._after, self._after_seconds = after, after_seconds
         self._lock = threading.Lock()
         self._thread = None
-        self.peer = processes[index + 1]
-        self.killed_at = self.back_at = self.process = self.cpu_at_start = None
+        self.fault_at = self.back_at = None
 
     def __call__(self, done):
         with self._lock:
             if done < self._after or self._thread is not None:
                 return
-            self._thread = threading.Thread(target=self._kill_and_restart, daemon=True)
+            self._thread = threading.Thread(target=self._inject, daemon=True)
             self._thread.start()
 
-    def _kill_and_restart(self):
-        victim = self._processes[self._index]
-        self.killed_at = time.perf_counter()
-        victim.send_signal(signal.SIGKILL)
-        victim.wait()
-        logging.info('Killed model server pid %d; starting it again', victim.pid)
-        self.process = start(self._command, self._env, self._log_path)
-        self._processes[self._index] = self.process
-        wait_for_port(self._address, [self.process], deadline_s=180)
-        self.cpu_at_start = (cpu_seconds(self.process.pid), cpu_seconds(self.peer.pid))
-        self.back_at = time.perf_counter()
-        logging.info('Model server pid %d listens again', self.process.pid)
+    def _inject(self):
+        raise NotImplementedError
 
     def more(self, results):
         """True until the server is back, `after` requests have started since (the "after"
@@ -242,9 +231,95 @@ class ServerKiller:
                 sum(start >= self.back_at for _, _, start in results) < self._after)
 
     def join(self, timeout):
-        """Waits for the restart (the run is reported only once the server is back)."""
+        """Waits for the server to be back (the run is reported only then)."""
         if self._thread is not None:
             self._thread.join(timeout)
+
+
+class ServerKiller(_Fault):
+    """Kills a model server with SIGKILL after `after` requests, then starts it again.
+
+    Attributes:
+      process: the restarted server's process.
+      cpu_at_start: CPU seconds of the restarted server and of its peer (processes[index + 1])
+        when it listened again.
+    """
+
+    def __init__(self, processes, index, address, env, log_path, after, after_seconds):
+        super().__init__(after, after_seconds)
+        self._processes, self._index, self._address = processes, index, address
+        self._command, self._env, self._log_path = processes[index].args, env, log_path
+        self.peer = processes[index + 1]
+        self.process = self.cpu_at_start = None
+
+    def _inject(self):
+        victim = self._processes[self._index]
+        self.fault_at = time.perf_counter()
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        logging.info('Killed model server pid %d; starting it again', victim.pid)
+        self.process = start(self._command, self._env, self._log_path)
+        self._processes[self._index] = self.process
+        wait_for_port(self._address, [self.process], deadline_s=180)
+        self.cpu_at_start = (cpu_seconds(self.process.pid), cpu_seconds(self.peer.pid))
+        self.back_at = time.perf_counter()
+        logging.info('Model server pid %d listens again', self.process.pid)
+
+
+class ServerStopper(_Fault):
+    """Hangs a model server (SIGSTOP) after `after` requests for `seconds`, then SIGCONTs it:
+    its kernel still accepts connections, the process answers nothing."""
+
+    def __init__(self, process, seconds, after, after_seconds):
+        super().__init__(after, after_seconds)
+        self._process, self._seconds = process, seconds
+
+    def _inject(self):
+        self.fault_at = time.perf_counter()
+        self._process.send_signal(signal.SIGSTOP)
+        logging.info('Stopped model server pid %d for %.0f s', self._process.pid, self._seconds)
+        try:
+            time.sleep(self._seconds)  # the length of the fault
+        finally:
+            self._process.send_signal(signal.SIGCONT)
+        self.back_at = time.perf_counter()
+        logging.info('Model server pid %d continues', self._process.pid)
+
+
+class HealthProbe:
+    """GET /healthz every 0.1 s in a thread until stopped, as Kubernetes' probe (1 s timeout,
+    recorded as failed beyond).
+
+    Attributes:
+      results: (HTTP status or 0, seconds) of each probe.
+    """
+
+    def __init__(self, url, timeout=1.0):
+        self._url, self._timeout = urllib.parse.urlsplit(url), timeout
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.results = []
+
+    def _run(self):
+        while not self._stop.wait(0.1):
+            start = time.perf_counter()
+            try:
+                connection = http.client.HTTPConnection(self._url.hostname, self._url.port,
+                                                        timeout=self._timeout)
+                connection.request('GET', '/healthz')
+                status = connection.getresponse().status
+                connection.close()
+            except OSError:
+                status = 0
+            self.results.append((status, time.perf_counter() - start))
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(10)
 
 
 def percentile(sorted_values, q):
@@ -325,10 +400,21 @@ def _parse_args(argv):
     target.add_argument('--kill', action='store_true',
                         help='SIGKILL the first model server after a third of the requests and '
                              'start it again')
+    target.add_argument('--stop', type=float, default=0.0,
+                        help='SIGSTOP the first model server after a third of the requests, '
+                             'for this many seconds, then SIGCONT it')
     target.add_argument('--after_seconds', type=float, default=3.0,
-                        help='with --kill: the least time the load goes on after the restart')
+                        help='with --kill or --stop: the least time the load goes on after the '
+                             'server is back')
+    target.add_argument('--threads', type=int, default=4, help='threads per gunicorn worker')
+    target.add_argument('--serving_timeout', type=float, default=None,
+                        help="the app's SERVING_TIMEOUT (default: the app's)")
+    target.add_argument('--attempt_timeout', type=float, default=None,
+                        help="the app's SERVING_ATTEMPT_TIMEOUT (default: the app's)")
+    target.add_argument('--min_success', type=float, default=1.0,
+                        help='with --stop: the share of requests that must succeed')
     args = parser.parse_args(argv)
-    for flag in ('requests', 'concurrency', 'workers', 'servers'):
+    for flag in ('requests', 'concurrency', 'workers', 'servers', 'threads'):
         if getattr(args, flag) < 1:
             parser.error(f'--{flag} must be >= 1')
     if args.warmup < 0:
@@ -342,8 +428,14 @@ def _parse_args(argv):
                      'not with --url or --serving_address')
     if args.after_seconds < 0:
         parser.error('--after_seconds must be >= 0')
-    if args.kill and args.servers < 2:
-        parser.error('--kill needs --servers >= 2 (the others answer while one restarts)')
+    if (args.kill or args.stop) and args.servers < 2:
+        parser.error('--kill and --stop need --servers >= 2 (the others answer meanwhile)')
+    if args.kill and args.stop:
+        parser.error('give --kill or --stop, not both')
+    if args.stop < 0:
+        parser.error('--stop must be >= 0')
+    if not 0 <= args.min_success <= 1:
+        parser.error('--min_success must be between 0 and 1')
     return args
 
 
@@ -376,7 +468,11 @@ def start_servers(args, scratch, processes):
         address = ','.join(addresses)
     bind = f'127.0.0.1:{ports.free_port()}'
     env = dict(env, SERVING_ADDRESS=address, WEB_BIND=bind, WEB_WORKERS=str(args.workers),
-               WEB_LOG_LEVEL='warning')
+               WEB_THREADS=str(args.threads), WEB_LOG_LEVEL='warning')
+    for name, value in (('SERVING_TIMEOUT', args.serving_timeout),
+                        ('SERVING_ATTEMPT_TIMEOUT', args.attempt_timeout)):
+        if value is not None:
+            env[name] = str(value)
     gunicorn = start([sys.executable, '-m', 'gunicorn', '-c', 'web/gunicorn.conf.py',
                       'web:create_app()'], env, os.path.join(scratch, 'gunicorn.log'))
     processes.append(gunicorn)
@@ -399,6 +495,10 @@ def main(argv=None):
                                           os.path.join(scratch, 'model_server0.restarted.log'),
                                           after=max(1, args.requests // 3),
                                           after_seconds=args.after_seconds)
+                elif args.stop:
+                    killer = ServerStopper(processes[0], args.stop,
+                                           after=max(1, args.requests // 3),
+                                           after_seconds=args.after_seconds)
             started = time.monotonic()
             logging.info('Waiting for %s/healthz', url)
             wait_until_healthy(url, processes, deadline_s=180)
@@ -407,12 +507,15 @@ def main(argv=None):
                      content_type)
             idle = worker_memory_mb(gunicorn.pid)[0] if gunicorn else None
             logging.info('Sending %d requests from %d clients', args.requests, args.concurrency)
-            result = run_load(url, data, args.requests, args.concurrency, content_type,
-                              on_done=killer, more=killer.more if killer else None)
+            health = HealthProbe(url) if killer else contextlib.nullcontext()
+            with health:
+                result = run_load(url, data, args.requests, args.concurrency, content_type,
+                                  on_done=killer, more=killer.more if killer else None)
             if killer:
                 killer.join(timeout=180)
                 if killer.back_at is None:
-                    raise RuntimeError('the killed model server did not listen again in time')
+                    raise RuntimeError('the model server did not serve again in time')
+            if args.kill:
                 restarted_cpu_s = (cpu_seconds(killer.process.pid) - killer.cpu_at_start[0],
                                    cpu_seconds(killer.peer.pid) - killer.cpu_at_start[1])
             if gunicorn:
@@ -437,17 +540,29 @@ def main(argv=None):
           f'max {latencies[-1] if latencies else float("nan"):.1f}')
     print(f'throughput: {len(latencies) / result["seconds"]:.1f} requests/s')
     if killer:
-        phases = phase_latencies(result['results'], killer.killed_at, killer.back_at)
-        print(f'server 0 killed (SIGKILL) after {args.requests // 3} requests, listening again '
-              f'{killer.back_at - killer.killed_at:.1f} s later')
+        phases = phase_latencies(result['results'], killer.fault_at, killer.back_at)
+        print(f'server 0 {"killed (SIGKILL)" if args.kill else "stopped (SIGSTOP)"} after '
+              f'{args.requests // 3} requests, {"listening" if args.kill else "continued"} again '
+              f'{killer.back_at - killer.fault_at:.1f} s later')
         for name, values in phases.items():
             print(f'  {name:6s}: {len(values):4d} ok, p50 {percentile(values, 50):.1f} ms, '
                   f'p99 {percentile(values, 99):.1f} ms')
+    if args.kill:
         print(f'  CPU s since it listened again: restarted server {restarted_cpu_s[0]:.2f}, '
               f'other server {restarted_cpu_s[1]:.2f}')
+    if killer:
+        longest = max(seconds for _, seconds, _ in result['results'])
+        print(f'success {len(latencies) / max(sent, 1):.1%}, longest request '
+              f'{1e3 * longest:.1f} ms')
+        probes = sorted(seconds for _, seconds in health.results)
+        print(f'/healthz: {len(probes)} probes, {sum(s != 200 for s, _ in health.results)} not '
+              f'200, p50 {1e3 * percentile(probes, 50):.1f} ms, max '
+              f'{1e3 * max(probes, default=0):.1f} ms')
     if memory:
         print(f'web worker memory MB: after warm-up {memory[0]:.0f}, peak {memory[1]:.0f}')
         print(f'gunicorn start-up (spawn to first healthy /healthz): {startup_s:.1f} s')
+    if args.stop:
+        return 0 if len(latencies) >= args.min_success * sent else 1
     return 1 if errors else 0
 
 

@@ -25,6 +25,22 @@ MESSAGE_OPTIONS = [('grpc.max_send_message_length', MAX_MESSAGE_BYTES),
                    ('grpc.max_receive_message_length', MAX_MESSAGE_BYTES),
                    ('grpc.experimental.tcp_read_chunk_size', 2**20),
                    ('grpc.experimental.tcp_min_read_chunk_size', 2**16)]
+# Keepalive of the client's channels: a ping every 2 s, also on idle connections, and a connection
+# whose ping is not answered within 2 s is closed (its calls fail with UNAVAILABLE and are sent
+# to another replica), so a hung replica (SIGSTOP, a stuck node) leaves the rotation. gRPC 1.76
+# times keepalive pings out with `grpc.http2.ping_timeout_ms`, not `grpc.keepalive_timeout_ms`.
+KEEPALIVE_MS = 2000
+CLIENT_KEEPALIVE_OPTIONS = [('grpc.keepalive_time_ms', KEEPALIVE_MS),
+                            ('grpc.keepalive_timeout_ms', KEEPALIVE_MS),
+                            ('grpc.http2.ping_timeout_ms', KEEPALIVE_MS),
+                            ('grpc.keepalive_permit_without_calls', 1),
+                            ('grpc.http2.max_pings_without_data', 0)]
+# The server side that accepts them: gRPC servers answer pings more frequent than every 5 minutes
+# with GOAWAY "too_many_pings" by default. TF Serving takes the same two settings as
+# --grpc_channel_arguments (serving/k8s/tfserving.yaml, serving/docker-compose.yml).
+SERVER_KEEPALIVE_OPTIONS = [
+    ('grpc.http2.min_recv_ping_interval_without_data_ms', KEEPALIVE_MS // 2),
+    ('grpc.keepalive_permit_without_calls', 1)]
 
 _Field = descriptor_pb2.FieldDescriptorProto
 _SCALARS = {'double': _Field.TYPE_DOUBLE, 'float': _Field.TYPE_FLOAT, 'int64': _Field.TYPE_INT64,

@@ -13,14 +13,17 @@ real TF Serving. A `labels_path` (labels.txt) overrides the class names; `normal
 names the input normalisation of an export without a manifest (and is checked against the
 manifest of one that has it).
 
-`address` may list several replicas (`h1:8500,h2:8500`) or name a gRPC DNS target
+`address` may list several replicas (`h1:8500,h2:8500`) or name a DNS target
 (`dns:///svc:8500`, a headless Kubernetes Service; common.serving_address parses the forms):
-calls are balanced round-robin over the replicas that answer, and a call that finds its replica
-gone (UNAVAILABLE) is sent again, to another one, within the call's one overall deadline
+calls are balanced round-robin over the healthy replicas (client.replicas: a channel with
+keepalive pings to each, ejection of replicas that failed). Each call has one overall deadline
+(`timeout`); with several replicas each attempt has a shorter one (`attempt_timeout`), so that
+a call whose replica is gone (UNAVAILABLE), hung (its attempt's deadline) or has no loaded
+version of the model (NOT_FOUND) is sent again, to another replica, within the call's deadline
 (Predict, GetModelMetadata and GetModelStatus are idempotent); other errors are raised at once.
 `version` / `version_label` pin TF Serving's `model_spec.version` / `version_label`; every
-answer names the version that computed it. `replica_status()` asks each replica on a channel of
-its own (a DNS name is resolved at that moment).
+answer names the version that computed it. `replica_status()` asks every replica at once with
+a short deadline.
 
 The gRPC messages come from client.protos (TF Serving's wire format, defined without the
 tensorflow package), so importing this module never imports TensorFlow.
@@ -30,18 +33,16 @@ import logging
 import threading
 import time
 
-import cv2
 import grpc
 import numpy as np
 
-from client import protos, tensor_proto
+from client import protos, replicas, tensor_proto
 from common import manifest as manifest_lib
 from common import normalization as normalization_lib
 from common import np_post_processing, np_preprocessing, serving_address
-from common.images import EXIF_ORIENTATION, decode_image  # noqa: F401  (EXIF_ORIENTATION: API)
+from common.images import EXIF_ORIENTATION, decode_image, upright_encoded  # noqa: F401  (EXIF_ORIENTATION: API)
 from common.images import MAX_PIXELS as DEFAULT_MAX_PIXELS
 from common.images import ImageError as InvalidImage  # typed subclasses in common.images
-from common.images import exif_rotated as _exif_rotated
 from common.signatures import (
     BOXES,
     CLASS_NAMES,
@@ -62,17 +63,11 @@ from common.signatures import (
 )
 
 _UNAVAILABLE_CODES = ('UNAVAILABLE', 'DEADLINE_EXCEEDED', 'NOT_FOUND')
-# Subchannels of its own per channel (not shared through gRPC's global pool), so that a replaced
-# channel really connects anew; a lost connection is tried again every second (the minimum is
-# also the connect timeout: shorter ones fail on a busy machine).
-_CHANNEL_OPTIONS = protos.MESSAGE_OPTIONS + [('grpc.use_local_subchannel_pool', 1),
-                                            ('grpc.min_reconnect_backoff_ms', 1000),
-                                            ('grpc.max_reconnect_backoff_ms', 1000)]
-# Several replicas: each call goes to the next READY one; a gone replica leaves the rotation at
-# once and rejoins when it accepts connections again (tried every second, as above).
-_BALANCED_OPTIONS = _CHANNEL_OPTIONS + [('grpc.lb_policy_name', 'round_robin')]
-# First delay before a retry on UNAVAILABLE; doubled per attempt, never past the deadline.
+# First delay before a retry on a replica this call already tried; doubled per attempt, never
+# past the deadline (a replica not tried yet is asked at once).
 _RETRY_DELAY_S = 0.05
+# Deadline of replica_status: a healthy replica answers GetModelStatus in milliseconds.
+STATUS_TIMEOUT_S = 0.3
 # Model infos kept (one per version: replicas may serve different versions during a rollout).
 _CACHED_VERSIONS = 4
 
@@ -141,33 +136,22 @@ class ModelInfo:
     class_names: dict
 
 
-class _Connection:
-    """A gRPC channel to the server and the stubs of the three calls the client makes."""
-
-    def __init__(self, target, options):
-        self.channel = grpc.insecure_channel(target, options=options)
-        self.predict = protos.unary_stub(self.channel, protos.PREDICTION_SERVICE, 'Predict')
-        self.get_model_metadata = protos.unary_stub(self.channel, protos.PREDICTION_SERVICE,
-                                                    'GetModelMetadata')
-        self.get_model_status = protos.unary_stub(self.channel, protos.MODEL_SERVICE,
-                                                  'GetModelStatus')
-
-
 class SSDClient:
     """One channel to a model server or to its replicas; thread-safe."""
 
     def __init__(self, address, model_name=DEFAULT_MODEL_NAME, signature=DEFAULT_SIGNATURE,
                  timeout=10.0, retries=3, score_threshold=np_post_processing.DISPLAY_THRESHOLD,
                  labels_path=None, max_pixels=DEFAULT_MAX_PIXELS, postprocess_kwargs=None,
-                 version=None, version_label=None, normalization=None):
+                 version=None, version_label=None, normalization=None, attempt_timeout=None):
         """Args:
           address: 'host:port' of the gRPC server, 'h1:port,h2:port' of replicas, or a gRPC
             target such as 'dns:///svc:8500' (common.serving_address).
           model_name: served model name.
           signature: 'serving_default' (client-side pre/post-processing) or 'detect' (in the graph).
           timeout: overall deadline in seconds of each call, its retries included.
-          retries: extra attempts on UNAVAILABLE (on another replica when there are several),
-            with exponential backoff from 0.05 s, within the deadline.
+          retries: extra attempts on UNAVAILABLE, DEADLINE_EXCEEDED of an attempt or NOT_FOUND
+            (on another replica when there are several; again on one already tried after a
+            backoff from 0.05 s), within the deadline.
           score_threshold: default minimum score of returned detections.
           labels_path: optional labels.txt overriding the class names of the export.
           max_pixels: larger images raise InvalidImage before decoding.
@@ -178,10 +162,13 @@ class SSDClient:
             (model_spec.version_label); TF Serving resolves it, the local server refuses labels.
           normalization: name of a common.normalization kind: how to normalise the input of an
             export without a manifest; checked against the manifest of one that has it.
+          attempt_timeout: deadline in seconds of one attempt when there are several replicas
+            (default: a third of `timeout`, so that retries on healthy replicas fit); a lone
+            server gets the whole `timeout`.
 
         Raises:
-          ValueError: a bad signature, normalization or address, or both version and
-            version_label.
+          ValueError: a bad signature, normalization or address, both version and
+            version_label, or an attempt_timeout that is not in (0, timeout].
         """
         if version is not None and version_label:
             raise ValueError('give version or version_label, not both (got %r and %r)'
@@ -189,6 +176,10 @@ class SSDClient:
         if signature not in SIGNATURES:
             raise ValueError('signature must be one of %s, got %r' % (', '.join(SIGNATURES),
                                                                       signature))
+        attempt_timeout = timeout / 3.0 if attempt_timeout is None else attempt_timeout
+        if not 0 < attempt_timeout <= timeout:
+            raise ValueError('attempt_timeout must be in (0, timeout=%s], got %r'
+                             % (timeout, attempt_timeout))
         self.normalization = (None if normalization is None
                               else normalization_lib.get(normalization))
         self.address = address
@@ -198,6 +189,7 @@ class SSDClient:
         self.version_label = version_label or None
         self.signature = signature
         self.timeout = timeout
+        self.attempt_timeout = attempt_timeout
         self.retries = retries
         self.score_threshold = score_threshold
         self.max_pixels = max_pixels
@@ -206,21 +198,12 @@ class SSDClient:
         if labels_path:
             from common import labels  # pylint: disable=import-outside-toplevel
             self._labels = labels.read_labels(labels_path)
-        self._target = serving_address.channel_target(self._address)
-        self._channel_options = (_BALANCED_OPTIONS if self._address.balanced
-                                 else _CHANNEL_OPTIONS)
-        self._connection = _Connection(self._target, self._channel_options)
-        self._replicas = {}  # 'host:port' -> _Connection of replica_status
-        self._connection_lock = threading.Lock()
+        self._replicas = replicas.ReplicaSet(self._address)
         self._infos = {}  # version -> ModelInfo, the latest one last
         self._info_lock = threading.Lock()
 
     def close(self):
-        with self._connection_lock:
-            connections = [self._connection, *self._replicas.values()]
-            self._replicas = {}
-        for connection in connections:
-            connection.channel.close()
+        self._replicas.close()
 
     def __enter__(self):
         return self
@@ -228,60 +211,52 @@ class SSDClient:
     def __exit__(self, *exc):
         self.close()
 
-    def _reconnect(self, failed, replica=None):
-        """Replaces a connection that answered UNAVAILABLE by a new one, which connects at once
-        at its next call (the client's channel, or the status channel of `replica`).
-
-        A channel that failed to connect waits out its reconnect back-off, and without a call in
-        progress gRPC Python handles its events only at a 5 s backup poll: a server restarted
-        meanwhile would stay unreachable for seconds. Calls still running on the old channel go
-        on; gRPC closes it once they are done.
-        """
-        with self._connection_lock:
-            if replica is None and self._connection is failed:
-                self._connection = _Connection(self._target, self._channel_options)
-            elif replica is not None and self._replicas.get(replica) is failed:
-                self._replicas[replica] = _Connection(replica, _CHANNEL_OPTIONS)
-
-    def _replica_connection(self, replica):
-        with self._connection_lock:
-            if replica not in self._replicas:
-                self._replicas[replica] = _Connection(replica, _CHANNEL_OPTIONS)
-            return self._replicas[replica]
-
-    def _call(self, method, request, timeout=None, retries=None, replica=None):
+    def _call(self, method, request, timeout=None, retries=None):
         """Calls an RPC ('predict', 'get_model_metadata' or 'get_model_status') within one
-        overall deadline, retrying UNAVAILABLE (with round-robin, on the next READY replica);
-        other codes (a bad request, a missing model, the deadline) are raised at once.
+        overall deadline; UNAVAILABLE, an attempt's DEADLINE_EXCEEDED and NOT_FOUND are sent
+        again to another replica (the replica is ejected for a while, except after NOT_FOUND of a
+        pinned version, which another replica may have); other codes are raised at once.
 
         Args:
           timeout, retries: the client's when None.
-          replica: 'host:port' to ask on its own channel instead of the balanced one.
         Raises:
           ServingUnavailable, ServingError.
         """
         retries = self.retries if retries is None else retries
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
-        where = replica or self.address
+        pinned = request.model_spec.HasField('version') or bool(request.model_spec.version_label)
+        tried = set()
         for attempt in range(retries + 1):
-            connection = (self._connection if replica is None
-                          else self._replica_connection(replica))
             try:
-                return getattr(connection, method)(
-                    request, timeout=max(deadline - time.monotonic(), 0.001))
+                replica = self._replicas.pick(tried)
+            except OSError as e:
+                raise ServingUnavailable(str(e), 'UNAVAILABLE') from e
+            remaining = deadline - time.monotonic()
+            attempt_s = (min(remaining, self.attempt_timeout) if self._replicas.balanced
+                         else remaining)
+            try:
+                response = getattr(replica.connection, method)(request,
+                                                               timeout=max(attempt_s, 0.001))
             except grpc.RpcError as e:
                 code = e.code().name
-                if code == 'UNAVAILABLE':
-                    self._reconnect(connection, replica)
-                delay = min(_RETRY_DELAY_S * 2 ** attempt, deadline - time.monotonic())
-                if code == 'UNAVAILABLE' and attempt < retries and delay > 0:
-                    # Expected while a replica starts, restarts or dies; the last failure raises.
-                    logging.info('%s unavailable (%s), retrying in %.2f s', where, e.details(),
-                                 delay)
+                cut_short = code == 'DEADLINE_EXCEEDED' and attempt_s < remaining
+                failed = code == 'UNAVAILABLE' or cut_short or (code == 'NOT_FOUND' and not pinned)
+                self._replicas.release(replica, '%s: %s' % (code, e.details()) if failed else None,
+                                       unreachable=code == 'UNAVAILABLE')
+                tried.add(replica.address)
+                more = len(tried) < len(self._replicas.replicas())
+                retry = code == 'UNAVAILABLE' or cut_short or (code == 'NOT_FOUND' and more)
+                delay = 0.0 if more else _RETRY_DELAY_S * 2 ** attempt
+                if retry and attempt < retries and deadline - time.monotonic() > delay:
+                    # Expected while a replica starts, restarts, hangs or dies; the last raises.
+                    logging.info('%s from %s (%s), retrying%s', code, replica.address,
+                                 e.details(), ' in %.2f s' % delay if delay else ' elsewhere')
                     time.sleep(delay)
                     continue
                 error = ServingUnavailable if code in _UNAVAILABLE_CODES else ServingError
-                raise error('%s from %s: %s' % (code, where, e.details()), code) from e
+                raise error('%s from %s: %s' % (code, replica.address, e.details()), code) from e
+            self._replicas.release(replica)
+            return response
         raise AssertionError('unreachable')
 
     def _model_spec(self, model_spec, version=None):
@@ -335,41 +310,41 @@ class SSDClient:
         return {'name': response.model_spec.name, 'version': response.model_spec.version.value,
                 'signatures': signatures}
 
-    def status(self, replica=None, timeout=None, retries=None):
-        """Returns {'name', 'versions': [{'version', 'state'}]} from ModelService.GetModelStatus
-        (of one replica, 'host:port', on its own channel when given)."""
+    def status(self, timeout=None, retries=None):
+        """Returns {'name', 'versions': [{'version', 'state'}]} from ModelService.GetModelStatus."""
         request = protos.GetModelStatusRequest()
         request.model_spec.name = self.model_name
-        response = self._call('get_model_status', request, timeout, retries, replica)
-        return {'name': self.model_name, 'versions': [
-            {'version': s.version, 'state': protos.ModelVersionStatus.State.Name(s.state)}
-            for s in response.model_version_status]}
+        response = self._call('get_model_status', request, timeout, retries)
+        return {'name': self.model_name, 'versions': _versions(response)}
 
-    def replica_status(self, timeout=None):
-        """Asks every replica for its model status, each on a channel of its own, without retries.
-
-        A DNS name is resolved now (a headless Service lists its ready pods).
+    def replica_status(self, timeout=STATUS_TIMEOUT_S):
+        """Asks every replica for its model status at once (a DNS name resolved when due),
+        without retries.
 
         Returns:
-          list of {'address', 'versions': [{'version', 'state'}]} or {'address', 'error'};
+          list of {'address', 'versions': [{'version', 'state'}]} or {'address', 'error'}, each
+          with 'ejected_s' when the client avoids that replica for now (seconds left);
           [{'address': <the DNS name>, 'error'}] when the name does not resolve.
         """
-        timeout = min(self.timeout, 2.0) if timeout is None else timeout
         try:
-            replicas = serving_address.replica_addresses(self._address)
+            replicas = self._replicas.replicas()
         except OSError as e:
-            return [{'address': self.address, 'error': 'cannot resolve: %s' % e}]
-        with self._connection_lock:  # channels of replicas a DNS name no longer lists
-            gone = [self._replicas.pop(r) for r in set(self._replicas) - set(replicas)]
-        for connection in gone:
-            connection.channel.close()
+            return [{'address': self.address, 'error': str(e)}]
+        request = protos.GetModelStatusRequest()
+        request.model_spec.name = self.model_name
+        calls = [(replica, replica.connection.get_model_status.future(request, timeout=timeout))
+                 for replica in replicas]
         answers = []
-        for replica in replicas:
+        for replica, call in calls:
             try:
-                answers.append({'address': replica, 'versions': self.status(
-                    replica, timeout, retries=0)['versions']})
-            except ServingError as e:
-                answers.append({'address': replica, 'error': str(e)})
+                answer = {'address': replica.address, 'versions': _versions(call.result())}
+            except grpc.RpcError as e:
+                answer = {'address': replica.address, 'error': '%s from %s: %s' % (
+                    e.code().name, replica.address, e.details())}
+            ejected = self._replicas.ejected_seconds(replica)
+            if ejected:
+                answer['ejected_s'] = round(ejected, 1)
+            answers.append(answer)
         return answers
 
     def model_info(self, version=None, refresh=False):
@@ -483,8 +458,10 @@ class SSDClient:
             try:
                 boxes, scores, classes, version, timing = self._detect_client_side(rgb, info)
             except ServingError as e:  # a new version may expect another input size
+                if e.code != 'INVALID_ARGUMENT':
+                    raise
                 fresh = self.model_info(refresh=True)
-                if e.code != 'INVALID_ARGUMENT' or fresh.input_hw == info.input_hw:
+                if fresh.input_hw == info.input_hw:
                     raise
                 info = fresh
                 boxes, scores, classes, version, timing = self._detect_client_side(rgb, info)
@@ -522,10 +499,8 @@ class SSDClient:
 
     def _detect_in_graph(self, image, rgb):
         t0 = time.perf_counter()
-        if isinstance(image, (bytes, bytearray, memoryview)) and not _exif_rotated(bytes(image)):
-            data = bytes(image)
-        else:  # arrays, and EXIF-rotated images the graph's decoder would not rotate
-            data = cv2.imencode('.png', cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))[1].tobytes()
+        encoded = bytes(image) if isinstance(image, (bytes, bytearray, memoryview)) else None
+        data = upright_encoded(encoded, rgb)  # the graph's decoder ignores EXIF orientation
         t1 = time.perf_counter()
         outputs, version = self.predict({ENCODED_IMAGES: [data]}, DETECT_SIGNATURE,
                                         output_filter=DETECTION_OUTPUTS)
@@ -534,3 +509,9 @@ class SSDClient:
         timing = {'preprocess': (t1 - t0) * 1e3, 'predict': (t2 - t1) * 1e3, 'postprocess': 0.0}
         return (outputs[DETECTION_BOXES][0, :count], outputs[DETECTION_SCORES][0, :count],
                 outputs[DETECTION_CLASSES][0, :count].astype(np.int64), version, timing)
+
+
+def _versions(response):
+    """[{'version', 'state'}] of a GetModelStatusResponse."""
+    return [{'version': s.version, 'state': protos.ModelVersionStatus.State.Name(s.state)}
+            for s in response.model_version_status]

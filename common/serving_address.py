@@ -2,12 +2,13 @@
 
 Forms (README, "Serving at scale"):
 - `host:port`: one server (gRPC resolves the host name itself);
-- `host1:8500,host2:8500`: a static list of replicas, balanced round-robin by the client; the
-  hosts are resolved once, when the channel is made, into gRPC's `ipv4:a:p,b:q` (or `ipv6:`)
-  target;
-- `dns:///name:port` (or `dns://resolver/name:port`): gRPC's DNS resolver, re-resolved while
-  the channel lives (a headless Kubernetes Service lists every ready pod);
-- `ipv4:1.2.3.4:8500,5.6.7.8:8500` and `ipv6:[::1]:8500,...`: gRPC's static targets, as given.
+- `host1:8500,host2:8500`: a static list of replicas, balanced round-robin by the client
+  (client.replicas: a channel to each);
+- `dns:///name:port` (or `dns://resolver/name:port`): every address of the name is a replica,
+  the name resolved again while the client lives (a headless Kubernetes Service lists every
+  ready pod);
+- `ipv4:1.2.3.4:8500,5.6.7.8:8500` and `ipv6:[::1]:8500,...`: gRPC's static target forms, read
+  as a list.
 """
 import dataclasses
 import ipaddress
@@ -97,34 +98,6 @@ def resolve(host, port, getaddrinfo=socket.getaddrinfo):
 
 def _join(ip, port):
     return f'[{ip}]:{port}' if ':' in ip else f'{ip}:{port}'
-
-
-def channel_target(address, getaddrinfo=socket.getaddrinfo):
-    """The gRPC channel target of a ServingAddress.
-
-    One `host:port` and DNS names are passed to gRPC as given; a list is resolved now into one
-    static `ipv4:`/`ipv6:` target (gRPC's static resolver takes IP literals of one family only:
-    IPv4 when every replica has one, else IPv6).
-
-    Raises:
-      AddressError: a replica's host does not resolve, or the replicas share no address family.
-    """
-    if address.dns_name is not None or len(address.replicas) == 1 or (
-            address.text.startswith(_STATIC_SCHEMES)):
-        return address.text
-    resolved = []
-    for host, port in address.replicas:
-        try:
-            ips = resolve(host, port, getaddrinfo)
-        except OSError as e:
-            raise AddressError(f'{address.text!r}: cannot resolve {host!r}: {e}') from None
-        resolved.append((ips, port))
-    for scheme, family in (('ipv4:', 4), ('ipv6:', 6)):
-        picked = [next((ip for ip in ips if _literal(ip).version == family), None)
-                  for ips, _ in resolved]
-        if all(picked):
-            return scheme + ','.join(_join(ip, port) for ip, (_, port) in zip(picked, resolved))
-    raise AddressError(f'{address.text!r}: the replicas share no address family (IPv4 or IPv6)')
 
 
 def replica_addresses(address, getaddrinfo=socket.getaddrinfo):

@@ -63,23 +63,32 @@ def scan_versions(base_path):
 
     Returns:
       (versions, ignored): dict version -> folder path of the versions holding a saved_model.pb,
-      and the sorted names of the other visible folders (hidden ones, such as an export's
-      `.tmp-*` folder, are skipped silently).
+      and dict name -> why it is no version, of the other visible entries that are or may be
+      folders: names that are no version number, and entries that cannot be read (a symbolic
+      link loop, no permission). Hidden ones, such as an export's `.tmp-*` folder, and plain
+      files are skipped silently.
     """
-    versions, ignored = {}, []
+    versions, ignored = {}, {}
     try:
         entries = list(os.scandir(base_path))
     except (FileNotFoundError, NotADirectoryError):
         return versions, ignored
     for entry in entries:
-        if entry.name.startswith('.') or not entry.is_dir():
+        if entry.name.startswith('.'):
+            continue
+        try:
+            if not entry.is_dir():
+                continue
+        except OSError as e:  # ELOOP, EACCES: the entry cannot be a version
+            ignored[entry.name] = 'cannot be read (%s)' % (e.strerror or e)
             continue
         version = parse_version(entry.name)
         if version is None:
-            ignored.append(entry.name)
+            ignored[entry.name] = ('"%s" is no version number (ASCII digits within int64, no '
+                                   'leading zeros)' % entry.name)
         elif os.path.isfile(os.path.join(entry.path, SAVED_MODEL_FILENAME)):
             versions[version] = entry.path
-    return versions, sorted(ignored)
+    return versions, dict(sorted(ignored.items()))
 
 
 def list_versions(base_path):

@@ -9,6 +9,7 @@ import logging
 import tensorflow as tf
 
 from common import progress
+from nets import checkpoint_state
 
 
 def _split_scopes(scopes):
@@ -24,15 +25,19 @@ def _in_scopes(name, scopes):
 
 def resolve_checkpoint(path):
     """A checkpoint prefix from a prefix, a V1 checkpoint file (slim's vgg_16.ckpt) or a
-    directory (its newest checkpoint).
+    directory (the newest checkpoint its `checkpoint` file lists, resolved against it).
 
     Raises:
-        ValueError: no checkpoint there (the message names the path).
+        ValueError: no checkpoint there (the message names the path); a
+            checkpoint_state.CheckpointError when the directory's newest checkpoint lies outside
+            it or its files are missing (naming the previous checkpoint that loads).
     """
     if tf.io.gfile.isdir(path):
-        latest = tf.train.latest_checkpoint(path)
+        latest = checkpoint_state.latest(path)
         if latest is None:
             raise ValueError('%s: no checkpoint in this directory' % path)
+        if not tf.io.gfile.exists(latest + '.index'):
+            checkpoint_state.check_loads(latest)
         return latest
     if tf.io.gfile.exists(path + '.index'):
         return path

@@ -7,11 +7,12 @@ Concurrent requests for the same version, signature, inputs and outputs, whose i
 beyond dimension 0, are queued into one batch: the batch is run when it holds `max_batch_size`
 items, or `batch_timeout_micros` after its first request arrived; `num_batch_threads` batches run
 at once and at most `max_enqueued_batches` wait per queue (more are refused with UNAVAILABLE, as
-TF Serving does). The inputs are concatenated along dimension 0 (padded with copies of the first
-item up to the next of `allowed_batch_sizes`, when given), run once, and every output is split
-back at the requests' offsets, so each request gets exactly the rows of its own items. When a
-batch of several requests fails (say one undecodable JPEG), each request is run again alone, so
-only the bad one fails.
+TF Serving does); a request whose deadline has passed by the time its batch runs is dropped
+(DEADLINE_EXCEEDED), not run. The inputs are concatenated along dimension 0 (padded with copies
+of the first item up to the next of `allowed_batch_sizes`, when given), run once, and every
+output is split back at the requests' offsets, so each request gets exactly the rows of its own
+items. When a batch of several requests fails (say one undecodable JPEG), each request is run
+again alone, so only the bad one fails.
 
 The file is TF Serving's text format of `BatchingParameters` (session_bundle_config.proto):
 
@@ -91,11 +92,13 @@ def read_parameters(path):
 
 
 class _Task:
-    """One request in a batch: its input arrays, its item count and, once run, its outputs."""
+    """One request in a batch: its input arrays, its item count, its deadline (clock time or
+    None) and, once run, its outputs."""
 
-    def __init__(self, arrays, items):
+    def __init__(self, arrays, items, deadline=None):
         self.arrays = arrays
         self.items = items
+        self.deadline = deadline
         self.outputs = self.error = None
         self.done = threading.Event()
 
@@ -114,11 +117,13 @@ class Batcher:
 
     Attributes:
       batch_sizes: collections.Counter of the item counts of the batches run (before padding).
+      dropped: requests whose deadline passed before their batch ran (never run).
     """
 
     def __init__(self, parameters, clock=time.monotonic):
         self.parameters = parameters
         self.batch_sizes = collections.Counter()
+        self.dropped = 0
         self._clock = clock
         self._timeout = parameters.batch_timeout_micros * _MICROS
         self._queues = collections.OrderedDict()  # queue key -> deque of waiting _Batch
@@ -129,7 +134,7 @@ class Batcher:
         for thread in self._threads:
             thread.start()
 
-    def run(self, queue_key, run, arrays, items):
+    def run(self, queue_key, run, arrays, items, deadline=None):
         """Runs one request as part of a batch; blocks until its batch has run.
 
         Args:
@@ -139,17 +144,19 @@ class Batcher:
             dimension 0; called with the concatenated inputs of the batch.
           arrays: this request's input arrays, `items` rows each.
           items: this request's batch size.
+          deadline: clock() time after which the request is dropped if its batch has not run.
         Returns:
           this request's rows of run()'s outputs.
         Raises:
           ServingError: INVALID_ARGUMENT over max_batch_size, UNAVAILABLE when the queue is
-            full or the batcher stopped, or what run() raised for this request.
+            full or the batcher stopped, DEADLINE_EXCEEDED when dropped, or what run() raised
+            for this request.
         """
         limit = self.parameters.max_batch_size
         if items > limit:
             raise ServingError('a request of %d items is over the batching max_batch_size of %d'
                                % (items, limit), 'INVALID_ARGUMENT')
-        task = _Task(arrays, items)
+        task = _Task(arrays, items, deadline)
         with self._changed:
             if self._stopped:
                 raise ServingError('the batch scheduler is stopping', 'UNAVAILABLE')
@@ -201,12 +208,28 @@ class Batcher:
             batch = self._next_batch()
             if batch is None:
                 return
-            self.batch_sizes[batch.items] += 1
-            if not self._run_batch(batch.run, batch.tasks) and len(batch.tasks) > 1:
-                for task in batch.tasks:  # only the requests that fail alone fail
-                    self._run_batch(batch.run, [task])
+            tasks = self._drop_expired(batch.tasks)
+            if tasks:
+                self.batch_sizes[sum(task.items for task in tasks)] += 1
+                if not self._run_batch(batch.run, tasks) and len(tasks) > 1:
+                    for task in tasks:  # only the requests that fail alone fail
+                        self._run_batch(batch.run, [task])
             for task in batch.tasks:
                 task.done.set()
+
+    def _drop_expired(self, tasks):
+        """The tasks whose deadline has not passed; the others get DEADLINE_EXCEEDED."""
+        now = self._clock()
+        live = []
+        for task in tasks:
+            if task.deadline is not None and now >= task.deadline:
+                task.error = ServingError('dropped: the request\'s deadline passed while it '
+                                          'waited for its batch', 'DEADLINE_EXCEEDED')
+                with self._changed:
+                    self.dropped += 1
+            else:
+                live.append(task)
+        return live
 
     def _run_batch(self, run, tasks):
         """Runs tasks as one batch and hands each its rows; returns False when run() failed."""

@@ -1,7 +1,8 @@
 """Loads the versions of a SavedModel base path and swaps to the newest one while serving.
 
 Layout: `<base_path>/<version>/saved_model.pb` (common.signatures.scan_versions: hidden folders
-such as an export's temporary one are skipped, other names that are no version are logged once).
+such as an export's temporary one are skipped; other names that are no version, and entries that
+cannot be read, such as a symbolic link loop, are logged once and skipped).
 Like TF Serving's default version policy, the highest version that loads is served; it is
 warmed up first (each signature with numeric inputs of known shape run once on zeros). A version
 that fails to load (often a copy still in progress) is retried once its files have changed and
@@ -25,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from client import protos, tensor_proto
-from common.budget import Budget
+from common.budget import Budget, BudgetTimeout
 from common.signatures import MAX_MESSAGE_BYTES, SERVE_TAG, ServingError, scan_versions
 
 # TensorFlow's error codes are the gRPC status codes.
@@ -118,13 +119,15 @@ class LoadedVersion:
         if close:
             self._session.close()
 
-    def run(self, signature_name, inputs, output_filter=()):
+    def run(self, signature_name, inputs, output_filter=(), deadline=None):
         """Runs a signature.
 
         Args:
           signature_name: key of signature_defs.
           inputs: dict input alias -> TensorProto.
           output_filter: output aliases to return (all when empty).
+          deadline: time.monotonic() after which the request is dropped if it has not started
+            (DEADLINE_EXCEEDED): its client has given up.
         Returns:
           dict output alias -> numpy array.
         Raises:
@@ -157,20 +160,27 @@ class LoadedVersion:
                    tuple((a.dtype.str, a.shape[1:]) for a in arrays))
             values = self._batcher.run(
                 key, lambda batch: self._run(signature_name, runner, batch, len(batch[0])),
-                arrays, items)
+                arrays, items, deadline)
         else:
-            values = self._run(signature_name, runner, arrays, items)
+            values = self._run(signature_name, runner, arrays, items, deadline)
         return dict(zip(aliases, values))
 
-    def _run(self, signature_name, runner, arrays, items):
+    def _run(self, signature_name, runner, arrays, items, deadline=None):
         """Runs a session callable on input arrays of `items` items within the item budget.
 
+        With a deadline the run is also bounded by TensorFlow's own session timeout
+        (RunOptions.timeout_in_ms), so work for a client that has given up stops.
+
         Raises:
-          ServingError: TensorFlow's code of a run error, RESOURCE_EXHAUSTED out of memory.
+          ServingError: TensorFlow's code of a run error, RESOURCE_EXHAUSTED out of memory,
+            DEADLINE_EXCEEDED when `deadline` passed before its turn or during the run.
         """
         try:
-            with self._budget.hold(items):
-                return runner(*arrays)
+            with self._budget.hold(items, deadline=deadline):
+                if deadline is None:
+                    return runner(*arrays)
+                left_ms = max(int((deadline - time.monotonic()) * 1000), 1)
+                return runner(*arrays, options=tf.compat.v1.RunOptions(timeout_in_ms=left_ms))
         except tf.errors.OpError as e:
             code = _STATUS_NAMES.get(e.error_code, 'INTERNAL')
             raise ServingError('running signature "%s" failed: %s' % (signature_name, e.message),
@@ -178,6 +188,9 @@ class LoadedVersion:
         except MemoryError as e:
             raise ServingError('out of memory running signature "%s"' % signature_name,
                                'RESOURCE_EXHAUSTED') from e
+        except BudgetTimeout as e:
+            raise ServingError('dropped: the request\'s deadline passed while it waited for its '
+                               'turn (%s)' % e, 'DEADLINE_EXCEEDED') from e
 
     def _runner(self, signature_name, input_aliases, output_aliases):
         """A session callable for these inputs and outputs, made once (cheaper than session.run).
@@ -190,7 +203,8 @@ class LoadedVersion:
             signature = self.signature_defs[signature_name]
             runner = self._session.make_callable(
                 [signature.outputs[alias].name for alias in output_aliases],
-                feed_list=[signature.inputs[alias].name for alias in input_aliases])
+                feed_list=[signature.inputs[alias].name for alias in input_aliases],
+                accept_options=True)
             self._runners[key] = runner
         return runner
 
@@ -330,7 +344,7 @@ class ModelManager:
         self.model_name = model_name
         self.base_path = base_path
         self.limits = limits
-        self._budget = Budget(limits.max_batch_size)  # shared by all versions
+        self.budget = Budget(limits.max_batch_size)  # shared by all versions
         self._poll_seconds = poll_seconds
         self._session_config = session_config
         self._retry_seconds = retry_seconds
@@ -358,8 +372,7 @@ class ModelManager:
     def _poll_locked(self):
         versions, ignored = scan_versions(self.base_path)
         for name in sorted(set(ignored) - self._ignored):
-            logging.warning('Ignoring %s: "%s" is no version number (ASCII digits within int64, '
-                            'no leading zeros)', os.path.join(self.base_path, name), name)
+            logging.warning('Ignoring %s: %s', os.path.join(self.base_path, name), ignored[name])
         self._ignored = set(ignored)
         self._failures = {v: f for v, f in self._failures.items() if v in versions}
         current = self._current
@@ -390,7 +403,7 @@ class ModelManager:
         logging.info('Loading model %s version %d from %s', self.model_name, version, path)
         try:
             loaded = LoadedVersion(path, version, self._session_config, self.limits,
-                                   self._budget, self._batcher)
+                                   self.budget, self._batcher)
         except Exception as e:  # any load failure must keep the served version
             backoff = (self._retry_seconds if failure is None or failure.fingerprint != fingerprint
                        else min(2 * failure.backoff, self._max_retry_seconds))

@@ -4,13 +4,21 @@
 
 Serves Predict, GetModelMetadata and GetModelStatus with TF Serving's messages (client.protos),
 so clients work unchanged against `tensorflow/serving`. The highest version under the base path
-is served; new versions are picked up by polling. Like TF Serving it listens on all interfaces
-(0.0.0.0) by default: pass --host=127.0.0.1 to serve this machine only.
+is served; new versions are picked up by polling. Like TF Serving its gRPC API listens on all
+interfaces (0.0.0.0) by default: pass --host=127.0.0.1 to serve this machine only. The REST API
+(--rest_api_port, serving/rest_api.py) listens on 127.0.0.1 unless --rest_api_host says
+otherwise, with --rest_api_num_threads threads and --rest_api_timeout_in_ms to receive a request.
 
 A request may bring at most --max_batch_size items per input, and --max_request_elements and
 --max_request_bytes once decoded; larger ones are refused with INVALID_ARGUMENT naming the limit.
 At most --max_batch_size items run at once over all requests (the others wait their turn): the
-memory TensorFlow keeps after large requests is that of one full batch.
+memory TensorFlow keeps after large requests is that of one full batch. At most
+--max_inflight_predicts Predict requests are in flight (running or waiting their turn); more are
+refused at once with UNAVAILABLE, as TF Serving's full batch queue does, so the client sends them
+to another replica. The gRPC server runs --max_workers threads (more than that limit, so that
+refusals and GetModelStatus find a thread at once) and takes no more RPCs than it has threads
+(gRPC itself answers RESOURCE_EXHAUSTED beyond). A request whose deadline passes while it waits
+is dropped, not run, and a run is cut at the deadline (TensorFlow's session timeout).
 --enable_batching [--batching_parameters_file=serving/batching.config] batches concurrent
 requests of a signature as TF Serving does (serving/batching.py; TF Serving's defaults without
 the file).
@@ -25,6 +33,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from concurrent import futures
 
@@ -78,19 +87,54 @@ def _answers_errors(method):
 
 
 class Services:
-    """PredictionService (Predict, GetModelMetadata) and ModelService (GetModelStatus)."""
+    """PredictionService (Predict, GetModelMetadata) and ModelService (GetModelStatus).
 
-    def __init__(self, manager):
+    Attributes:
+      answered, late, refused, expired: Predict requests answered, answered after their
+        deadline (work for a client that had given up), refused at once because
+        `max_predicts` were in flight, and ended at their deadline (DEADLINE_EXCEEDED: dropped
+        while waiting or cut during the run).
+    """
+
+    def __init__(self, manager, max_predicts):
         self._manager = manager
+        self._max_predicts = max_predicts
+        self._predicts = 0
+        self._lock = threading.Lock()
+        self.answered = self.late = self.refused = self.expired = 0
 
     @_answers_errors
     def predict(self, request, context):
+        with self._lock:
+            busy = self._predicts >= self._max_predicts
+            self.refused += busy
+            self._predicts += not busy
+        if busy:
+            raise ServingError('the server is busy: %d Predict requests in flight, its limit '
+                               '(--max_inflight_predicts); retry on another replica or later'
+                               % self._max_predicts, 'UNAVAILABLE')
+        try:
+            return self._predict(request, context)
+        except ServingError as e:
+            with self._lock:
+                self.expired += e.code == 'DEADLINE_EXCEEDED'
+            raise
+        finally:
+            with self._lock:
+                self._predicts -= 1
+
+    def _predict(self, request, context):
         signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
+        remaining = context.time_remaining()
+        deadline = None if remaining is None else time.monotonic() + remaining
         loaded = self._manager.acquire(request.model_spec.name, _version(request.model_spec))
         try:
-            outputs = loaded.run(signature_name, request.inputs, request.output_filter)
+            outputs = loaded.run(signature_name, request.inputs, request.output_filter, deadline)
         finally:
             loaded.release()
+        with self._lock:
+            self.answered += 1
+            self.late += deadline is not None and time.monotonic() > deadline
         size = _output_bytes(outputs)
         if size > MAX_MESSAGE_BYTES:
             raise ServingError('the answer would hold %d bytes of tensors, over the message limit '
@@ -136,17 +180,23 @@ class Services:
         return response
 
 
-def create_server(manager, port, host='0.0.0.0', max_workers=8):
-    """Builds (does not start) the gRPC server.
+def create_server(manager, port, host='0.0.0.0', max_workers=64, services=None):
+    """Builds (does not start) the gRPC server: `max_workers` threads, as many RPCs at most; it
+    accepts the clients' keepalive pings.
 
+    Args:
+      services: the Services to serve (default: new ones on `manager`, Predict limited to
+        half the threads).
     Returns:
       (server, bound port) - port 0 picks a free port.
     """
     # No SO_REUSEPORT: a second server on a busy port must fail, not silently share the port.
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers,
                                                     thread_name_prefix='grpc'),
-                         options=GRPC_OPTIONS + [('grpc.so_reuseport', 0)])
-    services = Services(manager)
+                         options=(GRPC_OPTIONS + protos.SERVER_KEEPALIVE_OPTIONS +
+                                  [('grpc.so_reuseport', 0)]),
+                         maximum_concurrent_rpcs=max_workers)
+    services = services or Services(manager, max(max_workers // 2, 1))
     server.add_generic_rpc_handlers([
         protos.generic_handler(protos.PREDICTION_SERVICE, {
             'Predict': services.predict, 'GetModelMetadata': services.get_model_metadata}),
@@ -187,7 +237,20 @@ def _parse_args(argv):
                               'this machine only)')
     network.add_argument('--rest_api_port', type=int, default=0,
                          help='REST port (0 = no REST API)')
-    network.add_argument('--max_workers', type=int, default=8, help='gRPC worker threads')
+    network.add_argument('--rest_api_host', default='127.0.0.1',
+                         help='interface of the REST API: this machine only unless given '
+                              '(0.0.0.0 = all)')
+    network.add_argument('--rest_api_num_threads', type=int, default=8,
+                         help='REST connections served at once (more wait, then get 503)')
+    network.add_argument('--rest_api_timeout_in_ms', type=int, default=30000,
+                         help='the most time a REST request may take to arrive')
+    network.add_argument('--max_workers', type=int, default=64,
+                         help='gRPC worker threads, and the most RPCs in flight (gRPC answers '
+                              'RESOURCE_EXHAUSTED beyond)')
+    network.add_argument('--max_inflight_predicts', type=int, default=None,
+                         help='Predict requests running or waiting their turn; more are refused '
+                              'at once with UNAVAILABLE (below --max_workers; default: 16, at '
+                              'most half of --max_workers)')
     model = parser.add_argument_group('model')
     model.add_argument('--model_name', default=DEFAULT_MODEL_NAME)
     model.add_argument('--model_base_path', required=True,
@@ -217,9 +280,15 @@ def _parse_args(argv):
             parser.error('--%s must be in 0..65535' % flag)
     if args.file_system_poll_wait_seconds <= 0:
         parser.error('--file_system_poll_wait_seconds must be > 0')
-    for flag in ('max_workers', 'max_batch_size', 'max_request_elements', 'max_request_bytes'):
+    for flag in ('max_batch_size', 'max_request_elements', 'max_request_bytes',
+                 'rest_api_num_threads', 'rest_api_timeout_in_ms'):
         if getattr(args, flag) < 1:
             parser.error('--%s must be >= 1' % flag)
+    if args.max_inflight_predicts is None:
+        args.max_inflight_predicts = max(min(16, args.max_workers // 2), 1)
+    if not 1 <= args.max_inflight_predicts < args.max_workers:
+        parser.error('--max_inflight_predicts must be >= 1 and below --max_workers (%d), so '
+                     'that refusals and status calls find a thread' % args.max_workers)
     if args.grace_seconds < 0:
         parser.error('--grace_seconds must be >= 0')
     args.batching = None
@@ -282,8 +351,14 @@ def _drain(server, rest, signals, grace_seconds):
             server.stop(0)
 
 
-def _stop(manager, batcher):
+def _stop(manager, batcher, services=None):
     manager.stop()
+    if services is not None:
+        dropped = manager.budget.dropped + (batcher.dropped if batcher is not None else 0)
+        logging.info('Predict requests: %d answered (%d after their deadline), %d refused as '
+                     'busy, %d ended at their deadline (%d of them before they ran)',
+                     services.answered, services.late, services.refused, services.expired,
+                     dropped)
     if batcher is not None:
         batcher.stop()
         sizes = batcher.batch_sizes
@@ -313,7 +388,8 @@ def main(argv=None):
                                   batcher=batcher)
     manager.start()
     try:
-        server, port = create_server(manager, args.port, args.host, args.max_workers)
+        services = Services(manager, args.max_inflight_predicts)
+        server, port = create_server(manager, args.port, args.host, args.max_workers, services)
     except OSError as e:
         _stop(manager, batcher)
         logging.error('--port: %s', e)
@@ -321,8 +397,9 @@ def main(argv=None):
     rest = None
     if args.rest_api_port:
         from serving import rest_api  # pylint: disable=import-outside-toplevel
-        rest = rest_api.start(manager, args.host, args.rest_api_port)
-        logging.info('REST API on %s:%d', args.host, args.rest_api_port)
+        rest = rest_api.start(manager, args.rest_api_host, args.rest_api_port,
+                              args.rest_api_num_threads, args.rest_api_timeout_in_ms / 1000)
+        logging.info('REST API on %s:%d', args.rest_api_host, args.rest_api_port)
     server.start()
     logging.info('gRPC PredictionService/ModelService for model %s on %s:%d (limits: batch %d, '
                  '%d elements, %d bytes per request; batching: %s)', args.model_name, args.host,
@@ -331,7 +408,7 @@ def main(argv=None):
     while not signals.received:
         time.sleep(_POLL_SECONDS)
     _drain(server, rest, signals, args.grace_seconds)
-    _stop(manager, batcher)
+    _stop(manager, batcher, services)
     logging.info('Stopped')
     return 0
 

@@ -39,7 +39,7 @@ def toy_server(toy_base):
     """
     manager = ModelManager('ssd', toy_base, poll_seconds=0.1)
     manager.start()
-    server, port = model_server.create_server(manager, 0, host='127.0.0.1', max_workers=4)
+    server, port = model_server.create_server(manager, 0, host='127.0.0.1', max_workers=32)
     server.start()
     yield '127.0.0.1:%d' % port, manager
     server.stop(0).wait()

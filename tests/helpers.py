@@ -1,7 +1,9 @@
 """Helpers shared by the tests: a toy SavedModel, random boxes, running a dataset, a command on
 a pseudo-terminal, and (from the packages that own them) the shapes data set as TFRecords,
 free ports and `python -m serving.model_server` processes."""
+import contextlib
 import fcntl
+import http.server
 import os
 import signal
 import subprocess
@@ -183,6 +185,29 @@ def session_processes(sid):
         if int(fields[3]) == sid and fields[0] != 'Z':
             pids.append(int(entry))
     return pids
+
+
+class _HealthzOnly(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):  # pylint: disable=invalid-name
+        self.send_response(200 if self.path == '/healthz' else 503)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@contextlib.contextmanager
+def healthz_server():
+    """An HTTP server on 127.0.0.1 answering 200 to GET /healthz, 503 to other paths; yields
+    its base URL."""
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), _HealthzOnly)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield 'http://127.0.0.1:%d' % server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 # Prelude of a script run in a fresh interpreter: from then on importing tensorflow or

@@ -22,8 +22,10 @@ def model():
 def healthz():
     """200 while at least one replica serves an AVAILABLE version of the model, else 503.
 
-    The body lists every replica (each asked on its own channel; a DNS name resolved now) with
-    its versions and their states, or the error it answered; `versions` are the AVAILABLE ones.
+    Every replica is asked at once with a short deadline (SSDClient.replica_status, 0.3 s), so a
+    hung one cannot hold the answer past Kubernetes' probe timeout. The body lists each replica
+    with its versions and their states, or the error it answered, and `ejected_s` while the
+    client avoids it; `versions` are the AVAILABLE ones.
     """
     ssd = service.client()
     replicas = ssd.replica_status()

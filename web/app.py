@@ -22,6 +22,7 @@ def make_client(config):
     return SSDClient(config['SERVING_ADDRESS'], model_name=config['MODEL_NAME'],
                      signature=config['SIGNATURE'], normalization=config['NORMALIZATION'],
                      timeout=config['SERVING_TIMEOUT'], retries=config['SERVING_RETRIES'],
+                     attempt_timeout=config['SERVING_ATTEMPT_TIMEOUT'],
                      score_threshold=config['SCORE_THRESHOLD'],
                      labels_path=config['LABELS_FILE'], max_pixels=config['MAX_IMAGE_PIXELS'],
                      version=config['MODEL_VERSION'], version_label=config['MODEL_VERSION_LABEL'])

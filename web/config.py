@@ -17,6 +17,9 @@ DEFAULTS = {
     'NORMALIZATION': None,
     'LABELS_FILE': None,
     'SERVING_TIMEOUT': 10.0,
+    # Deadline of one attempt when SERVING_ADDRESS lists several replicas (unset: a third of
+    # SERVING_TIMEOUT): a hung replica costs one attempt, then the call goes to another one.
+    'SERVING_ATTEMPT_TIMEOUT': None,
     'SERVING_RETRIES': 3,
     'MAX_UPLOAD_MB': 10.0,
     'MAX_IMAGE_PIXELS': images.MAX_PIXELS,
@@ -112,6 +115,7 @@ PARSERS = {
     'NORMALIZATION': _normalization,
     'LABELS_FILE': _existing_file,
     'SERVING_TIMEOUT': _positive_float,
+    'SERVING_ATTEMPT_TIMEOUT': _positive_float,
     'SERVING_RETRIES': _non_negative_int,
     'MAX_UPLOAD_MB': _positive_float,
     'MAX_IMAGE_PIXELS': _positive_int,
@@ -141,6 +145,10 @@ def load_config(mapping=None, environ=None):
             config[name] = environ[name]
         if config[name] is not None:
             config[name] = parse(name, config[name])
+    attempt = config['SERVING_ATTEMPT_TIMEOUT']
+    if attempt is not None and attempt > config['SERVING_TIMEOUT']:
+        raise ConfigError(f'SERVING_ATTEMPT_TIMEOUT={attempt} must be <= SERVING_TIMEOUT='
+                          f'{config["SERVING_TIMEOUT"]} (one attempt within the call)')
     if config['MODEL_VERSION'] is not None and config['MODEL_VERSION_LABEL'] is not None:
         raise ConfigError('set MODEL_VERSION or MODEL_VERSION_LABEL, not both (got '
                           f'{config["MODEL_VERSION"]} and {config["MODEL_VERSION_LABEL"]!r})')

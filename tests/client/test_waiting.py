@@ -1,33 +1,16 @@
 """client.waiting: True once the URL answers 200 or a version is AVAILABLE, False at the
 deadline or when the awaited process is gone."""
-import http.server
-import threading
 import time
 
 from client import waiting
 from common import ports
-
-
-class _Ok(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):  # pylint: disable=invalid-name
-        self.send_response(200 if self.path == '/healthz' else 503)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
+from tests import helpers
 
 
 def test_ready_url_and_unready_url():
-    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), _Ok)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        base = 'http://127.0.0.1:%d' % server.server_address[1]
+    with helpers.healthz_server() as base:
         assert waiting.wait_for_url(base + '/healthz', 10)
         assert not waiting.wait_for_url(base + '/other', 0.5, interval_s=0.1)
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_nothing_listening():

@@ -46,25 +46,6 @@ def test_malformed_addresses_are_named(text, words):
         assert word in str(info.value)
 
 
-def test_channel_target_of_each_form():
-    lookup = _fake_getaddrinfo({'h1': ['10.0.0.1', 'fd00::1'], 'h2': ['10.0.0.2'],
-                                'v6': ['fd00::2'], 'localhost': ['127.0.0.1', '::1']})
-
-    def target(text):
-        return serving_address.channel_target(serving_address.parse(text), lookup)
-
-    assert target('localhost:8500') == 'localhost:8500'
-    assert target('dns:///svc:8500') == 'dns:///svc:8500'
-    assert target('ipv4:1.2.3.4:1,1.2.3.5:2') == 'ipv4:1.2.3.4:1,1.2.3.5:2'
-    assert target('h1:8500,h2:8501') == 'ipv4:10.0.0.1:8500,10.0.0.2:8501'
-    assert target('localhost:1,127.0.0.1:2') == 'ipv4:127.0.0.1:1,127.0.0.1:2'
-    assert target('h1:8500,v6:8501') == 'ipv6:[fd00::1]:8500,[fd00::2]:8501'
-    with pytest.raises(serving_address.AddressError, match="cannot resolve 'nowhere'"):
-        target('h1:1,nowhere:2')
-    with pytest.raises(serving_address.AddressError, match='no address family'):
-        target('h2:1,v6:2')
-
-
 def test_replica_addresses_resolve_dns_names_now():
     lookup = _fake_getaddrinfo({'svc': ['10.1.0.5', '10.1.0.6', '10.1.0.5']})
     parse = serving_address.parse

@@ -24,11 +24,15 @@ def test_scan_versions(tmp_path):
     for name in ['1', '12', '\u00b2', '.tmp-3-x']:
         (tmp_path / name / signatures.SAVED_MODEL_FILENAME).write_bytes(b'')
     (tmp_path / '3').write_text('a file, not a folder')
+    (tmp_path / '7').symlink_to(tmp_path / '7')  # a symbolic link loop
+    (tmp_path / '12' / '12').symlink_to(tmp_path / '12')  # a loop inside a version
     versions, ignored = signatures.scan_versions(str(tmp_path))
     assert versions == {1: str(tmp_path / '1'), 12: str(tmp_path / '12')}
-    assert ignored == sorted(['\u00b2', 'notes'])
+    assert sorted(ignored) == sorted(['\u00b2', 'notes', '7'])
+    assert 'no version number' in ignored['notes']
+    assert ignored['7'] == 'cannot be read (Too many levels of symbolic links)'
     assert signatures.list_versions(str(tmp_path)) == [1, 12]
-    assert signatures.scan_versions(str(tmp_path / 'missing')) == ({}, [])
+    assert signatures.scan_versions(str(tmp_path / 'missing')) == ({}, {})
 
 
 def test_serving_error_carries_a_status_name():

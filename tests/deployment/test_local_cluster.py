@@ -10,6 +10,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -20,6 +21,7 @@ import pytest
 import tensorflow as tf
 
 from deployment import local_cluster
+from nets import checkpoint_state
 from tests import helpers
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -170,6 +172,14 @@ def test_a_killed_ps_is_recovered_from_the_last_checkpoint(run):
     assert 'preemption' in after
     assert 'Running local_init_op' in after.split('preemption', 1)[1]
     assert 'Training finished at step %d' % LAST_STEP in after
+
+
+def test_no_checkpoint_was_lost_to_the_kills(run):
+    listed = checkpoint_state.listed(run.train_dir)
+    assert listed[-1] == os.path.join(run.train_dir, 'model.ckpt-%d' % LAST_STEP)
+    assert [checkpoint_state.load_problem(prefix) for prefix in listed] == [None] * len(listed)
+    text = open(os.path.join(run.train_dir, 'checkpoint')).read()
+    assert run.train_dir not in text   # relative entries: the dir can be moved
 
 
 def test_the_ps_stops_cleanly_on_sigterm(run):
@@ -357,6 +367,79 @@ def test_launcher_command_stops_the_tasks_on_a_signal(stand_in, signum):
     for pid in map(int, pids):
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_launcher_needs_every_ps_and_every_unfinished_worker(stand_in):
+    """A worker that finished (exit 0) and a failed evaluator leave the job going; a ps that
+    is gone ends it (run() then stops every task: tests/deployment/test_cluster_faults.py)."""
+    cluster = local_cluster.LocalCluster(['wait'], num_ps=1, num_workers=2, chief=True,
+                                         evaluator=True, output=None, script=stand_in)
+    try:
+        cluster.start()
+        for name in cluster.tasks:
+            cluster.wait_for_line(name, '^role ', 60)
+        assert cluster.lost_task() is None
+        cluster.stop('worker 1')
+        assert cluster.lost_task() == ('worker 1', -signal.SIGTERM)
+        cluster.start('worker 1')
+        cluster.wait_for_line('worker 1', '^role ', 60, start=len(cluster.log('worker 1')))
+        cluster.kill('evaluator 0')
+        assert cluster.lost_task() is None
+        cluster.kill('ps 0')
+        assert cluster.lost_task() == ('ps 0', -signal.SIGKILL)
+    finally:
+        cluster.stop_all()
+    assert local_cluster.describe_exit(-signal.SIGKILL) == 'was killed by signal 9 (SIGKILL)'
+    assert local_cluster.describe_exit(3) == 'exited with code 3'
+
+
+NETWORK_PROBE = textwrap.dedent('''\
+    """Listens on its cluster port on every interface, as TensorFlow's server does; a worker
+    connects to the ps; both print their network interfaces."""
+    import json, os, socket, time
+    config = json.loads(os.environ['TF_CONFIG'])
+    task = config['task']
+    host, port = config['cluster'][task['type']][task['index']].rsplit(':', 1)
+    server = socket.socket(socket.AF_INET6)
+    server.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    server.bind(('::', int(port)))
+    server.listen()
+    print('interfaces %s' % sorted(name for _, name in socket.if_nameindex()), flush=True)
+    if task['type'] == 'worker':
+        ps_host, ps_port = config['cluster']['ps'][0].rsplit(':', 1)
+        for _ in range(600):
+            try:
+                socket.create_connection((ps_host, int(ps_port)), timeout=1).close()
+                print('reached the ps', flush=True)
+                break
+            except OSError:
+                time.sleep(0.05)
+    while True:
+        time.sleep(0.05)
+    ''')
+
+
+def test_tasks_run_in_a_private_network_of_loopback_only(tmp_path):
+    """Their servers listen on every interface, yet only the cluster's processes reach them."""
+    script = tmp_path / 'network_probe.py'
+    script.write_text(NETWORK_PROBE)
+    cluster = local_cluster.LocalCluster([], num_ps=1, num_workers=1, output=None,
+                                         script=str(script))
+    try:
+        cluster.start()
+        refused = [line for line in cluster.log('launcher') if 'no private network' in line]
+        if refused:
+            pytest.skip(refused[0])
+        cluster.wait_for_line('worker 0', '^reached the ps$', 60)
+        for name in ('ps 0', 'worker 0'):
+            match, _ = cluster.wait_for_line(name, r'^interfaces (.*)$', 60)
+            assert match.group(1) == "['lo']"
+            host, port = cluster.address(name).rsplit(':', 1)
+            assert host == '127.0.0.1'
+            with pytest.raises(ConnectionRefusedError):
+                socket.create_connection((host, int(port)), timeout=5).close()
+    finally:
+        cluster.stop_all()
 
 
 @pytest.mark.parametrize('argv, message', [

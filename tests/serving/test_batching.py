@@ -182,6 +182,36 @@ def test_limits_of_size_and_queue():
     waiting.join(60)
 
 
+def test_requests_past_their_deadline_are_dropped_not_run():
+    """A request whose client has given up is not run: the batch runs without it."""
+    batcher = batching.Batcher(_parameters(max_batch_size=2, num_batch_threads=1))
+    release, recorder = threading.Event(), _Recorder()
+
+    def blocked(inputs):
+        release.wait(60)
+        return recorder(inputs)
+
+    try:
+        running = threading.Thread(target=batcher.run, args=('k', blocked, [np.ones([2, 1])], 2))
+        running.start()
+        _wait_until(lambda: batcher.batch_sizes[2] == 1)
+        # Queued behind the running batch, which ends after 0.5 s: one request whose client
+        # gives up after 0.05 s, one still waiting.
+        timer = threading.Timer(0.5, release.set)
+        timer.start()
+        results = _concurrently(
+            lambda deadline: batcher.run('k', blocked, [np.full([1, 1], 3.0)], 1, deadline),
+            [time.monotonic() + 0.05, time.monotonic() + 60])
+    finally:
+        release.set()
+        batcher.stop()
+    running.join(60)
+    assert isinstance(results[0], ServingError) and results[0].code == 'DEADLINE_EXCEEDED'
+    assert 'deadline passed' in str(results[0])
+    assert results[1][0].tolist() == [[6.0]]
+    assert batcher.dropped == 1 and recorder.sizes == [2, 1]
+
+
 @pytest.fixture
 def servers(toy_base):
     """Two in-process servers of the toy model: batched (max 4, long timeout) and unbatched."""

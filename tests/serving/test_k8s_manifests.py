@@ -14,6 +14,7 @@ import yaml
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
+from client import protos, ssd_client
 from common import signatures
 from web import config as web_config
 
@@ -41,8 +42,13 @@ def _find(kind, name):
     return found[0]
 
 
-def _container(deployment):
-    (container,) = deployment['spec']['template']['spec']['containers']
+def _container(deployment, name=None):
+    """The deployment's only container, or the one called `name`."""
+    containers = deployment['spec']['template']['spec']['containers']
+    if name is None:
+        (container,) = containers
+        return container
+    (container,) = [c for c in containers if c['name'] == name]
     return container
 
 
@@ -129,8 +135,18 @@ def test_tfserving_probes_use_rest_status_endpoint():
         get = container[probe]['httpGet']
         assert get['path'] == f'/v1/models/{signatures.DEFAULT_MODEL_NAME}', probe
         assert get['port'] in ('rest', _ports(container)['rest']), probe
+    assert container['readinessProbe']['timeoutSeconds'] == 1
     requests = container['resources']['requests']
     assert requests['cpu'] and requests['memory']
+
+
+def test_tfserving_accepts_the_clients_keepalive_pings():
+    """Without these, TF Serving answers the web client's pings with GOAWAY too_many_pings."""
+    wanted = ','.join('%s=%s' % option for option in protos.SERVER_KEEPALIVE_OPTIONS)
+    flags = _flags(_container(_find('Deployment', 'tfserving')))
+    assert flags['--grpc_channel_arguments'] == wanted
+    compose = yaml.safe_load((ROOT / 'serving' / 'docker-compose.yml').read_text())
+    assert '--grpc_channel_arguments=' + wanted in compose['services']['tfserving']['command']
 
 
 def test_headless_service_routes_grpc_to_tfserving_pods():
@@ -146,7 +162,7 @@ def test_headless_service_routes_grpc_to_tfserving_pods():
 
 def test_web_environment_is_valid_config_pointing_at_headless_service():
     deployment = _find('Deployment', 'ssd-web')
-    container = _container(deployment)
+    container = _container(deployment, 'web')
     env = {item['name']: item['value'] for item in container['env']}
     gunicorn_vars = {'WEB_BIND', 'WEB_WORKERS', 'WEB_THREADS', 'WEB_TIMEOUT', 'WEB_LOG_LEVEL'}
     assert set(env) <= set(web_config.DEFAULTS) | gunicorn_vars, set(env)
@@ -157,11 +173,16 @@ def test_web_environment_is_valid_config_pointing_at_headless_service():
     assert config['SERVING_ADDRESS'] == (
         f'dns:///{service["metadata"]["name"]}.{namespace}.svc.cluster.local:'
         f'{signatures.DEFAULT_GRPC_PORT}')
-    host, port = env['WEB_BIND'].rsplit(':', 1)
-    assert host == '0.0.0.0' and int(port) == _ports(container)['http']
-    assert container['readinessProbe']['httpGet']['path'] == '/healthz'
+    # gunicorn listens for the pod's nginx only; nginx takes the traffic and the probes.
+    nginx = _container(deployment, 'nginx')
+    nginx_env = {item['name']: item['value'] for item in nginx['env']}
+    assert env['WEB_BIND'] == nginx_env['WEB_UPSTREAM'] and env['WEB_BIND'].startswith('127.')
+    assert int(nginx_env['NGINX_PORT']) == _ports(nginx)['http']
+    assert nginx['readinessProbe']['httpGet']['path'] == '/healthz'
+    # /healthz asks the replicas with a deadline well within the probe's timeout.
+    assert ssd_client.STATUS_TIMEOUT_S * 2 < nginx['readinessProbe']['timeoutSeconds']
     web_service = _find('Service', 'ssd-web')
-    assert web_service['spec']['ports'][0]['targetPort'] in _ports(container)
+    assert web_service['spec']['ports'][0]['targetPort'] in _ports(nginx)
     assert web_service['spec']['selector'].items() <= (
         deployment['spec']['template']['metadata']['labels'].items())
 
@@ -174,8 +195,28 @@ def test_autoscaler_targets_deployment_with_cpu_requests(name):
     deployment = _find('Deployment', name)
     assert hpa['spec']['minReplicas'] <= deployment['spec']['replicas'] <= (
         hpa['spec']['maxReplicas'])
-    # CPU utilisation is measured against the container's CPU request.
-    assert _container(deployment)['resources']['requests']['cpu']
+    # CPU utilisation is measured against the containers' CPU requests.
+    assert all(c['resources']['requests']['cpu']
+               for c in deployment['spec']['template']['spec']['containers'])
+
+
+def test_nginx_template_is_mounted_from_the_configmap_of_the_shipped_file():
+    deployment = _find('Deployment', 'ssd-web')
+    nginx = _container(deployment, 'nginx')
+    (mount,) = nginx['volumeMounts']
+    volumes = {v['name']: v for v in deployment['spec']['template']['spec']['volumes']}
+    configmap = volumes[mount['name']]['configMap']['name']
+    assert mount['mountPath'] == '/etc/nginx/templates'  # the image renders *.template there
+    assert (f'kubectl create configmap {configmap} --from-file=web/nginx/default.conf.template'
+            in (K8S_FOLDERS[1] / 'web.yaml').read_text())
+    template = (ROOT / 'web' / 'nginx' / 'default.conf.template').read_text()
+    assert set(re.findall(r'\$\{(\w+)\}', template)) == {'NGINX_PORT', 'WEB_UPSTREAM'}
+    compose = yaml.safe_load((ROOT / 'serving' / 'docker-compose.yml').read_text())
+    front = compose['services']['nginx']
+    assert ('../web/nginx/default.conf.template:/etc/nginx/templates/default.conf.template:ro'
+            in front['volumes'])
+    assert front['environment']['WEB_UPSTREAM'] == 'web:5000'
+    assert 'ports' not in compose['services']['web']
 
 
 def test_web_requirements_pin_requirements_versions_without_tensorflow():

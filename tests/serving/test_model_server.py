@@ -271,7 +271,7 @@ def test_out_of_memory_is_resource_exhausted(stubs, monkeypatch):
     def runner(self, *args):
         del self, args
 
-        def run(*arrays):
+        def run(*arrays, **options):
             raise tf.errors.ResourceExhaustedError(None, None, 'OOM when allocating tensor')
         return run
 
@@ -368,13 +368,13 @@ def test_at_most_max_batch_size_items_run_at_once(stubs, monkeypatch):
     def counting_runner(self, *args):
         run = real(self, *args)
 
-        def counted(*arrays):
+        def counted(*arrays, **options):
             with lock:
                 running[0] += len(arrays[0])
                 most[0] = max(most[0], running[0])
             time.sleep(0.2)
             try:
-                return run(*arrays)
+                return run(*arrays, **options)
             finally:
                 with lock:
                     running[0] -= len(arrays[0])

@@ -94,3 +94,9 @@ def test_create_app_rejects_bad_environment(monkeypatch):
     monkeypatch.setenv('SCORE_THRESHOLD', 'high')
     with pytest.raises(ConfigError, match='SCORE_THRESHOLD'):
         create_app()
+
+
+def test_attempt_timeout_fits_in_the_call():
+    assert load_config(environ={'SERVING_ATTEMPT_TIMEOUT': '2'})['SERVING_ATTEMPT_TIMEOUT'] == 2.0
+    with pytest.raises(ConfigError, match='SERVING_ATTEMPT_TIMEOUT=20.0 must be <= SERVING_'):
+        load_config(environ={'SERVING_ATTEMPT_TIMEOUT': '20'})

@@ -1,37 +1,20 @@
 """python -m web.wait_ready: exit 0 once the URL answers 200 or the model is served, 1 after
 the timeout; light to import."""
-import http.server
 import os
 import subprocess
 import sys
-import threading
 
 from common import ports
+from tests import helpers
 from web import wait_ready
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-class _Ok(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):  # pylint: disable=invalid-name
-        self.send_response(200 if self.path == '/healthz' else 503)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
 def test_url_exit_codes():
-    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), _Ok)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        base = 'http://127.0.0.1:%d' % server.server_address[1]
+    with helpers.healthz_server() as base:
         assert wait_ready.main(['--url', base + '/healthz', '--timeout', '10']) == 0
         assert wait_ready.main(['--url', base + '/other', '--timeout', '0.2']) == 1
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_is_light():

@@ -47,7 +47,7 @@ def test_phase_latencies_split_at_kill_and_restart():
     from bench import web_load
     results = [(200, 0.010, 1.0), (200, 0.030, 2.0), (0, 0.5, 2.5), (200, 0.020, 3.0),
                (200, 0.040, 5.0), (503, 0.1, 6.0)]
-    phases = web_load.phase_latencies(results, killed_at=2.0, back_at=4.0)
+    phases = web_load.phase_latencies(results, fault_at=2.0, back_at=4.0)
     assert phases == {'before': [10.0], 'during': [20.0, 30.0], 'after': [40.0]}
 
 

@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CHROMIUM := /usr/lib/chromium/chromium
 
-.PHONY: test lint demo demo-ports demo-serve venv browser nginx bench tensorboard clean clean-demo
+.PHONY: test lint demo demo-ports demo-serve serve venv browser nginx bench tensorboard clean clean-demo
 
 venv: $(STAMP)
 
@@ -103,31 +103,44 @@ $(DEMO_EXPORT)/1/saved_model.pb: $(DEMO_TRAIN)/.done
 	$(BIN)/python export_model.py --checkpoint_path=$(DEMO_TRAIN) --model_name=$(DEMO_MODEL) \
 	  --export_dir=$(DEMO_EXPORT) --version=1 --labels_file=$(DEMO_RECORDS)/labels.txt
 
-# The local model server, then (once it serves the model) the web app, in the foreground.
-# Ctrl-C (or SIGTERM) stops both:
-# SIGTERM to each, SIGKILL to what is left after 10 s; if either dies, the other is stopped.
-demo-serve: demo-ports $(STAMP)
-	@stop() { kill $$server $$web 2>/dev/null; \
+# The local model server on an export (the demo's, or MODEL_BASE_PATH=...), then (once it
+# serves the model) the web app, in the foreground: `make serve MODEL_BASE_PATH=exports/ssd`.
+# Ctrl-C (or SIGTERM) stops both and exits 0: common.foreground gives the servers' shell the
+# terminal, so Ctrl-C reaches it and not make (which would end with `make: *** ... Interrupt`);
+# SIGTERM to each, SIGKILL to what is left after 10 s; if either dies, the other is stopped
+# (exit 1). MODEL_HINT is a line shown on the page.
+MODEL_BASE_PATH ?= $(DEMO_EXPORT)
+serve: demo-ports $(STAMP)
+	@$(BIN)/python -m common.foreground $(SHELL) -c '\
+	stop() { kill $$server $$web 2>/dev/null; \
 	  for i in $$(seq 100); do kill -0 $$server 2>/dev/null || kill -0 $$web 2>/dev/null || break; sleep 0.1; done; \
 	  kill -9 $$server $$web 2>/dev/null; wait; }; \
-	trap 'stop; exit 0' INT TERM; \
+	trap "stop; exit 0" INT TERM; \
 	$(BIN)/python -m serving.model_server --host=127.0.0.1 --port=$(GRPC_PORT) --model_name=ssd \
-	  --model_base_path=$(abspath $(DEMO_EXPORT)) & server=$$!; \
+	  --model_base_path=$(abspath $(MODEL_BASE_PATH)) & server=$$!; \
 	$(BIN)/python -m web.wait_ready --serving_address=127.0.0.1:$(GRPC_PORT) --timeout=180 \
 	  || { stop; exit 1; }; \
-	SERVING_ADDRESS=127.0.0.1:$(GRPC_PORT) MODEL_NAME=ssd \
-	  MODEL_HINT='The demo model knows only synthetic shapes; try its test images, $(abspath $(DEMO_VOC))/JPEGImages/test_*.jpg.' \
+	SERVING_ADDRESS=127.0.0.1:$(GRPC_PORT) MODEL_NAME=ssd MODEL_HINT="$(MODEL_HINT)" \
 	  WEB_BIND=127.0.0.1:$(WEB_PORT) WEB_WORKERS=2 \
-	  $(BIN)/gunicorn -c web/gunicorn.conf.py 'web:create_app()' & web=$$!; \
+	  $(BIN)/gunicorn -c web/gunicorn.conf.py "web:create_app()" & web=$$!; \
 	if $(BIN)/python -m web.wait_ready --url=http://127.0.0.1:$(WEB_PORT)/healthz --timeout=180; then \
 	  echo; echo "  Open http://127.0.0.1:$(WEB_PORT)/  (Ctrl-C stops the model server and the web app)"; echo; \
 	  wait -n; fi; \
-	stop; exit 1
+	stop; exit 1'
 
-# Training curves of the demo (or TRAIN_DIR=...) on http://127.0.0.1:6006/.
+# `serve` on the demo's export, with a hint on the page.
+demo-serve: MODEL_HINT = The demo model knows only synthetic shapes; try its test images, $(abspath $(DEMO_VOC))/JPEGImages/test_*.jpg.
+demo-serve: serve
+
+# Training and evaluation curves of the demo (or TRAIN_DIR=... EVAL_DIR=...) side by side, as
+# the runs `train` and `eval`, on http://127.0.0.1:$(TB_PORT)/.
 TRAIN_DIR ?= $(DEMO_TRAIN)
+EVAL_DIR ?= $(DEMO_DIR)/eval
+TB_PORT ?= 6006
 tensorboard: $(STAMP)
-	$(BIN)/tensorboard --logdir=$(TRAIN_DIR) --host=127.0.0.1 --port=6006
+	@$(PYTHON) -m common.ports TB_PORT=127.0.0.1:$(TB_PORT)
+	$(BIN)/tensorboard --logdir_spec=train:$(TRAIN_DIR),eval:$(EVAL_DIR) --host=127.0.0.1 \
+	  --port=$(TB_PORT)
 
 bench: $(STAMP)
 	for b in convert input_pipeline nets train serving web_load distributed; do $(BIN)/python -m bench.$$b || exit 1; done

@@ -14,16 +14,22 @@ first N test images with their ground truth beside the detections go to
 EVAL/visualizations/*.png and to TensorBoard's images. With --wait_for_checkpoints it
 evaluates every new checkpoint of the train_dir given as --checkpoint_path.
 """
+from common import tf_logs
+
+if __name__ == '__main__':
+    tf_logs.filter_stderr()  # first: TensorFlow's import prints its banner
+
+import logging
 import os
 import sys
 
 import tensorflow as tf
 
-from common import cli, precision
-from datasets import dataset_factory
+from common import cli, precision, progress
+from datasets import dataset_factory, record_check
 from datasets import train_dir as train_dir_lib
 from evaluation import coco_eval, eval_lib, pr_curves, visualization
-from nets import checkpoints, nets_factory
+from nets import checkpoint_state, checkpoints, nets_factory
 from nets import precision as nets_precision
 from preprocessing import preprocessing_factory
 
@@ -96,6 +102,10 @@ def validate_flags(args):
         if not os.path.isdir(args.checkpoint_path):
             raise ValueError('--wait_for_checkpoints needs --checkpoint_path to be a train_dir, '
                              'got %s' % args.checkpoint_path)
+        try:
+            checkpoint_state.listed(args.checkpoint_path)
+        except ValueError as error:
+            raise ValueError('--checkpoint_path %s' % error) from None
     else:
         try:
             checkpoints.resolve_checkpoint(args.checkpoint_path)
@@ -119,13 +129,25 @@ def parse_args(argv=None):
 
 
 def _checkpoints(args):
-    """The checkpoints to evaluate: one, or each new one of the train_dir."""
+    """The checkpoints to evaluate: one, or each new one of the train_dir that loads (the
+    others skipped with a warning).
+
+    Raises:
+        checkpoint_state.CheckpointError: the one checkpoint does not load.
+    """
     if not args.wait_for_checkpoints:
-        yield checkpoints.resolve_checkpoint(args.checkpoint_path)
+        checkpoint = checkpoints.resolve_checkpoint(args.checkpoint_path)
+        checkpoint_state.check_loads(checkpoint)
+        yield checkpoint
         return
-    yield from tf.compat.v1.train.checkpoints_iterator(
-        args.checkpoint_path, min_interval_secs=args.eval_interval_secs,
-        timeout=args.eval_timeout_secs)
+    for checkpoint in tf.compat.v1.train.checkpoints_iterator(
+            args.checkpoint_path, min_interval_secs=args.eval_interval_secs,
+            timeout=args.eval_timeout_secs):
+        problem = checkpoint_state.load_problem(checkpoint)
+        if problem:
+            logging.warning('Skipping checkpoint %s: %s', checkpoint, problem)
+            continue
+        yield checkpoint
 
 
 def _report(args, evaluation, checkpoint, labels):
@@ -149,7 +171,8 @@ def _report(args, evaluation, checkpoint, labels):
         print(coco_eval.format_table(evaluation.coco))
     print('Wrote %s and PR curves in %s' % (metrics_path, pr_dir))
     if written:
-        print('Wrote %d pictures in %s' % (len(written), os.path.dirname(written[0][0])))
+        print('Wrote %s in %s' % (progress.counted(len(written), 'picture'),
+                                  os.path.dirname(written[0][0])))
     sys.stdout.flush()
 
 
@@ -177,15 +200,19 @@ def main(argv=None):
         num_preprocessing_threads=args.num_preprocessing_threads,
         num_visualizations=args.num_visualizations)
     os.makedirs(args.eval_dir, exist_ok=True)
-    for checkpoint in _checkpoints(args):
-        evaluation = eval_lib.run_evaluation(
-            graph, checkpoint, dataset_info.labels, matching_threshold=args.matching_threshold,
-            remove_difficult=args.remove_difficult, max_num_batches=args.max_num_batches,
-            coco_metrics='coco' in args.metrics, category_ids=dataset_info.category_ids,
-            difficult_as_crowd=dataset_info.category_ids is not None or args.remove_difficult,
-            detections_file=args.detections_file,
-            session_config=nets_precision.session_config(args.precision))
-        _report(args, evaluation, checkpoint, dataset_info.labels)
+    try:
+        for checkpoint in _checkpoints(args):
+            evaluation = eval_lib.run_evaluation(
+                graph, checkpoint, dataset_info.labels,
+                matching_threshold=args.matching_threshold,
+                remove_difficult=args.remove_difficult, max_num_batches=args.max_num_batches,
+                coco_metrics='coco' in args.metrics, category_ids=dataset_info.category_ids,
+                difficult_as_crowd=dataset_info.category_ids is not None or args.remove_difficult,
+                detections_file=args.detections_file,
+                session_config=nets_precision.session_config(args.precision))
+            _report(args, evaluation, checkpoint, dataset_info.labels)
+    except (checkpoint_state.CheckpointError, record_check.CorruptRecordError) as error:
+        sys.exit('eval_ssd_network.py: error: %s' % error)
     return 0
 
 

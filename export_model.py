@@ -7,6 +7,11 @@ and assets/labels.txt; signatures `serving_default` and `detect` (see export/ssd
 The network and the classes come from the train dir (train_info.json and labels.txt, written
 by the trainer); --model_name and --labels_file override them and are checked against it.
 """
+from common import tf_logs
+
+if __name__ == '__main__':
+    tf_logs.filter_stderr()  # first: TensorFlow's import prints its banner
+
 import collections
 import os
 import sys
@@ -14,7 +19,7 @@ import sys
 import numpy as np
 import tensorflow as tf
 
-from common import cli, np_preprocessing, precision
+from common import cli, np_preprocessing, precision, progress
 from common import labels as labels_lib
 from common import signatures as sig
 from datasets import train_dir as train_dir_lib
@@ -98,9 +103,11 @@ def precision_report(export_path, network_name, mixed_precision, num_images=2, s
         export_path, mixed_precision, sig.DEFAULT_SIGNATURE, {sig.IMAGES: images})
     dtype = precision.LOW_DTYPES[mixed_precision]
     low = counts.get(dtype, collections.Counter())
-    return ('%s in %s on %d random images: %d ops in %s (%s); largest change from '
+    return ('%s in %s on %s: %s in %s (%s); largest change from '
             'float32: scores %.4f, boxes %.4f' % (
-                sig.DEFAULT_SIGNATURE, mixed_precision, num_images, sum(low.values()), dtype,
+                sig.DEFAULT_SIGNATURE, mixed_precision,
+                progress.counted(num_images, 'random image'),
+                progress.counted(sum(low.values()), 'op'), dtype,
                 ', '.join('%d %s' % (n, op) for op, n in low.most_common(4)),
                 changes[sig.SCORES], changes[sig.BOXES]))
 

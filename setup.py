@@ -12,8 +12,8 @@ def _version():
     return re.search(r"^VERSION = '([^']+)'", text, re.M).group(1)
 
 
-def _requirements():
-    lines = (HERE / 'requirements.txt').read_text().splitlines()
+def _requirements(name='requirements.txt'):
+    lines = (HERE / name).read_text().splitlines()
     return [line.strip() for line in lines if line.strip() and not line.startswith('#')]
 
 
@@ -24,9 +24,12 @@ setup(
                 'TF-Serving-compatible serving and a web page.',
     python_requires='>=3.11',
     packages=['common', 'datasets', 'nets', 'preprocessing', 'deployment', 'training',
-              'evaluation', 'export', 'client', 'serving', 'web'],
-    py_modules=['tf_convert_data', 'train_ssd_network', 'eval_ssd_network', 'export_model'],
+              'evaluation', 'export', 'importers', 'client', 'serving', 'web'],
+    py_modules=['tf_convert_data', 'train_ssd_network', 'eval_ssd_network', 'export_model',
+                'import_weights'],
     include_package_data=True,
     package_data={'web': ['templates/*.html', 'static/*'], 'serving': ['*.yml', '*.config']},
     install_requires=_requirements(),
+    # Reading torchvision .pth files (import_weights.py --source=torchvision): .[torch].
+    extras_require={'torch': _requirements('requirements-torch.txt')},
 )

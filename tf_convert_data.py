@@ -2,18 +2,34 @@
 
     python tf_convert_data.py --dataset_name=pascalvoc --dataset_dir=VOC2007 \
         --split_name=trainval --output_dir=OUT --output_name=voc2007_trainval
+    python tf_convert_data.py --dataset_name=pascalvoc --dataset_dir=my_photos \
+        --labels_file=labels.txt --make_splits=trainval:0.9,test:0.1 --seed=0 \
+        --split_name=trainval --output_dir=OUT --output_name=mydata_trainval
     python tf_convert_data.py --dataset_name=coco --annotations_file=instances_val2017.json \
         --images_dir=val2017 --output_dir=OUT --output_name=coco_val
 
-Writes OUT/NAME_00000-of-000NN.tfrecord, OUT/labels.txt and OUT/NAME_summary.json.
+Writes OUT/NAME_00000-of-000NN.tfrecord, OUT/labels.txt and OUT/NAME_summary.json. The
+trainer reads them back as --dataset_dir=OUT --dataset_name=PREFIX --dataset_split_name=SPLIT
+for NAME = PREFIX_SPLIT (mydata_trainval: --dataset_name=mydata).
+
+--dataset_name=pascalvoc reads a folder in VOC layout (Annotations/, JPEGImages/) or one
+holding the images with their XML files side by side (as LabelImg writes them); a split is
+ImageSets/Main/<split>.txt, or `all` for every annotated image, and --make_splits writes the
+split files of a folder that has none.
 """
+from common import tf_logs
+
+if __name__ == '__main__':
+    tf_logs.filter_stderr()  # first: TensorFlow's import prints its banner
+
+import argparse
 import logging
 import os
 import sys
 
-from common import cli
+from common import cli, progress
 from common import labels as labels_lib
-from datasets import coco, converter, pascalvoc, record_schema, specs
+from datasets import coco, converter, pascalvoc, record_schema, specs, splits
 
 DATASETS = ('pascalvoc', 'coco')
 
@@ -24,10 +40,15 @@ def build_parser():
     source = parser.add_argument_group('input')
     source.add_argument('--dataset_name', required=True, choices=DATASETS,
                         help='input layout: pascalvoc (VOC2007/2012, synthetic shapes) or coco')
-    source.add_argument('--dataset_dir', help='pascalvoc: folder with Annotations/, JPEGImages/, '
-                        'ImageSets/Main/')
+    source.add_argument('--dataset_dir', help='pascalvoc: folder with Annotations/, JPEGImages/ '
+                        '(and ImageSets/Main/), or with the images and their XML side by side')
     source.add_argument('--split_name', default='trainval',
-                        help='pascalvoc: ImageSets/Main/<split_name>.txt')
+                        help='pascalvoc: ImageSets/Main/<split_name>.txt, or %s for every '
+                        'annotated image' % splits.ALL)
+    source.add_argument('--make_splits', type=_split_spec, metavar='NAME:FRACTION,...',
+                        help='pascalvoc: first write ImageSets/Main/<NAME>.txt from every '
+                        'annotated image, shuffled with --seed (e.g. trainval:0.9,test:0.1); '
+                        'existing files with the same ids are kept, others are an error')
     source.add_argument('--annotations_file', help='coco: instances JSON')
     source.add_argument('--images_dir', help='coco: folder of the images')
     source.add_argument('--labels_file', help='class list (id:name lines or one name a line); '
@@ -42,8 +63,17 @@ def build_parser():
     output.add_argument('--samples_per_shard', type=int, default=500, help='images per shard')
     run = parser.add_argument_group('run')
     run.add_argument('--num_workers', type=int, default=1, help='parallel image readers')
-    run.add_argument('--seed', type=int, default=0, help='shuffle seed of the example order')
+    run.add_argument('--seed', type=int, default=0,
+                     help='shuffle seed of the example order and of --make_splits')
     return parser
+
+
+def _split_spec(text):
+    """argparse type of --make_splits: [(name, fraction)]."""
+    try:
+        return splits.parse_spec(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def validate_flags(args):
@@ -55,7 +85,13 @@ def validate_flags(args):
     if args.dataset_name == 'pascalvoc':
         if not args.dataset_dir or not os.path.isdir(args.dataset_dir):
             raise ValueError('--dataset_dir: not a folder: %r' % args.dataset_dir)
+        names = [name for name, _ in args.make_splits or ()]
+        if names and args.split_name not in names:
+            raise ValueError('--split_name=%s is not one of the --make_splits splits (%s)'
+                             % (args.split_name, ', '.join(names)))
     else:
+        if args.make_splits:
+            raise ValueError('--make_splits is for --dataset_name=pascalvoc')
         if not args.annotations_file or not os.path.isfile(args.annotations_file):
             raise ValueError('--annotations_file: not a file: %r' % args.annotations_file)
         if not args.images_dir or not os.path.isdir(args.images_dir):
@@ -76,10 +112,32 @@ def parse_args(argv=None):
     return cli.parse(build_parser(), argv, validate_flags)
 
 
+def records_flags(output_name, split_name):
+    """How the trainer finds records named `output_name`: '--dataset_name=X
+    --dataset_split_name=Y' when the name is X_Y, else None."""
+    suffix = '_' + split_name
+    if output_name.endswith(suffix) and len(output_name) > len(suffix):
+        return '--dataset_name=%s --dataset_split_name=%s' % (output_name[:-len(suffix)],
+                                                               split_name)
+    return None
+
+
+def write_splits(args):
+    """--make_splits: writes the split files; logs each with its size and whether it is new."""
+    for name, (path, count, state) in pascalvoc.make_splits(
+            args.dataset_dir, args.make_splits, args.seed).items():
+        logging.info('split %s: %s, %s (%s, seed %d)', name, path,
+                     progress.counted(count, 'image'),
+                     'written' if state == 'written' else 'already there with the same ids',
+                     args.seed)
+
+
 def read_input(args):
     """Runs the reader of --dataset_name; returns (ReadResult, labels dict)."""
     labels = labels_lib.read_labels(args.labels_file) if args.labels_file else None
     if args.dataset_name == 'pascalvoc':
+        if args.make_splits:
+            write_splits(args)
         labels = labels or pascalvoc.voc_labels()
         result = pascalvoc.read_split(args.dataset_dir, args.split_name,
                                       labels_lib.ids_by_name(labels), args.skip_unknown_classes)
@@ -95,8 +153,9 @@ def main(argv=None):
     source = args.dataset_dir if args.dataset_name == 'pascalvoc' else args.annotations_file
     try:
         result, labels = read_input(args)
-        logging.info('%s: %d images to convert, %d skipped while reading annotations',
-                     source, len(result.examples), len(result.skipped))
+        logging.info('%s: %s to convert, %d skipped while reading annotations',
+                     source, progress.counted(len(result.examples), 'image'),
+                     len(result.skipped))
         summary = converter.convert(
             result, labels, args.output_dir, args.output_name, num_shards=args.num_shards,
             samples_per_shard=args.samples_per_shard, num_workers=args.num_workers,
@@ -109,13 +168,18 @@ def main(argv=None):
         return 1
     for item in summary['skipped']:
         logging.warning('skipped %s: %s', item['item'], item['reason'])
-    print('wrote %d images (%d objects, %d difficult) in %d shards to %s at %.0f images/s; '
+    print('wrote %s (%s, %d difficult) in %s to %s at %.0f images/s; '
           'skipped %d, converted %d, boxes clipped %d, degenerate boxes dropped %d; summary %s'
-          % (summary['num_images'], summary['num_objects'], summary['difficult'],
-             len(summary['shards']), args.output_dir, summary['images_per_second'],
+          % (progress.counted(summary['num_images'], 'image'),
+             progress.counted(summary['num_objects'], 'object'), summary['difficult'],
+             progress.counted(len(summary['shards']), 'shard'), args.output_dir,
+             summary['images_per_second'],
              len(summary['skipped']), len(summary['converted']), summary['boxes_clipped'],
              summary['boxes_degenerate_skipped'],
              os.path.join(args.output_dir, record_schema.summary_name(args.output_name))))
+    flags = args.dataset_name == 'pascalvoc' and records_flags(args.output_name, args.split_name)
+    if flags and summary['num_images']:
+        print('train or evaluate on them with --dataset_dir=%s %s' % (args.output_dir, flags))
     return 0 if summary['num_images'] else 1
 
 

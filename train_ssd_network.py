@@ -14,6 +14,11 @@ runs every task: a ps task serves variables until SIGTERM, the chief and the wor
 (--sync_replicas for synchronous updates), an evaluator task evaluates the chief's
 checkpoints. `python -m deployment.local_cluster` starts such a cluster on this machine.
 """
+from common import tf_logs
+
+if __name__ == '__main__':
+    tf_logs.filter_stderr()  # first: TensorFlow's import prints its banner
+
 import argparse
 import logging
 import os
@@ -22,10 +27,10 @@ import sys
 import tensorflow as tf
 
 from common import cli, precision
-from datasets import dataset_factory
+from datasets import dataset_factory, record_check
 from datasets import train_dir as train_dir_lib
 from deployment import cluster, model_deploy, servers
-from nets import checkpoints, nets_factory
+from nets import checkpoint_state, checkpoints, nets_factory
 from nets import precision as nets_precision
 from preprocessing import preprocessing_factory
 from training import optimization, train_hooks, train_lib
@@ -175,7 +180,7 @@ def validate_flags(args):
                         'log_every_n_steps', 'save_interval_secs', 'save_interval_steps',
                         'save_summaries_steps', 'save_summaries_secs', 'num_readers',
                         'negative_ratio', 'max_checkpoints_to_keep', 'learning_rate_decay_steps',
-                        'opt_epsilon', 'cluster_wait_secs'])
+                        'opt_epsilon', 'cluster_wait_secs', 'operation_timeout_secs'])
     cli.non_negative(args, ['weight_decay', 'loss_alpha', 'warmup_steps', 'end_learning_rate',
                             'momentum'])
     cli.in_range(args, ['match_threshold'], 0.0, 1.0, low_open=True)
@@ -243,6 +248,8 @@ def _build_graph(args, deploy_config):
     """The training graph of the flags (in the default graph)."""
     if args.checkpoint_path:
         checkpoints.resolve_checkpoint(args.checkpoint_path)
+    if deploy_config.is_chief:
+        checkpoint_state.listed(args.train_dir)  # refuses another dir's checkpoints now
     dataset_info = dataset_factory.get_dataset(args.dataset_name, args.dataset_split_name,
                                                args.dataset_dir)
     network = nets_factory.get_network(args.model_name, dataset_info.num_classes)
@@ -292,7 +299,8 @@ def _replica_kwargs(args, task, server, deploy_config, images_per_step):
         deploy_config.replicas_to_aggregate if deploy_config.sync_replicas else 1)
     return dict(master=server.target, is_chief=task.is_chief, wait_for=task.tasks([cluster.PS]),
                 wait_secs=args.cluster_wait_secs,
-                cluster_images_per_step=per_global_step if task.is_chief else None)
+                cluster_images_per_step=per_global_step if task.is_chief else None,
+                operation_timeout_secs=args.operation_timeout_secs, peers=task.peers())
 
 
 def main(argv=None):
@@ -321,7 +329,8 @@ def main(argv=None):
     if args.clone_on_cpu:
         session_config.device_count['CPU'] = args.num_clones
     if task is not None:
-        session_config = servers.session_config(task, session_config)
+        session_config = servers.session_config(task, session_config,
+                                                args.operation_timeout_secs)
     session_config = nets_precision.session_config(args.precision, session_config)
     replica_kwargs = _replica_kwargs(args, task, server, deploy_config, graph.images_per_step)
     try:
@@ -337,7 +346,8 @@ def main(argv=None):
     except train_lib.TrainingDivergedError as error:
         logging.error('%s', error)
         return 1
-    except cluster.HostUnreachableError as error:
+    except (cluster.HostUnreachableError, checkpoint_state.CheckpointError,
+            record_check.CorruptRecordError) as error:
         sys.exit('train_ssd_network.py: error: %s' % error)
     return 0
 

@@ -142,11 +142,14 @@ def paper_sizes(model_name, num_classes, ps_counts=(1, 2, 4, 8)):
                            for strategy in ('round_robin', 'size') for k in ps_counts}}
 
 
-def tcp_bytes(pid):
+def tcp_bytes(pid, network=None):
     """(bytes received, bytes sent) so far on the established TCP connections of process
-    `pid` (those it accepted and those it opened), from the kernel's tcp_info counters."""
-    listing = subprocess.run(['ss', '-tinpH', 'state', 'established'], capture_output=True,
-                             text=True, check=True).stdout
+    `pid` (those it accepted and those it opened), from the kernel's tcp_info counters; `ss`
+    runs in `network` (the local cluster's private_network.PrivateNetwork), if given."""
+    argv = ['ss', '-tinpH', 'state', 'established']
+    listing = subprocess.run(network.command(argv) if network else argv, capture_output=True,
+                             text=True, check=True,
+                             pass_fds=network.fds if network else ()).stdout
     received = sent = 0
     lines = listing.splitlines()
     for socket_line, info in zip(lines, lines[1:]):
@@ -206,7 +209,7 @@ def cluster_run(records_dir, work_dir, model_name, batch_size, steps, warmup_ste
             step = int(match.group(1))
             if (not marks and step >= warmup_steps) or (marks and step >= warmup_steps + steps
                                                         - 1):
-                marks.append((step, tcp_bytes(pid)))
+                marks.append((step, tcp_bytes(pid, cluster.network)))
             start += 1
         code = cluster.wait('worker 0', WAIT_SECS)
     if code:
@@ -245,10 +248,10 @@ def main():
                         help='classes of the networks of the scaling on paper (VOC: 21)')
     args = parser.parse_args()
     os.makedirs(args.work_dir, exist_ok=True)
-    from tests import helpers  # pylint: disable=import-outside-toplevel
+    from datasets import make_shapes_dataset  # pylint: disable=import-outside-toplevel
     records_dir = os.path.join(args.work_dir, 'shapes', 'records')
     if not os.path.isdir(records_dir):
-        helpers.make_shapes_records(os.path.join(args.work_dir, 'shapes'), 16, 2, seed=1,
+        make_shapes_dataset.make_records(os.path.join(args.work_dir, 'shapes'), 16, 2, seed=1,
                                     min_side=200, max_side=400)
     print('Machine at start: %s' % machine.describe())
     networks = [n.strip() for n in args.networks.split(',') if n.strip()]

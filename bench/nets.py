@@ -164,16 +164,15 @@ def matmul_gflops(config, size=2048, repeats=5):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--networks', default=','.join(nets_factory.NETWORK_NAMES),
-                        help='comma-separated network names')
+    parser.add_argument('--networks', default=','.join(nets_factory.TRAINING_NETWORKS),
+                        help='comma-separated network names (default: the trained ones; an '
+                        'imported variant computes as its base network)')
     parser.add_argument('--batch_sizes', default='1,8', help='comma-separated batch sizes')
     parser.add_argument('--iterations', type=int, default=10, help='timed runs per case')
     parser.add_argument('--warmup', type=int, default=2, help='untimed runs per case')
     parser.add_argument('--intra_op_threads', type=int, default=0, help='0: TF default')
     parser.add_argument('--inter_op_threads', type=int, default=0, help='0: TF default')
-    parser.add_argument('--precision', default=precision_lib.FLOAT32,
-                        choices=precision_lib.PRECISIONS,
-                        help='also time each case in this precision, against float32')
+    precision_lib.add_flag(parser, help='also time each case in this precision, against float32')
     parser.add_argument('--batch_norm', default='folded', choices=('folded', 'unfolded', 'both'),
                         help='inference batch norm folded into the convolutions (the '
                         'networks\' default), not, or both, taking turns')

@@ -140,7 +140,7 @@ def quarter_means(progress, num_steps):
     return means
 
 
-def _script(name, flags, log_path):
+def run_script(name, flags, log_path):
     """Runs a top-level script with `flags`, its output into log_path; exits when it fails.
 
     Returns:
@@ -173,7 +173,7 @@ def train_and_evaluate(args, seed, name):
     if os.path.exists(train_dir):
         sys.exit('%s exists: give an empty --work_dir (training would resume)' % train_dir)
     os.makedirs(run_dir, exist_ok=True)
-    seconds = _script('train_ssd_network.py', [
+    seconds = run_script('train_ssd_network.py', [
         '--dataset_dir=%s' % args.dataset_dir, '--dataset_name=%s' % args.dataset_name,
         '--dataset_split_name=trainval', '--model_name=%s' % args.model_name,
         '--train_dir=%s' % train_dir, '--max_number_of_steps=%d' % args.steps,
@@ -181,7 +181,7 @@ def train_and_evaluate(args, seed, name):
         '--precision=%s' % name] + recipe_flags(args) + ['--seed=%d' % seed] + SAME_BATCHES,
         os.path.join(run_dir, 'train.log'))
     eval_dir = os.path.join(run_dir, 'eval')
-    _script('eval_ssd_network.py', [
+    run_script('eval_ssd_network.py', [
         '--checkpoint_path=%s' % train_dir, '--dataset_dir=%s' % args.dataset_dir,
         '--dataset_name=%s' % args.dataset_name, '--dataset_split_name=%s' % args.split,
         '--model_name=%s' % args.model_name, '--eval_dir=%s' % eval_dir, '--metrics=voc',
@@ -320,8 +320,8 @@ def parse_args(argv=None):
         command.add_argument('--dataset_name', default='shapes')
         command.add_argument('--split', default='test', help='split evaluated')
         command.add_argument('--model_name', default='ssd_300_mobilenet_v2')
-        command.add_argument('--precision', default=precision_lib.MIXED_BFLOAT16,
-                             choices=precision_lib.PRECISIONS[1:])
+        precision_lib.add_flag(command, precision_lib.MIXED_BFLOAT16,
+                               precision_lib.PRECISIONS[1:], 'the precision compared with float32')
     args = parser.parse_args(argv)
     if args.command == 'train':
         if args.steps < 1 or args.log_every_n_steps < 1:

@@ -37,37 +37,21 @@ import tensorflow as tf
 from bench import machine
 from client import protos, tensor_proto
 from client import ssd_client as client_lib
-from common import labels as labels_lib
 from common import np_preprocessing
 from common import precision as precision_lib
 from common import signatures as sig
-from export import ssd_export
+from export import random_model
 from nets import nets_factory
 from nets import precision as nets_precision
+from serving import launch
 from serving.model_server import GRPC_OPTIONS
-from tests import helpers
 
 NUM_CLASSES = 21
+CLASS_NAMES = ['background'] + ['class%d' % i for i in range(1, NUM_CLASSES)]
 BATCHING_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                'serving', 'batching.config')
 SPLIT_ITERATIONS = 200
 BATCHING_CLIENTS = 8
-
-
-def _export(model_name, work, precision=precision_lib.FLOAT32):
-    """Random-init checkpoint -> export. Returns the export base path."""
-    network = nets_factory.get_network(model_name, NUM_CLASSES)
-    with tf.Graph().as_default(), tf.compat.v1.Session() as session:
-        size = network.params.img_shape
-        network.net(tf.zeros([1, size[0], size[1], 3]), is_training=False)
-        session.run(tf.compat.v1.global_variables_initializer())
-        checkpoint = tf.compat.v1.train.Saver().save(session,
-                                                     os.path.join(work, 'train', 'model.ckpt'))
-    labels_file = os.path.join(work, 'labels.txt')
-    labels_lib.write_labels(labels_file, {i: 'class%d' % i for i in range(1, NUM_CLASSES)})
-    base = os.path.join(work, 'exports', 'ssd')
-    ssd_export.export(model_name, checkpoint, base, labels_file, precision=precision)
-    return base
 
 
 def _picture(height=480, width=640):
@@ -195,14 +179,14 @@ def _batching(base, images, args, batching):
     if batching:
         flags += ['--enable_batching', '--batching_parameters_file=%s' % args.batching_config]
     with tempfile.TemporaryFile('w+') as log:
-        process, address = helpers.start_model_server(base, flags=flags, log=log)
+        process, address = launch.start_model_server(base, flags=flags, log=log)
         try:
-            helpers.wait_until_serving(address, process, deadline_s=300)
+            launch.wait_until_serving(address, process, deadline_s=300)
             with client_lib.SSDClient(address, timeout=120) as ssd_client:
                 figures = _measure(lambda: ssd_client.predict({sig.IMAGES: images}),
                                    args.iterations, BATCHING_CLIENTS)
         finally:
-            helpers.stop_process(process, timeout=60)
+            launch.stop_process(process, timeout=60)
         log.seek(0)
         batches = [line.split('INFO ', 1)[-1].strip() for line in log if 'Batching:' in line]
     return figures + (batches[-1] if batches else '',)
@@ -246,7 +230,8 @@ def main(argv=None):
     jpeg = cv2.imencode('.jpg', cv2.cvtColor(picture, cv2.COLOR_RGB2BGR),
                         [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
     with tempfile.TemporaryDirectory(prefix='bench_serving_') as work:
-        base = _export(args.model_name, work, args.precision)
+        base = random_model.export_random(args.model_name, work, CLASS_NAMES,
+                                          precision=args.precision)
         params = nets_factory.get_network(args.model_name, NUM_CLASSES).params
         images = np_preprocessing.preprocess_image(picture, params.img_shape,
                                                    params.normalization)[None]
@@ -261,9 +246,9 @@ def main(argv=None):
             [signature.outputs[alias].name for alias in sorted(signature.outputs)],
             feed_list=[signature.inputs[sig.IMAGES].name])
 
-        process, address = helpers.start_model_server(
+        process, address = launch.start_model_server(
             base, flags=['--precision=%s' % args.precision])
-        helpers.wait_until_serving(address, process, deadline_s=300)
+        launch.wait_until_serving(address, process, deadline_s=300)
         channel = grpc.insecure_channel(address, options=GRPC_OPTIONS)
         predict = protos.unary_stub(channel, protos.PREDICTION_SERVICE, 'Predict')
         float_request = _request(sig.DEFAULT_SIGNATURE, sig.IMAGES, images)
@@ -289,7 +274,7 @@ def main(argv=None):
         finally:
             ssd_client.close()
             channel.close()
-            helpers.stop_process(process, timeout=60)
+            launch.stop_process(process, timeout=60)
             session.close()
         batched = {} if args.skip_batching else {
             batching: _batching(base, images, args, batching) for batching in (False, True)}

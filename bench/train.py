@@ -47,7 +47,7 @@ BATCH_SIZE = 8
 # The VGG comparison (part 3), a short run of a few hundred steps: a constant learning rate
 # after 10 warm-up steps (so every kept checkpoint is a fair intermediate result) and the
 # paper's weight decay 5e-4 (Liu et al. 2016, sec. 3). Fine-tuned and from scratch share
-# Adam 1e-4, the setting under which plain VGG learns from scratch at all (issue 13; the
+# Adam 1e-4, the setting under which plain VGG learns from scratch at all (the
 # paper's SGD 1e-3 does not, see README "Training VGG from scratch"), so the two differ only
 # by the initial weights. The from-scratch fix is batch norm with Adam 1e-3.
 VGG_ADAM = ['--optimizer=adam', '--learning_rate=0.0001', '--warmup_steps=10',
@@ -299,10 +299,8 @@ def main():
     parser.add_argument('--figure', default=None, help='copy the combined PR curve here')
     parser.add_argument('--speed_models', default=','.join(m for m, _ in SPEED_CASES),
                         help='networks of the speed part (comma separated)')
-    parser.add_argument('--precision', default=precision_lib.FLOAT32,
-                        choices=precision_lib.PRECISIONS,
-                        help='speed part: also train in this precision, against float32; '
-                        'accuracy and VGG parts: train and evaluate in it')
+    precision_lib.add_flag(parser, help='speed part: also train in this precision, against '
+                           'float32; accuracy and VGG parts: train and evaluate in it')
     parser.add_argument('--skip_speed', action='store_true')
     parser.add_argument('--skip_accuracy', action='store_true')
     parser.add_argument('--vgg', action='store_true', help='run the VGG comparison (part 3)')
@@ -331,7 +329,6 @@ def main():
                  'vgg_save_steps', 'vgg_eval_batches'):
         if getattr(args, name) < 1:
             parser.error('--%s must be >= 1' % name)
-    from tests import helpers  # pylint: disable=import-outside-toplevel
     if args.precision != 'float32':
         from nets import precision  # pylint: disable=import-outside-toplevel
         try:
@@ -342,7 +339,8 @@ def main():
     records_dir = os.path.join(args.work_dir, 'data', 'records')
     needed = not (args.skip_speed and args.skip_accuracy)
     if needed and not os.path.isfile(os.path.join(records_dir, 'shapes_test_summary.json')):
-        records_dir = helpers.make_shapes_records(
+        from datasets import make_shapes_dataset  # pylint: disable=import-outside-toplevel
+        records_dir = make_shapes_dataset.make_records(
             os.path.join(args.work_dir, 'data'), args.num_train, args.num_test, seed=7)
     print('machine: %s' % machine.describe())
     if not args.skip_speed:
@@ -375,11 +373,11 @@ def main():
                             args.figure)
             print('PR curves: %s' % args.figure)
     if args.vgg:
-        run_vgg(args, helpers)
+        run_vgg(args)
     print('machine at the end: %s' % machine.describe())
 
 
-def run_vgg(args, helpers):
+def run_vgg(args):
     """Part 3: the vgg_16 stand-in, the side-by-side VGG runs, their evaluation."""
     vgg_dir = os.path.join(args.work_dir, 'vgg_data')
     records_dir = os.path.join(vgg_dir, 'records')
@@ -390,8 +388,9 @@ def run_vgg(args, helpers):
                                            args.vgg_eval_step, args.precision))
         return
     if not os.path.isfile(os.path.join(records_dir, 'shapes_test_summary.json')):
-        records_dir = helpers.make_shapes_records(vgg_dir, args.vgg_num_train, args.vgg_num_test,
-                                                  seed=7)
+        from datasets import make_shapes_dataset  # pylint: disable=import-outside-toplevel
+        records_dir = make_shapes_dataset.make_records(vgg_dir, args.vgg_num_train,
+                                                       args.vgg_num_test, seed=7)
     checkpoint = args.vgg_checkpoint
     made = os.path.join(args.work_dir, 'vgg_16', 'vgg_16.ckpt')
     if checkpoint is None and args.vgg_resume and os.path.isfile(made):

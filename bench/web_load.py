@@ -40,6 +40,8 @@ import cv2
 import numpy as np
 
 from bench import machine
+from client import waiting
+from common import ports
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NETWORK = 'ssd_300_mobilenet_v2'
@@ -78,34 +80,10 @@ IMAGES = {'small': ('image/jpeg', synthetic_jpeg), 'png6000': ('image/png', larg
           'jpeg6000': ('image/jpeg', large_jpeg)}
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
-def export_random_model(root):
-    """Exports a random network with export_model.py as `<root>/ssd/1`; returns the base path."""
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
-
-    from common import labels as labels_lib  # pylint: disable=import-outside-toplevel
-    from nets import nets_factory  # pylint: disable=import-outside-toplevel
-
-    tf.compat.v1.disable_eager_execution()
-    labels = os.path.join(root, labels_lib.LABELS_FILENAME)
-    labels_lib.write_labels(labels, dict(enumerate(CLASSES)))
-    network = nets_factory.get_network(NETWORK, num_classes=len(CLASSES))
-    height, width = network.params.img_shape
-    with tf.Graph().as_default() as graph, tf.compat.v1.Session(graph=graph) as session:
-        network.net(tf.zeros([1, height, width, 3]), is_training=False)
-        session.run(tf.compat.v1.global_variables_initializer())
-        checkpoint = tf.compat.v1.train.Saver().save(session, os.path.join(root, 'model.ckpt'))
-    base = os.path.join(root, 'ssd')
-    subprocess.run([sys.executable, 'export_model.py', f'--checkpoint_path={checkpoint}',
-                    f'--model_name={NETWORK}', f'--labels_file={labels}',
-                    f'--export_dir={base}', '--version=1'],
-                   cwd=REPO, check=True, stdout=subprocess.DEVNULL)
-    return base
+def _export_random_model(root):
+    """A randomly initialised NETWORK exported as `<root>/ssd/1` (imports TensorFlow)."""
+    from export import random_model  # pylint: disable=import-outside-toplevel
+    return random_model.export_random(NETWORK, root, CLASSES)
 
 
 def wait_for_port(address, processes, deadline_s):
@@ -130,19 +108,10 @@ def _check_running(processes):
 
 def wait_until_healthy(url, processes, deadline_s):
     """Polls GET /healthz until 200; raises RuntimeError when a process exits or time runs out."""
-    parsed = urllib.parse.urlsplit(url)
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
+    if not waiting.wait_for_url(url + '/healthz', deadline_s, interval_s=0.5,
+                                alive=lambda: all(p.poll() is None for p in processes)):
         _check_running(processes)
-        try:
-            connection = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=5)
-            connection.request('GET', '/healthz')
-            if connection.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f'{url}/healthz not healthy after {deadline_s} s')
+        raise RuntimeError(f'{url}/healthz not healthy after {deadline_s} s')
 
 
 def post_image(url, data, content_type='image/jpeg'):
@@ -486,9 +455,9 @@ def start_servers(args, scratch, processes):
         base = args.model_base_path
         if base is None:
             logging.info('Exporting a randomly initialised %s', NETWORK)
-            base = export_random_model(scratch)
+            base = _export_random_model(scratch)
         for index in range(args.servers):
-            addresses.append(f'127.0.0.1:{free_port()}')
+            addresses.append(f'127.0.0.1:{ports.free_port()}')
             processes.append(start([sys.executable, '-m', 'serving.model_server',
                                     '--host=127.0.0.1', f'--port={addresses[-1].rsplit(":")[1]}',
                                     f'--model_base_path={base}'],
@@ -497,7 +466,7 @@ def start_servers(args, scratch, processes):
         for server in addresses:
             wait_for_port(server, processes, deadline_s=180)
         address = ','.join(addresses)
-    bind = f'127.0.0.1:{free_port()}'
+    bind = f'127.0.0.1:{ports.free_port()}'
     env = dict(env, SERVING_ADDRESS=address, WEB_BIND=bind, WEB_WORKERS=str(args.workers),
                WEB_THREADS=str(args.threads), WEB_LOG_LEVEL='warning')
     for name, value in (('SERVING_TIMEOUT', args.serving_timeout),

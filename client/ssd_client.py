@@ -33,7 +33,6 @@ import logging
 import threading
 import time
 
-import cv2
 import grpc
 import numpy as np
 
@@ -41,10 +40,9 @@ from client import protos, replicas, tensor_proto
 from common import manifest as manifest_lib
 from common import normalization as normalization_lib
 from common import np_post_processing, np_preprocessing, serving_address
-from common.images import EXIF_ORIENTATION, decode_image  # noqa: F401  (EXIF_ORIENTATION: API)
+from common.images import EXIF_ORIENTATION, decode_image, upright_encoded  # noqa: F401  (EXIF_ORIENTATION: API)
 from common.images import MAX_PIXELS as DEFAULT_MAX_PIXELS
 from common.images import ImageError as InvalidImage  # typed subclasses in common.images
-from common.images import exif_rotated as _exif_rotated
 from common.signatures import (
     BOXES,
     CLASS_NAMES,
@@ -501,10 +499,8 @@ class SSDClient:
 
     def _detect_in_graph(self, image, rgb):
         t0 = time.perf_counter()
-        if isinstance(image, (bytes, bytearray, memoryview)) and not _exif_rotated(bytes(image)):
-            data = bytes(image)
-        else:  # arrays, and EXIF-rotated images the graph's decoder would not rotate
-            data = cv2.imencode('.png', cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))[1].tobytes()
+        encoded = bytes(image) if isinstance(image, (bytes, bytearray, memoryview)) else None
+        data = upright_encoded(encoded, rgb)  # the graph's decoder ignores EXIF orientation
         t1 = time.perf_counter()
         outputs, version = self.predict({ENCODED_IMAGES: [data]}, DETECT_SIGNATURE,
                                         output_filter=DETECTION_OUTPUTS)

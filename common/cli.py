@@ -16,7 +16,7 @@ import logging
 import os
 import re
 
-from common import np_post_processing
+from common import np_post_processing, tf_logs
 
 _TRUE = ('true', 't', 'yes', 'y', '1')
 _FALSE = ('false', 'f', 'no', 'n', '0')
@@ -57,13 +57,15 @@ def setup_logging():
 
     TensorFlow gives its logger a handler of its own when it is imported before the root
     logger has one; that handler is removed so each TensorFlow line is printed once, in
-    the same format.
+    the same format. TensorFlow's known-harmless records and warnings are dropped
+    (common.tf_logs; SSD_ALL_LOGS=1 keeps them).
     """
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     logging.getLogger().setLevel(logging.INFO)
     tf_logger = logging.getLogger('tensorflow')
     for handler in list(tf_logger.handlers):
         tf_logger.removeHandler(handler)
+    tf_logs.filter_python_logs()
 
 
 class _BooleanAction(argparse.Action):

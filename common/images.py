@@ -155,6 +155,21 @@ def exif_rotated(data):
         return False
 
 
+def upright_encoded(data, rgb):
+    """Bytes that a decoder ignoring EXIF orientation (TensorFlow's) decodes upright.
+
+    Args:
+      data: the encoded image, or None when there is none (an array was given).
+      rgb: the same image decoded upright, uint8 [H, W, 3].
+
+    Returns:
+      `data` itself unless it is EXIF-rotated or None, else `rgb` encoded as PNG.
+    """
+    if data is not None and not exif_rotated(data):
+        return data
+    return cv2.imencode('.png', cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))[1].tobytes()
+
+
 def reduction(header, min_size):
     """The largest scale-down (1, 2, 4 or 8) that keeps the upright picture at least min_size.
 

@@ -11,7 +11,9 @@ Serving and on the local model server alike.
 Fields: format, network, input_size [H, W], normalization {name, mean, std,
 channel_order}, num_anchors, num_classes, class_names (index = class id),
 post_processing {select_threshold, nms_threshold, pre_nms_top_k, keep_top_k}, precision,
-checkpoint {path, step}, project_version.
+checkpoint {path, step}, project_version; for the record (the graph applies them, a client
+needs neither) anchors {sizes, ratios, steps, offset, clip} and box_coding {order,
+variances}, which tell the variants of one network apart (an imported detector's data).
 """
 import collections
 import json
@@ -41,7 +43,7 @@ class ManifestError(ValueError):
 
 
 def build(network, input_size, normalization, num_anchors, class_names, post_processing,
-          precision, checkpoint_path, step):
+          precision, checkpoint_path, step, geometry=None):
     """The manifest of an export as a JSON-ready dict.
 
     Args:
@@ -54,8 +56,10 @@ def build(network, input_size, normalization, num_anchors, class_names, post_pro
       precision: the export's --precision.
       checkpoint_path: the exported checkpoint.
       step: its global step, or None when the checkpoint has none.
+      geometry: optional {'anchors': {...}, 'box_coding': {...}} (nets.ssd_params.geometry).
     """
     return {
+        **(geometry or {}),
         'format': FORMAT,
         'network': network,
         'input_size': [int(v) for v in input_size],

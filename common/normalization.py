@@ -24,8 +24,17 @@ MEAN_RGB = (123.0, 117.0, 104.0)
 VGG_MEAN = Normalization('vgg_mean', MEAN_RGB, (1.0, 1.0, 1.0), 'rgb')
 # MobileNet: [0, 255] to [-1, 1].
 MINUS_ONE_TO_ONE = Normalization('minus_one_to_one', (127.5,) * 3, (127.5,) * 3, 'rgb')
+# The SSD authors' Caffe models: BGR images (OpenCV's order) minus transform_param's
+# mean_value 104, 117, 123.
+CAFFE_BGR_MEAN = Normalization('caffe_bgr_mean', (104.0, 117.0, 123.0), (1.0, 1.0, 1.0), 'bgr')
+# torchvision's ssd300_vgg16: its transform takes [0, 1] pixels, subtracts image_mean
+# (0.48235, 0.45882, 0.40784) and divides by image_std 1/255: on [0, 255] pixels, the mean
+# times 255 (122.99925, 116.9991, 103.9992) and std 1.
+TORCHVISION_VGG_MEAN = Normalization('torchvision_vgg_mean',
+                                     tuple(255.0 * m for m in (0.48235, 0.45882, 0.40784)),
+                                     (1.0, 1.0, 1.0), 'rgb')
 
-KINDS = {n.name: n for n in (VGG_MEAN, MINUS_ONE_TO_ONE)}
+KINDS = {n.name: n for n in (VGG_MEAN, MINUS_ONE_TO_ONE, CAFFE_BGR_MEAN, TORCHVISION_VGG_MEAN)}
 
 
 class NormalizationError(ValueError):

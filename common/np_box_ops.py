@@ -76,8 +76,3 @@ def decode_boxes(locs, anchors, prior_scaling):
     w = np.exp(np.minimum(locs[..., 3] * prior_scaling[3], MAX_LOG_SCALE)) * aw
     return np.stack([cy - 0.5 * h, cx - 0.5 * w, cy + 0.5 * h, cx + 0.5 * w],
                     axis=-1).astype(np.float32)
-
-
-def clip_boxes(boxes):
-    """Clips boxes [..., 4] to [0, 1]."""
-    return np.clip(boxes, 0.0, 1.0)

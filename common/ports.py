@@ -23,6 +23,13 @@ def is_free(host, port):
     return True
 
 
+def free_port(host='127.0.0.1'):
+    """A TCP port nothing listens on now on `host` (bind it soon: another process may take it)."""
+    with socket.socket(socket.AF_INET6 if ':' in host else socket.AF_INET) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
 def busy_ports(named_addresses):
     """Messages for the busy ones of {'GRPC_PORT': ('127.0.0.1', 8500), ...}."""
     return ['port %d on %s is already in use (another `make demo` or server?); choose another '

@@ -49,10 +49,11 @@ EXPORT_PLATFORM_CONFIG = 'assets.extra/tf_serving_platform_config.txt'
 batching) that loads it in that precision, relative to the version folder."""
 
 
-def add_flag(group, default=FLOAT32):
-    """Adds --precision to an argparse parser or argument group."""
-    group.add_argument('--precision', default=default, choices=PRECISIONS,
-                       help='float32, or TensorFlow\'s mixed precision graph rewrite: '
+def add_flag(group, default=FLOAT32, choices=PRECISIONS, help=None):  # noqa: A002
+    """Adds --precision to an argparse parser or argument group (`help` replaces the usual
+    text)."""
+    group.add_argument('--precision', default=default, choices=choices,
+                       help=help or 'float32, or TensorFlow\'s mixed precision graph rewrite: '
                        'mixed_bfloat16 (CPUs with bfloat16 instructions) or mixed_float16 '
                        '(GPUs); variables, losses, box decoding and NMS stay float32 '
                        '(default %(default)s)')

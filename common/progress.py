@@ -11,6 +11,17 @@ import time
 DEFAULT_EVERY_SECONDS = 10.0
 
 
+def counted(count, noun, plural=None):
+    """'1 shard', '3 shards', '0 shards': a count with its noun in the right number.
+
+    Args:
+        count: the number.
+        noun: the singular ('shard', 'image').
+        plural: the plural when it is not noun + 's' ('entries').
+    """
+    return '%d %s' % (count, noun if count == 1 else plural or noun + 's')
+
+
 def format_duration(seconds):
     """'H:MM:SS' of a number of seconds (fractions dropped, negatives as 0)."""
     return str(datetime.timedelta(seconds=int(max(seconds, 0))))

@@ -38,16 +38,34 @@ def describe(network_name, params, dataset_info):
         dict (JSON-serialisable).
     """
     parts = dataset_info.parts or (dataset_info,)
+    return _network_fields(network_name, params, datasets=[
+        {'name': part.name, 'split': part.split_name,
+         'dir': os.path.dirname(os.path.abspath(part.files[0])),
+         'num_samples': int(part.num_samples)} for part in parts])
+
+
+def _network_fields(network_name, params, **more):
     return {
         'format': FORMAT,
         'network': network_name,
         'image_size': [int(v) for v in params.img_shape],
         'normalization': normalization_lib.get(params.normalization).name,
         'num_classes': int(params.num_classes),
-        'datasets': [{'name': part.name, 'split': part.split_name,
-                      'dir': os.path.dirname(os.path.abspath(part.files[0])),
-                      'num_samples': int(part.num_samples)} for part in parts],
+        **more,
     }
+
+
+def describe_import(network_name, params, source, path):
+    """The train_info.json content of imported weights (import_weights.py): no data sets, and
+    where the weights came from.
+
+    Args:
+        network_name, params: as describe().
+        source: the importer's source name ('caffe', ...).
+        path: the imported file.
+    """
+    return _network_fields(network_name, params, datasets=[],
+                           imported_from={'source': source, 'path': path})
 
 
 def folder_of(checkpoint_path):

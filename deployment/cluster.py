@@ -35,6 +35,7 @@ JOBS = (CHIEF, WORKER, PS, EVALUATOR)
 TRAINING_JOBS = (CHIEF, WORKER, PS)
 _ALIASES = {'master': CHIEF}
 DEFAULT_WAIT_SECS = 300
+DEFAULT_OPERATION_SECS = 300
 
 
 class ClusterError(ValueError):
@@ -312,6 +313,10 @@ def add_flags(parser, ps_strategies):
     group.add_argument('--cluster_wait_secs', type=int, default=DEFAULT_WAIT_SECS,
                        help='how long to wait for the other tasks to answer (default '
                        '%(default)s)')
+    group.add_argument('--operation_timeout_secs', type=int, default=DEFAULT_OPERATION_SECS,
+                       help='longest a training step, or creating or closing a session, may '
+                       'take before the task stops, naming the tasks that do not answer '
+                       '(default %(default)s)')
     group.add_argument('--eval_dataset_name', default=None,
                        help='data set(s) the evaluator task evaluates (default --dataset_name)')
     group.add_argument('--eval_split_name', default='test',

@@ -5,11 +5,17 @@
         --batch_size=8 --sync_replicas --max_number_of_steps=1000
 
 Each task gets a free port and its TF_CONFIG, as Kubeflow's TFJob would give it; the flags
-after `--` go to every task. Their output is merged line by line, each line prefixed with
-the task (`worker 1| ...`). Ctrl-C or SIGTERM stops every task (SIGTERM, then SIGKILL
-after --stop_secs). When the chief (the `chief` task with --chief, else worker 0) ends,
-the other workers get --grace_secs to finish, then every task is stopped. The exit code is
-the chief's.
+after `--` go to every task. The tasks run in a network of their own with only loopback
+(private_network.py), so their servers, which listen on every interface, are reachable from
+the cluster's processes only (--host_network: this machine's network). Their output is
+merged line by line, each line prefixed with the task (`worker 1| ...`). Ctrl-C or SIGTERM
+stops every task (SIGTERM, then SIGKILL after --stop_secs). When the chief (the `chief` task
+with --chief, else worker 0) ends, the other workers get --grace_secs to finish; then the
+evaluator gets --eval_finish_secs to evaluate the train dir's last checkpoint (so that its
+metrics.json is for the last step), and every task is stopped. The exit code is the chief's.
+When a ps task or a worker ends before the chief (killed, failed), no step can complete any
+more: every task is stopped at once, a `launcher |` line names the lost task, and the exit
+code is that task's.
 
 `LocalCluster` is the same launcher as a library: the tests start, kill and restart
 single tasks with it. Standard library only (no TensorFlow in this process).
@@ -21,28 +27,24 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 
+from common import ports
 from deployment import cluster as cluster_lib
+from deployment import private_network as network_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN_SCRIPT = os.path.join(ROOT, 'train_ssd_network.py')
+LAUNCHER = 'launcher'
+HOST = '127.0.0.1'
 _PR_SET_PDEATHSIG = 1
 try:  # resolved here: the child between fork and exec only calls it
     _PRCTL = ctypes.CDLL(None).prctl
 except (OSError, AttributeError):
     _PRCTL = None
-
-
-def free_port(host='127.0.0.1'):
-    """A TCP port nothing listens on now (the task binds it a moment later)."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 def _die_with_parent():
@@ -52,9 +54,40 @@ def _die_with_parent():
         _PRCTL(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
 
 
+def last_checkpoint(train_dir):
+    """The name of the newest checkpoint of a train dir ('model.ckpt-600'), or None.
+
+    Reads the `checkpoint` state file TensorFlow's Saver writes (no TensorFlow import).
+    """
+    try:
+        with open(os.path.join(train_dir, 'checkpoint'), encoding='utf-8') as state:
+            match = re.search(r'^model_checkpoint_path: "(.*)"$', state.read(), re.M)
+    except OSError:
+        return None
+    return os.path.basename(match.group(1)) if match else None
+
+
+def train_dir_of(train_flags):
+    """The --train_dir of the trainer's flags, or None."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument('--train_dir')
+    return parser.parse_known_args(train_flags)[0].train_dir
+
+
 def exit_code(returncode):
     """A shell-style exit code: 128 + N for a task ended by signal N."""
     return 128 - returncode if returncode < 0 else returncode
+
+
+def describe_exit(returncode):
+    """'exited with code 1', 'was killed by signal 9 (SIGKILL)'."""
+    if returncode >= 0:
+        return 'exited with code %d' % returncode
+    try:
+        name = ' (%s)' % signal.Signals(-returncode).name
+    except ValueError:
+        name = ''
+    return 'was killed by signal %d%s' % (-returncode, name)
 
 
 TaskSpec = collections.namedtuple('TaskSpec', ['name', 'job', 'index', 'tf_config'])
@@ -70,22 +103,28 @@ class LocalCluster:
         num_workers: worker tasks.
         chief: add a `chief` task (else worker 0 is the chief).
         evaluator: add an `evaluator` task.
-        host: address the servers listen on.
         output: stream of the merged, prefixed log lines (None: keep them in memory only).
         env: base environment of the tasks (default: this one).
         script: the trainer.
+        private_network: run the tasks in a network of their own with only loopback
+            (private_network.PrivateNetwork), so that their servers, which listen on every
+            interface, are reachable from the cluster's processes only; else (or where the
+            kernel does not allow it, said in a `launcher |` line) on this machine's network.
+
+    Every task's address is on 127.0.0.1.
     """
 
     def __init__(self, train_flags, num_ps=1, num_workers=2, chief=False, evaluator=False,
-                 host='127.0.0.1', output=sys.stdout, env=None, script=TRAIN_SCRIPT):
+                 output=sys.stdout, env=None, script=TRAIN_SCRIPT, private_network=True):
         if num_workers < 0 or num_ps < 0 or not (chief or num_workers):
             raise ValueError('a cluster needs a chief or at least one worker')
+        host = HOST
         jobs = collections.OrderedDict()
         if chief:
-            jobs[cluster_lib.CHIEF] = ['%s:%d' % (host, free_port(host))]
+            jobs[cluster_lib.CHIEF] = ['%s:%d' % (host, ports.free_port(host))]
         for job, count in ((cluster_lib.WORKER, num_workers), (cluster_lib.PS, num_ps)):
             if count:
-                jobs[job] = ['%s:%d' % (host, free_port(host)) for _ in range(count)]
+                jobs[job] = ['%s:%d' % (host, ports.free_port(host)) for _ in range(count)]
         self.jobs = dict(jobs)
         self.tasks = collections.OrderedDict()
         for job, hosts in jobs.items():
@@ -102,6 +141,8 @@ class LocalCluster:
         self._logs = collections.defaultdict(list)
         self._pumps = {}
         self._changed = threading.Condition()
+        self._private = private_network
+        self._network = network_lib.PrivateNetwork()
 
     def _add(self, job, index):
         name = '%s %d' % (job, index)
@@ -120,18 +161,37 @@ class LocalCluster:
         spec = self.tasks[name]
         return self.jobs[spec.job][spec.index]
 
+    @property
+    def network(self):
+        """The private_network.PrivateNetwork of the tasks (inactive on this machine's
+        network): a tool that reads their connections runs in it."""
+        return self._network
+
+    def _start_network(self):
+        """Creates the private network before the first task (again after stop_all)."""
+        if not self._private or self._network.active:
+            return
+        problem = self._network.start()
+        if problem:
+            self._private = False
+            self._note('no private network for the tasks (%s): their servers listen on every '
+                       'interface of this machine, without authentication; keep it on a '
+                       'private network' % problem)
+
     def start(self, name=None):
         """Starts one task by name ('worker 1'), or every task."""
+        self._start_network()
         for spec in ([self.tasks[name]] if name else list(self.tasks.values())):
             process = self._processes.get(spec.name)
             if process is not None and process.poll() is None:
                 raise RuntimeError('%s is already running (pid %d)' % (spec.name, process.pid))
             env = dict(self._env, TF_CONFIG=spec.tf_config, PYTHONUNBUFFERED='1')
             process = subprocess.Popen(
-                [sys.executable, self._script] + self._flags, cwd=ROOT, env=env,
+                self._network.command([sys.executable, self._script] + self._flags),
+                cwd=ROOT, env=env,
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                 text=True, errors='replace', start_new_session=True,
-                preexec_fn=_die_with_parent)
+                pass_fds=self._network.fds, preexec_fn=_die_with_parent)
             with self._changed:
                 self._processes[spec.name] = process
                 self._log(spec.name, 'started (pid %d) with TF_CONFIG=%s'
@@ -253,20 +313,78 @@ class LocalCluster:
             pump = self._pumps.get(name)
             if pump is not None:
                 pump.join(timeout)
+        self._network.stop()
 
-    def run(self, grace_secs=30.0, stop_secs=10.0, poll_secs=0.5):
-        """Waits for the chief; then gives the other workers `grace_secs` to finish and
-        stops every task. Returns the chief's exit code (shell style)."""
+    def lost_task(self):
+        """A task the training needs that has ended before the chief: (name, returncode) of a
+        ps task, or of a worker that failed (a worker that finished exits with 0); or None.
+        The evaluator is not needed."""
+        for name, spec in self.tasks.items():
+            process = self._processes.get(name)
+            if name == self.chief or spec.job == cluster_lib.EVALUATOR or process is None:
+                continue
+            code = process.poll()
+            if code is not None and (spec.job == cluster_lib.PS or code != 0):
+                return name, code
+        return None
+
+    def run(self, grace_secs=30.0, stop_secs=10.0, poll_secs=0.5, eval_finish_secs=600.0):
+        """Waits for the chief; then gives the other workers `grace_secs` to finish and the
+        evaluator `eval_finish_secs` to evaluate the last checkpoint (finish_evaluation), and
+        stops every task. Returns the chief's exit code (shell style).
+
+        Every task is watched meanwhile: when a ps task or a worker ends before the chief
+        (lost_task), no step can complete any more, so every task is stopped at once and
+        the lost task's exit code is returned (1 for a ps stopped with exit 0)."""
         chief = self._processes[self.chief]
         while chief.poll() is None:
+            lost = self.lost_task()
+            if lost is not None:
+                name, code = lost
+                self._note('%s %s while the chief trains; the job cannot go on: stopping every '
+                           'task' % (name, describe_exit(code)))
+                self.stop_all(stop_secs)
+                return exit_code(code) or 1
             time.sleep(poll_secs)
         deadline = time.monotonic() + grace_secs
         replicas = [name for name, spec in self.tasks.items()
                     if spec.job in (cluster_lib.CHIEF, cluster_lib.WORKER)]
         while any(name in self.running() for name in replicas) and time.monotonic() < deadline:
             time.sleep(poll_secs)
+        self.finish_evaluation(eval_finish_secs)
         self.stop_all(stop_secs)
+        if chief.returncode:
+            self._note('the chief (%s) %s' % (self.chief, describe_exit(chief.returncode)))
         return exit_code(chief.returncode)
+
+    def _note(self, line):
+        """A line of the launcher itself in the merged output."""
+        with self._changed:
+            self._log(LAUNCHER, line)
+
+    def finish_evaluation(self, timeout):
+        """Waits until the running evaluator has reported the train dir's last checkpoint
+        (its `Checkpoint <path> (step N)` line, printed after metrics.json is written), at
+        most `timeout` seconds. Returns True when it has, False otherwise (no evaluator, no
+        checkpoint, the evaluator ended or ran out of time; logged)."""
+        name = '%s 0' % cluster_lib.EVALUATOR
+        if name not in self.running():
+            return False
+        train_dir = train_dir_of(self._flags)
+        checkpoint = last_checkpoint(train_dir) if train_dir else None
+        if checkpoint is None:
+            return False
+        with self._changed:
+            self._log(name, 'training ended; waiting up to %.0f s (--eval_finish_secs) for the '
+                      'evaluation of %s' % (timeout, checkpoint))
+        try:
+            self.wait_for_line(name, r'^Checkpoint \S*\b%s \(step \d+\)$' % re.escape(checkpoint),
+                               timeout)
+        except TimeoutError as error:
+            with self._changed:
+                self._log(name, 'stopping without the evaluation of %s: %s' % (checkpoint, error))
+            return False
+        return True
 
 
 def build_parser():
@@ -283,10 +401,16 @@ def build_parser():
     parser.add_argument('--grace_secs', type=float, default=30.0,
                         help='time the workers get to finish after the chief (default '
                         '%(default)s)')
+    parser.add_argument('--eval_finish_secs', type=float, default=600.0,
+                        help='time the evaluator gets to evaluate the last checkpoint after '
+                        'the training (default %(default)s)')
     parser.add_argument('--stop_secs', type=float, default=10.0,
                         help='time between SIGTERM and SIGKILL (default %(default)s)')
     parser.add_argument('--script', default=TRAIN_SCRIPT,
                         help='the program every task runs (default train_ssd_network.py)')
+    parser.add_argument('--host_network', action='store_true',
+                        help='run the tasks on this machine\'s network instead of a private one '
+                        'with only loopback (their servers then listen on every interface)')
     parser.add_argument('train_flags', nargs=argparse.REMAINDER,
                         help='-- then the flags of train_ssd_network.py')
     return parser
@@ -304,7 +428,7 @@ def main(argv=None):
         parser.error('%d replicas need --num_ps >= 1 (the variables live on the ps tasks)'
                      % (args.num_workers + args.chief))
     local = LocalCluster(flags, args.num_ps, args.num_workers, args.chief, args.evaluator,
-                         script=args.script)
+                         script=args.script, private_network=not args.host_network)
     stopping = []
 
     def on_signal(signum, _frame):
@@ -315,7 +439,8 @@ def main(argv=None):
         signal.signal(signum, on_signal)
     try:
         local.start()
-        return local.run(args.grace_secs, args.stop_secs)
+        return local.run(args.grace_secs, args.stop_secs,
+                         eval_finish_secs=args.eval_finish_secs)
     except KeyboardInterrupt:
         local.stop_all(args.stop_secs)
         chief = local.process(local.chief)

@@ -423,7 +423,7 @@ def _after(op, grads_and_vars):
     """The gradients, each passed on only after `op` has run (on the gradient's device)."""
     gated = []
     for grad, var in grads_and_vars:
-        with tf.compat.v1.colocate_with(grad.op), tf.control_dependencies([op]):
+        with grad.op.graph.colocate_with(grad.op), tf.control_dependencies([op]):
             if isinstance(grad, tf.IndexedSlices):
                 grad = tf.IndexedSlices(tf.identity(grad.values), grad.indices, grad.dense_shape)
             else:

@@ -7,19 +7,23 @@ seeing only the ps tasks and itself (`session_config`'s device filters).
 
 `monitored_session` is MonitoredTrainingSession's chief/worker split (the chief
 initialises or restores and saves checkpoints; the others wait until the model is ready),
-with two differences a cluster needs: every session (re)creation first waits, bounded, for
-the ps tasks, and a worker checks readiness every `recovery_wait_secs` (1 s, not 30 s).
-MonitoredSession recreates the session after AbortedError / UnavailableError (a ps task
-restarted), so training continues from the chief's last checkpoint.
+with the differences a cluster needs: every session (re)creation first waits, bounded, for
+the ps tasks, a worker checks readiness every `recovery_wait_secs` (1 s, not 30 s), and
+with a watchdog.Watchdog creating a session is bounded too. MonitoredSession recreates the
+session after AbortedError / UnavailableError (a ps task restarted), so training continues
+from the chief's last checkpoint.
 """
+import ipaddress
 import logging
 import signal
+import socket
 import threading
 
 import tensorflow as tf
 
 from common import devices
 from deployment import cluster as cluster_lib
+from deployment import watchdog as watchdog_lib
 
 RECOVERY_WAIT_SECS = 1.0
 STOP_GRACE_SECS = 3.0
@@ -36,8 +40,35 @@ def server_config(num_cpu_devices=None):
     return config
 
 
+def exposure_warning(address, interfaces):
+    """A warning when a task's address is on loopback but its server is reachable from other
+    networks, else None.
+
+    TensorFlow's server listens on every interface of its network namespace, whatever host
+    the cluster spec gives it, and has no authentication.
+
+    Args:
+        address: the task's 'host:port' in the cluster spec.
+        interfaces: names of the network interfaces of this process (socket.if_nameindex()).
+    """
+    host, _, port = address.rpartition(':')
+    host = host.strip('[]')
+    try:
+        loopback = host == 'localhost' or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    others = [name for name in interfaces if name != 'lo']
+    if not loopback or not others:
+        return None
+    return ('the cluster gives this task %s, but TensorFlow\'s server listens on port %s of '
+            'every interface (%s) and has no authentication: keep this machine\'s network '
+            'private, or start the cluster with python -m deployment.local_cluster (a network '
+            'of its own)' % (address, port, ', '.join(others)))
+
+
 def start_server(cluster, config=None):
-    """Starts this task's gRPC server on its address of the cluster.
+    """Starts this task's gRPC server on its address of the cluster (logging
+    exposure_warning when that address is on loopback but other networks reach it).
 
     Args:
         cluster: cluster.Cluster of a ps, chief or worker task.
@@ -47,13 +78,19 @@ def start_server(cluster, config=None):
         tf.compat.v1.train.Server (its `target` is the session target of a replica).
     """
     spec = tf.train.ClusterSpec(cluster.training_jobs())
-    return tf.compat.v1.train.Server(spec, job_name=cluster.task_type,
-                                     task_index=cluster.task_index, protocol='grpc',
-                                     config=config, start=True)
+    server = tf.compat.v1.train.Server(spec, job_name=cluster.task_type,
+                                       task_index=cluster.task_index, protocol='grpc',
+                                       config=config, start=True)
+    warning = exposure_warning(cluster.jobs[cluster.task_type][cluster.task_index],
+                               [name for _, name in socket.if_nameindex()])
+    if warning:
+        logging.warning('%s: %s', cluster.task_name, warning)
+    return server
 
 
-def session_config(cluster, config=None):
-    """A copy of `config` whose sessions see only the ps tasks and this task.
+def session_config(cluster, config=None, operation_timeout_secs=None):
+    """A copy of `config` whose sessions see only the ps tasks and this task, and whose
+    operations (runs) fail with DeadlineExceededError after `operation_timeout_secs`.
 
     Without the filters, a session waits for every task of the cluster, and one
     worker that is down stops all of them.
@@ -63,6 +100,8 @@ def session_config(cluster, config=None):
         result.CopyFrom(config)
     del result.device_filters[:]
     result.device_filters.extend(cluster.device_filters())
+    if operation_timeout_secs:
+        result.operation_timeout_in_ms = int(operation_timeout_secs * 1000)
     return result
 
 
@@ -120,27 +159,54 @@ class StopAtGlobalStepHook(tf.compat.v1.train.SessionRunHook):
 
 
 class _WaitingChiefSessionCreator(tf.compat.v1.train.ChiefSessionCreator):
-    """Waits for the ps tasks before each session; restores or initialises as usual."""
+    """Waits for the ps tasks before each session, then restores the checkpoint that
+    `choose_checkpoint(checkpoint_dir)` names, or initialises when it names none; creating
+    the session is bounded by `watchdog` (`operation_timeout_secs`)."""
 
-    def __init__(self, wait_for, wait_secs, **kwargs):
+    def __init__(self, wait_for, wait_secs, checkpoint_dir, choose_checkpoint, watchdog,
+                 operation_timeout_secs, **kwargs):
         super().__init__(**kwargs)
         self._wait_for = wait_for
         self._wait_secs = wait_secs
+        self._train_dir = checkpoint_dir
+        self._choose_checkpoint = choose_checkpoint
+        self._watchdog = watchdog
+        self._operation_timeout_secs = operation_timeout_secs
 
     def create_session(self):
-        cluster_lib.wait_for_tasks(self._wait_for, self._wait_secs, log=logging.info)
-        return super().create_session()
+        # The wait for the ps tasks ends itself after wait_secs; the bound is for the rest.
+        with watchdog_lib.bounded(
+                self._watchdog, 'Creating the session',
+                self._operation_timeout_secs and (
+                    self._wait_secs + self._operation_timeout_secs)):
+            cluster_lib.wait_for_tasks(self._wait_for, self._wait_secs, log=logging.info)
+            self._scaffold.finalize()
+            path, managed = None, []
+            if self._train_dir and self._choose_checkpoint is not None:
+                path, managed = self._choose_checkpoint(self._train_dir)
+            session = self._get_session_manager().prepare_session(
+                self._master, saver=self._scaffold.saver, checkpoint_filename_with_path=path,
+                config=self._config, init_op=self._scaffold.init_op,
+                init_feed_dict=self._scaffold.init_feed_dict, init_fn=self._scaffold.init_fn)
+        if path:
+            # The saver's max_to_keep counts these, and its `checkpoint` file lists them.
+            self._scaffold.saver.recover_last_checkpoints(managed)
+        return session
 
 
 class _WaitingWorkerSessionCreator(tf.compat.v1.train.WorkerSessionCreator):
     """Waits for the ps tasks, then for the chief's initialisation, checking every
-    `recovery_wait_secs`; a clear error after `wait_secs`."""
+    `recovery_wait_secs`; a clear error after `wait_secs`. With a watchdog, the wait for the
+    chief is bounded even when a session cannot be created (a hung ps)."""
 
-    def __init__(self, wait_for, wait_secs, recovery_wait_secs, **kwargs):
+    def __init__(self, wait_for, wait_secs, recovery_wait_secs, watchdog,
+                 operation_timeout_secs, **kwargs):
         super().__init__(max_wait_secs=wait_secs, **kwargs)
         self._wait_for = wait_for
         self._wait_secs = wait_secs
         self._recovery_wait_secs = recovery_wait_secs
+        self._watchdog = watchdog
+        self._operation_timeout_secs = operation_timeout_secs
 
     def _get_session_manager(self):
         if self._session_manager is None:
@@ -155,9 +221,15 @@ class _WaitingWorkerSessionCreator(tf.compat.v1.train.WorkerSessionCreator):
         return self._session_manager
 
     def create_session(self):
-        cluster_lib.wait_for_tasks(self._wait_for, self._wait_secs, log=logging.info)
+        # Both waits end themselves after wait_secs; the bound is for a session that cannot
+        # be created (a hung ps).
         try:
-            return super().create_session()
+            with watchdog_lib.bounded(
+                    self._watchdog, 'Waiting for the chief to initialise the model',
+                    self._operation_timeout_secs and (
+                        2 * self._wait_secs + self._operation_timeout_secs)):
+                cluster_lib.wait_for_tasks(self._wait_for, self._wait_secs, log=logging.info)
+                return super().create_session()
         except tf.errors.DeadlineExceededError:
             raise cluster_lib.HostUnreachableError(
                 'the chief did not initialise the model within %g s (--cluster_wait_secs); '
@@ -167,13 +239,15 @@ class _WaitingWorkerSessionCreator(tf.compat.v1.train.WorkerSessionCreator):
 def monitored_session(master='', is_chief=True, checkpoint_dir=None, scaffold=None, hooks=(),
                       chief_only_hooks=(), save_checkpoint_secs=None, save_checkpoint_steps=None,
                       config=None, wait_for=(), wait_secs=cluster_lib.DEFAULT_WAIT_SECS,
-                      recovery_wait_secs=RECOVERY_WAIT_SECS):
+                      recovery_wait_secs=RECOVERY_WAIT_SECS, choose_checkpoint=None,
+                      watchdog=None, operation_timeout_secs=None):
     """A MonitoredSession of one replica (or of a single machine: master '', is_chief).
 
     Args:
         master: session target ('' in-process, else the task's `server.target`).
-        is_chief: initialise or restore (from `checkpoint_dir`, else scaffold.init_fn) and
-            save checkpoints; the other replicas wait until the model is ready.
+        is_chief: initialise or restore (the checkpoint `choose_checkpoint` names, else
+            scaffold.init_fn) and save checkpoints; the other replicas wait until the model
+            is ready.
         checkpoint_dir: train_dir (restored from and saved to by the chief).
         scaffold: tf.compat.v1.train.Scaffold.
         hooks: hooks of every replica.
@@ -183,6 +257,13 @@ def monitored_session(master='', is_chief=True, checkpoint_dir=None, scaffold=No
         wait_for: cluster.Task list waited for before each session (re)creation.
         wait_secs: bound of each wait (and of a worker's wait for the chief).
         recovery_wait_secs: seconds between a worker's readiness checks.
+        choose_checkpoint: fn(checkpoint_dir) -> (checkpoint prefix to restore or None, the
+            prefixes of checkpoint_dir the saver keeps managing, oldest first); called at
+            each session (re)creation of the chief (None: never restore).
+        watchdog: watchdog.Watchdog bounding each session creation to `wait_secs` +
+            `operation_timeout_secs` (a worker's, which also waits for the chief, to
+            `wait_secs` more), or None.
+        operation_timeout_secs: that bound.
 
     Returns:
         tf.compat.v1.train.MonitoredSession.
@@ -190,6 +271,7 @@ def monitored_session(master='', is_chief=True, checkpoint_dir=None, scaffold=No
     scaffold = scaffold or tf.compat.v1.train.Scaffold()
     if not is_chief:
         creator = _WaitingWorkerSessionCreator(wait_for, wait_secs, recovery_wait_secs,
+                                               watchdog, operation_timeout_secs,
                                                scaffold=scaffold, master=master, config=config)
         return tf.compat.v1.train.MonitoredSession(session_creator=creator, hooks=list(hooks),
                                                    stop_grace_period_secs=STOP_GRACE_SECS)
@@ -198,9 +280,9 @@ def monitored_session(master='', is_chief=True, checkpoint_dir=None, scaffold=No
         all_hooks.append(tf.compat.v1.train.CheckpointSaverHook(
             checkpoint_dir, save_secs=save_checkpoint_secs, save_steps=save_checkpoint_steps,
             scaffold=scaffold))
-    creator = _WaitingChiefSessionCreator(wait_for, wait_secs, scaffold=scaffold,
-                                          checkpoint_dir=checkpoint_dir, master=master,
-                                          config=config)
+    creator = _WaitingChiefSessionCreator(wait_for, wait_secs, checkpoint_dir,
+                                          choose_checkpoint, watchdog, operation_timeout_secs,
+                                          scaffold=scaffold, master=master, config=config)
     return tf.compat.v1.train.MonitoredSession(session_creator=creator,
                                                hooks=all_hooks + list(hooks),
                                                stop_grace_period_secs=STOP_GRACE_SECS)

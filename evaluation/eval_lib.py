@@ -10,6 +10,7 @@ import tf_slim as slim
 
 from common import fields, progress
 from common.files import atomic_write
+from datasets import record_check
 from evaluation import coco_eval, voc_eval
 from nets import post_processing
 from preprocessing import inputs
@@ -22,6 +23,7 @@ EvalGraph = collections.namedtuple('EvalGraph', [
     'num_samples',  # images of the split.
     'batch_size',
     'originals',    # _Originals of the first images, for the pictures, or None.
+    'files',        # the TFRecord shards read (named when one holds a bad record).
 ])
 
 # The first `count` images of the split as read (not preprocessed), in evaluation order:
@@ -87,7 +89,8 @@ def build_eval_graph(network, dataset_info, preprocess_fn, batch_size, postproce
         restore = slim.get_model_variables(network.name) + [global_step]
     originals = _originals(dataset_info, num_visualizations) if num_visualizations else None
     return EvalGraph(iterator.initializer, fetches, tf.compat.v1.train.Saver(restore),
-                     global_step, dataset_info.num_samples, batch_size, originals)
+                     global_step, dataset_info.num_samples, batch_size, originals,
+                     tuple(dataset_info.files))
 
 
 def run_evaluation(eval_graph, checkpoint_path, class_names, matching_threshold=0.5,
@@ -110,6 +113,10 @@ def run_evaluation(eval_graph, checkpoint_path, class_names, matching_threshold=
     Returns:
         Evaluation; its `examples` are the first images (as many as the graph's
         num_visualizations) with their ground truth and detections.
+
+    Raises:
+        record_check.CorruptRecordError: a bad record in a shard (the message names the file
+            and the byte offset).
     """
     evaluator = voc_eval.VOCEvaluator(class_names, iou_threshold=matching_threshold,
                                       remove_difficult=remove_difficult)
@@ -132,6 +139,13 @@ def run_evaluation(eval_graph, checkpoint_path, class_names, matching_threshold=
                 values = session.run(eval_graph.fetches)
             except tf.errors.OutOfRangeError:
                 break
+            except tf.errors.DataLossError as error:
+                line = record_check.describe_data_loss(error.message, eval_graph.files)
+                if line is None:
+                    raise
+                raise record_check.CorruptRecordError(
+                    'Evaluation stopped after %d images: %s' % (evaluator.num_images,
+                                                                line)) from None
             for image in _add_batch(evaluator, values, coco):
                 if len(examples) < wanted:
                     examples.append(image)
@@ -139,8 +153,8 @@ def run_evaluation(eval_graph, checkpoint_path, class_names, matching_threshold=
             log.update(evaluator.num_images)
         if examples:
             examples = _with_originals(session, eval_graph.originals, examples)
-    logging.info('Evaluated %d images of %s in %.1f s', evaluator.num_images, checkpoint_path,
-                 log.elapsed)
+    logging.info('Evaluated %s of %s in %.1f s', progress.counted(evaluator.num_images, 'image'),
+                 checkpoint_path, log.elapsed)
     if detections_file:
         coco.write_detections(detections_file)
         logging.info('Wrote the detections in COCO results format to %s', detections_file)

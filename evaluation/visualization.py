@@ -14,7 +14,7 @@ import re
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from common import drawing, fields, np_post_processing
+from common import drawing, fields, np_post_processing, progress
 from common.files import atomic_write
 
 DISPLAY_SIDE = 480
@@ -92,8 +92,8 @@ def side_by_side(example, class_names, score_threshold=SCORE_THRESHOLD, title=''
     draw = ImageDraw.Draw(canvas)
     draw.text((_MARGIN, _MARGIN), title, fill=_TEXT, font=font)
     line_y = header - font_size - _MARGIN
-    draw.text((_MARGIN, line_y), 'ground truth: %d objects (dashed)'
-              % len(example[fields.LABELS]), fill=_TEXT, font=font)
+    draw.text((_MARGIN, line_y), 'ground truth: %s (dashed)'
+              % progress.counted(len(example[fields.LABELS]), 'object'), fill=_TEXT, font=font)
     draw.text((2 * _MARGIN + width, line_y), 'detections with score >= %.2f: %d'
               % (score_threshold, count), fill=_TEXT, font=font)
     return np.asarray(canvas)

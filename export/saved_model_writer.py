@@ -30,11 +30,16 @@ def next_version(export_base):
     return versions[-1] + 1 if versions else 1
 
 
+def tensor_info(tensor):
+    """The TensorInfo of a graph tensor (name, dtype, shape) for a SignatureDef."""
+    return tf.compat.v1.TensorInfo(name=tensor.name, dtype=tensor.dtype.as_datatype_enum,
+                                   tensor_shape=tensor.shape.as_proto())
+
+
 def predict_signature(inputs, outputs):
     """Builds a predict SignatureDef from dicts alias -> graph tensor."""
     def infos(tensors):
-        return {alias: tf.compat.v1.saved_model.build_tensor_info(t)
-                for alias, t in tensors.items()}
+        return {alias: tensor_info(t) for alias, t in tensors.items()}
     return tf.compat.v1.saved_model.build_signature_def(infos(inputs), infos(outputs),
                                                         PREDICT_METHOD)
 

@@ -19,11 +19,11 @@ import tensorflow as tf
 
 from common import labels as labels_lib
 from common import manifest as manifest_lib
-from common import np_post_processing
+from common import np_post_processing, progress
 from common import precision as precision_lib
 from common import signatures as sig
 from export import saved_model_writer
-from nets import checkpoints, post_processing
+from nets import checkpoint_state, checkpoints, post_processing, ssd_params
 from preprocessing import image_ops
 
 
@@ -134,11 +134,15 @@ def export(network_name, checkpoint_path, export_base, labels_file, version=None
 
     Returns:
       path of the written version.
+    Raises:
+      ValueError: no such checkpoint, or (checkpoint_state.CheckpointError) one that does not
+        load, naming the broken file and the previous checkpoint that loads.
     """
     from nets import nets_factory  # pylint: disable=import-outside-toplevel
     names_by_id = labels_lib.read_labels(labels_file)
     num_classes = max(names_by_id) + 1
     checkpoint = checkpoints.resolve_checkpoint(checkpoint_path)
+    checkpoint_state.check_loads(checkpoint)
     network = nets_factory.get_network(network_name, num_classes)
     post = {**np_post_processing.DEFAULTS, **network.post_processing,
             **(postprocess_kwargs or {})}
@@ -146,7 +150,7 @@ def export(network_name, checkpoint_path, export_base, labels_file, version=None
     manifest_json = manifest_lib.to_json(manifest_lib.build(
         network_name, network.params.img_shape, network.params.normalization,
         len(network.anchors()), class_names, post, precision, os.path.abspath(checkpoint),
-        checkpoint_step(checkpoint)))
+        checkpoint_step(checkpoint), ssd_params.geometry(network.params)))
     with tf.Graph().as_default() as graph, tempfile.TemporaryDirectory() as scratch:
         signatures = build_signatures(network, class_names, manifest_json, post)
         labels_copy = os.path.join(scratch, labels_lib.LABELS_FILENAME)
@@ -154,13 +158,14 @@ def export(network_name, checkpoint_path, export_base, labels_file, version=None
         saved_model_writer.add_asset(labels_copy)
         with tf.compat.v1.Session(graph=graph) as session:
             averaged = restore_variables(session, checkpoint)
-            logging.info('Restored %s (%d variables from their moving averages)', checkpoint,
-                         averaged)
+            logging.info('Restored %s (%s from their moving averages)', checkpoint,
+                         progress.counted(averaged, 'variable'))
             extra = {manifest_lib.FILENAME: manifest_json}
             if precision != precision_lib.FLOAT32:
                 extra[precision_lib.EXPORT_PLATFORM_CONFIG] = (
                     precision_lib.platform_config_text(precision))
             path = saved_model_writer.write_saved_model(session, export_base, signatures, version,
                                                         extra_files=extra)
-    logging.info('Exported %s with %d classes to %s', network_name, num_classes, path)
+    logging.info('Exported %s with %s to %s', network_name,
+                 progress.counted(num_classes, 'class', 'classes'), path)
     return path

@@ -3,7 +3,9 @@
 Per feature layer, cells are visited row-major (y, then x) and, per cell, boxes in this
 order: size s_k at ratio 1, size sqrt(s_k * s_k+1) at ratio 1, then for each ratio r
 of the layer a box of width s_k * sqrt(r) and height s_k / sqrt(r) (Liu et al., 2016,
-section 2.2 and the original Caffe PriorBox layer). Anchors are not clipped.
+section 2.2 and the original Caffe PriorBox layer). With `params.anchor_clip` (torchvision's
+DefaultBoxGenerator) each width and height is first clipped to the image side; the boxes
+themselves are never clipped to the image.
 """
 import numpy as np
 
@@ -13,7 +15,7 @@ def num_boxes_per_cell(ratios):
     return 2 + len(ratios)
 
 
-def layer_anchors(img_shape, feat_shape, sizes, ratios, step, offset=0.5):
+def layer_anchors(img_shape, feat_shape, sizes, ratios, step, offset=0.5, clip_size=False):
     """Anchors of one feature layer.
 
     Args:
@@ -23,6 +25,7 @@ def layer_anchors(img_shape, feat_shape, sizes, ratios, step, offset=0.5):
       ratios: aspect ratios (width / height) besides 1.
       step: cell step in pixels.
       offset: cell centre offset in cells.
+      clip_size: clip widths and heights to the image side (1 in normalised units).
 
     Returns:
       float32 [feat_h * feat_w * num_boxes, 4] boxes ymin, xmin, ymax, xmax normalised.
@@ -37,6 +40,8 @@ def layer_anchors(img_shape, feat_shape, sizes, ratios, step, offset=0.5):
         widths.append(min_size * np.sqrt(ratio))
     heights = np.asarray(heights, np.float64) / img_h
     widths = np.asarray(widths, np.float64) / img_w
+    if clip_size:
+        heights, widths = np.minimum(heights, 1.0), np.minimum(widths, 1.0)
     cy = (np.arange(feat_h, dtype=np.float64) + offset) * step / img_h
     cx = (np.arange(feat_w, dtype=np.float64) + offset) * step / img_w
     cy, cx = np.meshgrid(cy, cx, indexing='ij')
@@ -56,7 +61,8 @@ def ssd_anchors(params):
     Returns:
       float32 [num_anchors, 4] ymin, xmin, ymax, xmax normalised.
     """
-    layers = [layer_anchors(params.img_shape, shape, sizes, ratios, step, params.anchor_offset)
+    layers = [layer_anchors(params.img_shape, shape, sizes, ratios, step, params.anchor_offset,
+                            params.anchor_clip)
               for shape, sizes, ratios, step in zip(params.feat_shapes, params.anchor_sizes,
                                                      params.anchor_ratios, params.anchor_steps)]
     return np.concatenate(layers, axis=0)

@@ -8,6 +8,9 @@ import logging
 
 import tensorflow as tf
 
+from common import progress
+from nets import checkpoint_state
+
 
 def _split_scopes(scopes):
     """'a, b/c' or ['a', 'b/c'] -> ['a', 'b/c'] (empty entries dropped)."""
@@ -22,15 +25,19 @@ def _in_scopes(name, scopes):
 
 def resolve_checkpoint(path):
     """A checkpoint prefix from a prefix, a V1 checkpoint file (slim's vgg_16.ckpt) or a
-    directory (its newest checkpoint).
+    directory (the newest checkpoint its `checkpoint` file lists, resolved against it).
 
     Raises:
-        ValueError: no checkpoint there (the message names the path).
+        ValueError: no checkpoint there (the message names the path); a
+            checkpoint_state.CheckpointError when the directory's newest checkpoint lies outside
+            it or its files are missing (naming the previous checkpoint that loads).
     """
     if tf.io.gfile.isdir(path):
-        latest = tf.train.latest_checkpoint(path)
+        latest = checkpoint_state.latest(path)
         if latest is None:
             raise ValueError('%s: no checkpoint in this directory' % path)
+        if not tf.io.gfile.exists(latest + '.index'):
+            checkpoint_state.check_loads(latest)
         return latest
     if tf.io.gfile.exists(path + '.index'):
         return path
@@ -98,7 +105,8 @@ def variables_to_restore(variables, checkpoint_path, model_scope, checkpoint_mod
 def make_init_fn(restore_map, checkpoint_path):
     """Returns fn(scaffold, session) restoring `restore_map` (for tf.compat.v1.train.Scaffold)."""
     saver = tf.compat.v1.train.Saver(restore_map, reshape=False, sharded=False)
-    logging.info('Fine-tuning: %d variables from %s', len(restore_map), checkpoint_path)
+    logging.info('Fine-tuning: %s from %s', progress.counted(len(restore_map), 'variable'),
+                 checkpoint_path)
 
     def init_fn(unused_scaffold, session):
         saver.restore(session, checkpoint_path)

@@ -62,8 +62,9 @@ class SSDNet:
           weight_decay: L2 weight decay of the layers' regularisation losses (training).
 
         Returns:
-          logits float32 [B, A, num_classes], locs float32 [B, A, 4] (encoded offsets),
-          end_points dict (feature maps and block outputs).
+          logits float32 [B, A, num_classes], locs float32 [B, A, 4] (encoded offsets dy, dx,
+          dh, dw, whatever order params.box_order says the heads predict), end_points dict
+          (feature maps and block outputs).
 
         Raises:
           ValueError: the input size does not give params.feat_shapes.
@@ -90,7 +91,10 @@ class SSDNet:
                 all_logits.append(logits)
                 all_locs.append(locs)
         end_points.update(('feature/' + k, v) for k, v in features.items())
-        return tf.concat(all_logits, axis=1), tf.concat(all_locs, axis=1), end_points
+        locs = tf.concat(all_locs, axis=1)
+        if params.box_order == 'xy':
+            locs = tf.gather(locs, [1, 0, 3, 2], axis=-1, name='yx_offsets')
+        return tf.concat(all_logits, axis=1), locs, end_points
 
     def decode_outputs(self, logits, locs):
         """Softmax scores and decoded boxes.

@@ -2,7 +2,9 @@
 
 Sizes and steps are in pixels of the network input. SSD300 and SSD512 follow the
 original Caffe release of Liu et al. (2016); the builders of nets_factory derive every
-registered network from these two.
+registered network from these two. What differs between the published detectors the
+project imports (importers/) is data here too: their anchor sizes, the clipping of anchor
+sizes, the order of the box offsets their heads predict and their input normalisation.
 """
 import collections
 
@@ -19,7 +21,12 @@ SSDParams = collections.namedtuple('SSDParams', [
     'anchor_offset',    # Cell centre offset in cells (0.5).
     'prior_scaling',    # Box coding variances (y, x, h, w).
     'normalization',    # Input normalisation: a common.normalization.Normalization.
+    'box_order',        # Offsets the heads predict: 'yx' (dy, dx, dh, dw) or 'xy' (dx, dy, dw,
+                        # dh: Caffe, torchvision, SSD-Tensorflow); SSDNet.net returns 'yx'.
+    'anchor_clip',      # Clip each anchor's width and height to the image (torchvision).
 ])
+
+BOX_ORDERS = ('yx', 'xy')
 
 PRIOR_SCALING = (0.1, 0.1, 0.2, 0.2)
 _R2 = (2.0, 0.5)
@@ -37,6 +44,8 @@ SSD_300_VGG = SSDParams(
     anchor_offset=0.5,
     prior_scaling=PRIOR_SCALING,
     normalization=normalization_lib.VGG_MEAN,
+    box_order='yx',
+    anchor_clip=False,
 )
 
 SSD_512_VGG = SSDParams(
@@ -51,4 +60,27 @@ SSD_512_VGG = SSDParams(
     anchor_offset=0.5,
     prior_scaling=PRIOR_SCALING,
     normalization=normalization_lib.VGG_MEAN,
+    box_order='yx',
+    anchor_clip=False,
 )
+
+# The COCO models of the Caffe release (ssd_coco.py: conv4_3 at 7% of the input, then 15% to 90%
+# in even steps; SSD512: 4% and 10% to 90%), which SSD-Tensorflow also uses for its
+# VOC checkpoints and torchvision's ssd300_vgg16 as scales 0.07 ... 1.05.
+COCO_300_ANCHOR_SIZES = ((21., 45.), (45., 99.), (99., 153.), (153., 207.), (207., 261.),
+                         (261., 315.))
+COCO_512_ANCHOR_SIZES = ((20.48, 51.2), (51.2, 133.12), (133.12, 215.04), (215.04, 296.96),
+                         (296.96, 378.88), (378.88, 460.8), (460.8, 542.72))
+
+
+def geometry(params):
+    """The anchor set and box coding of `params` as JSON-ready data (the export manifest's
+    `anchors` and `box_coding`)."""
+    return {
+        'anchors': {'sizes': [[float(v) for v in sizes] for sizes in params.anchor_sizes],
+                    'ratios': [[float(r) for r in ratios] for ratios in params.anchor_ratios],
+                    'steps': [float(step) for step in params.anchor_steps],
+                    'offset': float(params.anchor_offset), 'clip': bool(params.anchor_clip)},
+        'box_coding': {'order': params.box_order,
+                       'variances': [float(v) for v in params.prior_scaling]},
+    }

@@ -6,6 +6,11 @@
 Shows what the network sees: the output of the training preprocessing of
 `--network`, denormalised for display.
 """
+from common import tf_logs
+
+if __name__ == '__main__':
+    tf_logs.filter_stderr()  # first: TensorFlow's import prints its banner
+
 import argparse
 import io
 import logging
@@ -17,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from common import drawing, fields, np_preprocessing
+from common import cli, drawing, fields, np_preprocessing, progress
 from common.files import atomic_write
 from datasets import dataset_factory
 from nets import nets_factory
@@ -122,7 +127,7 @@ def _parse_args(argv):
 
 def main(argv=None):
     args = _parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format='%(levelname)s %(message)s')
+    cli.setup_logging()
     tf.compat.v1.disable_eager_execution()
     try:
         info = dataset_factory.get_dataset(args.dataset_name, args.split, args.dataset_dir)
@@ -134,7 +139,7 @@ def main(argv=None):
     _, normalization = preprocessing_factory.network_input(args.network)
     logging.info('drawing %d augmented samples of %s', len(samples), ', '.join(info.files[:3]))
     draw_grid(samples, info.labels, normalization, args.output)
-    print('wrote %s (%d samples)' % (args.output, len(samples)))
+    print('wrote %s (%s)' % (args.output, progress.counted(len(samples), 'sample')))
 
 
 if __name__ == '__main__':

@@ -11,8 +11,6 @@ import os
 import sys
 import time
 
-import cv2
-
 from client import detect_image as client_cli
 from client import ssd_client as client_lib
 from common import devices, images, manifest, np_post_processing, signatures
@@ -88,8 +86,7 @@ class SavedModelDetector:
         start = time.perf_counter()
         header = images.read_header(data, self.max_pixels)
         rgb = images.decode_image(data, header=header)
-        if header.orientation != 1:  # the graph's decoder ignores EXIF orientation
-            data = cv2.imencode('.png', cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))[1].tobytes()
+        data = images.upright_encoded(data, rgb)  # the graph's decoder ignores EXIF orientation
         decoded = time.perf_counter()
         boxes, scores, classes, count = self._detect([data])
         predicted = time.perf_counter()

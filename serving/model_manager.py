@@ -10,14 +10,12 @@ settled, and otherwise after a back-off; meanwhile the served version stays.
 
 Requests are checked against `RequestLimits` before anything is decoded: a tensor with a single
 value expands to its whole shape, so a small request could otherwise allocate gigabytes. At most
-`max_batch_size` items (images) run at once, summed over concurrent requests (`ItemBudget`):
+`max_batch_size` items (images) run at once, summed over concurrent requests (common.budget):
 TensorFlow's CPU allocator with oneDNN (BFC, "mklcpu") keeps the largest working set it ever
 needed, so this bounds the memory the process keeps after large requests. With a
 `serving.batching.Batcher`, concurrent requests of a signature whose inputs all have the batch
 in dimension 0 are run as one batch (the others run alone).
 """
-import collections
-import contextlib
 import dataclasses
 import logging
 import os
@@ -28,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from client import protos, tensor_proto
+from common.budget import Budget, BudgetTimeout
 from common.signatures import MAX_MESSAGE_BYTES, SERVE_TAG, ServingError, scan_versions
 
 # TensorFlow's error codes are the gRPC status codes.
@@ -49,55 +48,6 @@ class RequestLimits:
     max_bytes: int = MAX_MESSAGE_BYTES
 
 
-class ItemBudget:
-    """Admits work in arrival order while the items in flight stay within a capacity.
-
-    Attributes:
-      dropped: requests whose deadline passed while they waited (never run).
-    """
-
-    def __init__(self, capacity, clock=time.monotonic):
-        self._capacity = capacity
-        self._clock = clock
-        self._in_flight = 0
-        self._queue = collections.deque()
-        self._changed = threading.Condition()
-        self.dropped = 0
-
-    @contextlib.contextmanager
-    def hold(self, items, deadline=None):
-        """Context: waits for its turn and for room for `items` (at most the capacity).
-
-        Args:
-          deadline: clock() time after which the request is dropped instead of waiting on.
-        Raises:
-          ServingError: DEADLINE_EXCEEDED when the deadline passes before its turn.
-        """
-        items = min(items, self._capacity)
-        ticket = object()
-        with self._changed:
-            self._queue.append(ticket)
-            while self._queue[0] is not ticket or self._in_flight + items > self._capacity:
-                left = None if deadline is None else deadline - self._clock()
-                if left is not None and left <= 0:
-                    self._queue.remove(ticket)
-                    self.dropped += 1
-                    self._changed.notify_all()
-                    raise ServingError('dropped: the request\'s deadline passed while it waited '
-                                       'for its turn (%d items running)' % self._in_flight,
-                                       'DEADLINE_EXCEEDED')
-                self._changed.wait(left)
-            self._queue.popleft()
-            self._in_flight += items
-            self._changed.notify_all()
-        try:
-            yield
-        finally:
-            with self._changed:
-                self._in_flight -= items
-                self._changed.notify_all()
-
-
 class LoadedVersion:
     """One SavedModel version in its own graph and session, closed when retired and idle."""
 
@@ -106,7 +56,7 @@ class LoadedVersion:
         self.version = version
         self.export_dir = export_dir
         self.limits = limits
-        self._budget = budget or ItemBudget(limits.max_batch_size)
+        self._budget = budget or Budget(limits.max_batch_size)
         self._batcher = batcher
         self._graph = tf.Graph()
         self._session = tf.compat.v1.Session(graph=self._graph, config=session_config)
@@ -226,7 +176,7 @@ class LoadedVersion:
             DEADLINE_EXCEEDED when `deadline` passed before its turn or during the run.
         """
         try:
-            with self._budget.hold(items, deadline):
+            with self._budget.hold(items, deadline=deadline):
                 if deadline is None:
                     return runner(*arrays)
                 left_ms = max(int((deadline - time.monotonic()) * 1000), 1)
@@ -238,6 +188,9 @@ class LoadedVersion:
         except MemoryError as e:
             raise ServingError('out of memory running signature "%s"' % signature_name,
                                'RESOURCE_EXHAUSTED') from e
+        except BudgetTimeout as e:
+            raise ServingError('dropped: the request\'s deadline passed while it waited for its '
+                               'turn (%s)' % e, 'DEADLINE_EXCEEDED') from e
 
     def _runner(self, signature_name, input_aliases, output_aliases):
         """A session callable for these inputs and outputs, made once (cheaper than session.run).
@@ -391,7 +344,7 @@ class ModelManager:
         self.model_name = model_name
         self.base_path = base_path
         self.limits = limits
-        self.budget = ItemBudget(limits.max_batch_size)  # shared by all versions
+        self.budget = Budget(limits.max_batch_size)  # shared by all versions
         self._poll_seconds = poll_seconds
         self._session_config = session_config
         self._retry_seconds = retry_seconds

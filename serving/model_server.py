@@ -40,7 +40,7 @@ from concurrent import futures
 import grpc
 
 from client import protos, tensor_proto
-from common import devices, precision
+from common import cli, devices, precision, progress, tf_logs
 from common.signatures import (
     DEFAULT_GRPC_PORT,
     DEFAULT_MODEL_NAME,
@@ -363,7 +363,8 @@ def _stop(manager, batcher, services=None):
         batcher.stop()
         sizes = batcher.batch_sizes
         batches = sum(sizes.values())
-        logging.info('Batching: %d batches, %.2f items each on average', batches,
+        logging.info('Batching: %s, %.2f items each on average',
+                     progress.counted(batches, 'batch', 'batches'),
                      sum(size * count for size, count in sizes.items()) / max(batches, 1))
 
 
@@ -371,7 +372,7 @@ def main(argv=None):
     signals = _Signals()
     signals.install()
     args = _parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(message)s')
+    cli.setup_logging()
     for warning in precision.check(args.precision, int(devices.gpus_visible())):
         logging.warning('%s', warning)
     model_manager_class, limits_class, session_config = _load_tensorflow(args.precision)
@@ -418,8 +419,10 @@ def _exit(code):
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
+    tf_logs.close_stderr_filter()
     os._exit(code)
 
 
 if __name__ == '__main__':
+    tf_logs.filter_stderr()  # before main imports TensorFlow, whose import prints its banner
     _exit(main())

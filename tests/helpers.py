@@ -1,49 +1,25 @@
-"""Helpers shared by the tests and benchmarks: the shapes data set as TFRecords, a toy SavedModel,
+"""Helpers shared by the tests: a toy SavedModel, random boxes, running a dataset, a command on
+a pseudo-terminal, and (from the packages that own them) the shapes data set as TFRecords,
 free ports and `python -m serving.model_server` processes."""
+import contextlib
+import fcntl
+import http.server
 import os
 import signal
-import socket
 import subprocess
-import sys
+import termios
+import threading
 import time
 
 import numpy as np
 import tensorflow as tf
 
-from common import labels as labels_lib
 from common import manifest, np_post_processing
-from datasets import converter, make_shapes_dataset, pascalvoc
+from common.ports import free_port  # noqa: F401  (helpers of the tests)
+from datasets.make_shapes_dataset import DATASET_NAME  # noqa: F401
+from datasets.make_shapes_dataset import make_records as make_shapes_records  # noqa: F401
 from export import saved_model_writer
-
-DATASET_NAME = 'shapes'
-
-
-def make_shapes_records(work_dir, num_train, num_test, seed=0, min_side=200, max_side=500,
-                        num_workers=1):
-    """Draws the shapes images (VOC layout) and converts both splits to TFRecords.
-
-    Args:
-        work_dir: folder; gets `voc/` (images, XML) and `records/` (TFRecords, labels.txt).
-        num_train, num_test: images of the trainval and test splits.
-        seed: data seed (the images depend only on it and their index).
-        min_side, max_side: image side range in pixels.
-        num_workers: parallel processes.
-
-    Returns:
-        the records folder: `shapes_trainval_*.tfrecord`, `shapes_test_*.tfrecord`, labels.txt.
-    """
-    voc_dir = os.path.join(work_dir, 'voc')
-    records_dir = os.path.join(work_dir, 'records')
-    make_shapes_dataset.make_dataset(voc_dir, num_train, num_test, seed, num_workers,
-                                     (min_side, max_side))
-    labels = labels_lib.read_labels(os.path.join(voc_dir, labels_lib.LABELS_FILENAME))
-    for split in make_shapes_dataset.SPLITS:
-        result = pascalvoc.read_split(voc_dir, split, labels_lib.ids_by_name(labels))
-        converter.convert(result, labels, records_dir, '%s_%s' % (DATASET_NAME, split),
-                          num_workers=num_workers, seed=seed,
-                          source='synthetic shapes %s' % split)
-    return records_dir
-
+from serving.launch import REPO, start_model_server, stop_process, wait_until_serving  # noqa: F401
 
 TOY_HW = (4, 4)
 TOY_CLASSES = ['background', 'circle', 'square']
@@ -140,68 +116,98 @@ def run_dataset(dataset):
                 return elements
 
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+class Terminal:
+    """A command started on a pseudo-terminal as from an interactive shell: its own session
+    with the terminal as controlling terminal, its group in the foreground. Ctrl-C is the byte
+    0x03 typed into it; the kernel sends SIGINT to the terminal's foreground group. The
+    session id is the command's pid (session_processes)."""
 
+    def __init__(self, command, cwd=REPO, env=None):
+        master, slave = os.openpty()
+        self.master = master
+        self.process = subprocess.Popen(
+            command, cwd=cwd, env=env, stdin=slave, stdout=slave, stderr=slave,
+            start_new_session=True, preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
+        os.close(slave)
+        self.chunks = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
-def free_port(host='127.0.0.1'):
-    """A TCP port nothing listens on now (bind it soon: another process may take it)."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
-
-
-def start_model_server(base, port=None, flags=(), log=subprocess.DEVNULL, env=None):
-    """Starts `python -m serving.model_server` on 127.0.0.1 (from the repository root).
-
-    Args:
-        base: model base path.
-        port: gRPC port (None: a free one).
-        flags: more command-line flags.
-        log: where stdout and stderr go (a file object, subprocess.PIPE or DEVNULL).
-        env: environment (None: this one).
-
-    Returns:
-        (process, 'host:port'); wait for it with wait_until_serving.
-    """
-    port = free_port() if port is None else port
-    command = [sys.executable, '-m', 'serving.model_server', '--host=127.0.0.1',
-               '--port=%d' % port, '--model_base_path=%s' % base, *flags]
-    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    return process, '127.0.0.1:%d' % port
-
-
-def wait_until_serving(address, process=None, deadline_s=180.0, model_name='ssd'):
-    """Polls GetModelStatus until a version is AVAILABLE (bounded; no fixed sleeps).
-
-    Raises:
-        RuntimeError: the process exited, or nothing was served within deadline_s.
-    """
-    from client import ssd_client as client_lib  # pylint: disable=import-outside-toplevel
-    deadline = time.monotonic() + deadline_s
-    with client_lib.SSDClient(address, model_name=model_name, retries=0, timeout=2.0) as probe:
+    def _read(self):
         while True:
-            if process is not None and process.poll() is not None:
-                raise RuntimeError('model server exited with %d' % process.returncode)
             try:
-                if any(v['state'] == 'AVAILABLE' for v in probe.status()['versions']):
-                    return
-            except client_lib.ServingUnavailable:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError('model server at %s not serving after %.0f s'
-                                   % (address, deadline_s))
+                data = os.read(self.master, 65536)
+            except OSError:  # EIO: every process holding the terminal has closed it
+                return
+            if not data:
+                return
+            self.chunks.append(data)
+
+    @property
+    def output(self):
+        return b''.join(self.chunks).decode('utf-8', 'replace')
+
+    def ctrl_c(self):
+        os.write(self.master, b'\x03')
+
+    def stop_with_ctrl_c(self, timeout=60.0):
+        """Ctrl-C; waits for the command (returns its exit code), then at most 15 s for every
+        other process of its session to end, and closes the terminal."""
+        self.ctrl_c()
+        code = self.process.wait(timeout)
+        deadline = time.monotonic() + 15
+        while session_processes(self.process.pid) and time.monotonic() < deadline:
             time.sleep(0.1)
+        self.close()
+        return code
+
+    def kill_leftovers(self):
+        """SIGKILL to every process of the command's session still alive."""
+        for pid in session_processes(self.process.pid):
+            os.kill(pid, signal.SIGKILL)
+
+    def close(self):
+        self._reader.join(30)
+        os.close(self.master)
 
 
-def stop_process(process, timeout=30.0):
-    """Stops a process by its pid: SIGTERM, SIGKILL after timeout seconds. Returns its exit code."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
+def session_processes(sid):
+    """Pids of the processes of session `sid` still alive (zombies excluded)."""
+    pids = []
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
         try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-    return process.wait()
+            with open('/proc/%s/stat' % entry, encoding='utf-8') as stat:
+                fields = stat.read().rsplit(')', 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid and fields[0] != 'Z':
+            pids.append(int(entry))
+    return pids
+
+
+class _HealthzOnly(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):  # pylint: disable=invalid-name
+        self.send_response(200 if self.path == '/healthz' else 503)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@contextlib.contextmanager
+def healthz_server():
+    """An HTTP server on 127.0.0.1 answering 200 to GET /healthz, 503 to other paths; yields
+    its base URL."""
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), _HealthzOnly)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield 'http://127.0.0.1:%d' % server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 # Prelude of a script run in a fresh interpreter: from then on importing tensorflow or

@@ -1,8 +1,9 @@
 """The import direction of the README's code map, checked on the source of every package.
 
-common <- datasets, nets <- preprocessing <- training / evaluation <- export; the runtime packages
-(client, serving, web) import only common and client, and the TensorFlow-free ones (common,
-client, web) no TensorFlow at all.
+common <- datasets, nets <- preprocessing <- training / evaluation <- export, and datasets, nets
+<- importers; the runtime packages (client, serving, web) import only common and client, and the
+TensorFlow-free ones (common, client, web, and the importers' torchvision layout, which the
+torchvision reference script runs beside torch) no TensorFlow at all.
 """
 import ast
 import pathlib
@@ -10,7 +11,8 @@ import pathlib
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-BUILD_TIME = {'datasets', 'nets', 'preprocessing', 'training', 'evaluation', 'export', 'deployment'}
+BUILD_TIME = {'datasets', 'nets', 'preprocessing', 'training', 'evaluation', 'export', 'deployment',
+              'importers'}
 ALLOWED = {
     'common': {'common'},
     'datasets': {'common', 'datasets'},
@@ -20,12 +22,22 @@ ALLOWED = {
     'training': {'common', 'datasets', 'nets', 'preprocessing', 'deployment', 'training'},
     'evaluation': {'common', 'datasets', 'nets', 'preprocessing', 'evaluation'},
     'export': {'common', 'datasets', 'nets', 'preprocessing', 'export'},
+    'importers': {'common', 'datasets', 'nets', 'importers'},
     'client': {'common', 'client'},
     'serving': {'common', 'client', 'serving'},
     'web': {'common', 'client', 'web'},
 }
-FIRST_PARTY = set(ALLOWED) | {'bench', 'tests'}
-NO_TENSORFLOW = ['common', 'client', 'web']
+# The top-level scripts only parse flags and call the library code of the build-time packages
+# (a cluster's evaluator task of the trainer runs the evaluation script).
+SCRIPTS = {'tf_convert_data.py': {'common', 'datasets'},
+           'train_ssd_network.py': BUILD_TIME - {'evaluation', 'export', 'importers'} | {
+               'common', 'eval_ssd_network'},
+           'eval_ssd_network.py': {'common', 'datasets', 'nets', 'preprocessing', 'evaluation'},
+           'export_model.py': {'common', 'datasets', 'nets', 'export'},
+           'import_weights.py': {'common', 'nets', 'importers'}}
+FIRST_PARTY = set(ALLOWED) | {'bench', 'tests'} | {s[:-3] for s in SCRIPTS}
+NO_TENSORFLOW = ['common', 'client', 'web', 'importers/torchvision_ssd.py',
+                 'importers/vgg_layers.py', 'importers/errors.py']
 TENSORFLOW = ('tensorflow', 'tf_slim', 'tensorflow_serving', 'keras')
 
 
@@ -50,6 +62,16 @@ def test_packages_import_only_what_the_code_map_allows(package):
     wrong = {str(path.relative_to(ROOT)): sorted((_imports(path) & FIRST_PARTY) - ALLOWED[package])
              for path in _files(package)}
     assert not {path: names for path, names in wrong.items() if names}
+
+
+@pytest.mark.parametrize('script', sorted(SCRIPTS))
+def test_scripts_import_only_library_packages(script):
+    assert (_imports(ROOT / script) & FIRST_PARTY) - SCRIPTS[script] == set()
+
+
+def test_bench_imports_nothing_from_tests():
+    wrong = {str(path.relative_to(ROOT)) for path in _files('bench') if 'tests' in _imports(path)}
+    assert not wrong
 
 
 @pytest.mark.parametrize('target', NO_TENSORFLOW)

@@ -12,10 +12,11 @@ import pytest
 import tensorflow as tf
 from pycocotools.coco import COCO
 
+import eval_ssd_network
 from common import labels as labels_lib
 from datasets import train_dir as train_dir_lib
 from evaluation import coco_eval, eval_lib, pr_curves, voc_eval
-from nets import nets_factory
+from nets import checkpoint_state, nets_factory
 from tests import helpers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -164,7 +165,7 @@ def test_metrics_json_written_atomically(tmp_path):
 
 
 def test_reports_get_the_umask_permissions(tmp_path):
-    """metrics.json and the PR curves are readable as any other output (issue 16, item 8)."""
+    """metrics.json and the PR curves are readable as any other output."""
     per_class = {'circle': {'precision': np.array([1.0]), 'recall': np.array([0.5]),
                             'ap_voc07': 0.5, 'ap_voc12': 0.5, 'num_gt': 2}}
     previous = os.umask(0o027)
@@ -261,3 +262,35 @@ def test_add_batch_feeds_the_coco_evaluator_with_original_sizes():
     assert ground_truth['images'] == [{'id': 42, 'height': 200, 'width': 400, 'file_name': '42'}]
     assert detections[0]['bbox'] == [100.0, 50.0, 200.0, 100.0]
     assert coco.evaluate()['AP'] == pytest.approx(1.0)
+
+
+def _two_checkpoints(train_dir):
+    """model.ckpt-1 and model.ckpt-2 of one variable, listed relative to the dir; -2 cut."""
+    with tf.Graph().as_default():
+        step = tf.compat.v1.train.get_or_create_global_step()
+        saver = tf.compat.v1.train.Saver(save_relative_paths=True)
+        with tf.compat.v1.Session() as session:
+            session.run(step.initializer)
+            for value in (1, 2):
+                session.run(step.assign(value))
+                saver.save(session, os.path.join(train_dir, 'model.ckpt'), global_step=value,
+                           write_meta_graph=False)
+    os.truncate(os.path.join(train_dir, 'model.ckpt-2.data-00000-of-00001'), 2)
+
+
+def test_a_broken_checkpoint_is_named_or_skipped_when_waiting(tmp_path, caplog):
+    train_dir = str(tmp_path)
+    _two_checkpoints(train_dir)
+    args = types.SimpleNamespace(checkpoint_path=train_dir, wait_for_checkpoints=False)
+    with pytest.raises(checkpoint_state.CheckpointError) as error:
+        list(eval_ssd_network._checkpoints(args))
+    assert str(error.value).startswith(
+        'checkpoint %s does not load (model.ckpt-2.data-00000-of-00001: ' % os.path.join(
+            train_dir, 'model.ckpt-2'))
+    assert 'the previous checkpoint %s loads' % os.path.join(train_dir, 'model.ckpt-1') \
+        in str(error.value)
+    args = types.SimpleNamespace(checkpoint_path=train_dir, wait_for_checkpoints=True,
+                                 eval_interval_secs=1, eval_timeout_secs=1)
+    assert list(eval_ssd_network._checkpoints(args)) == []
+    assert 'Skipping checkpoint %s: model.ckpt-2.data-00000-of-00001' % os.path.join(
+        train_dir, 'model.ckpt-2') in caplog.text

@@ -1,5 +1,6 @@
 """export_model.py: the SavedModel's signatures, its outputs against the training graph,
 detect vs numpy."""
+import logging
 import os
 import shutil
 import subprocess
@@ -46,7 +47,8 @@ def exported(tmp_path_factory):
         expected = session.run({'scores': scores, 'boxes': boxes})  # shadows == variables here
         session.run(tf.group([v.assign_add(tf.random.normal(v.shape, stddev=0.05, seed=i))
                               for i, v in enumerate(trainable)]))
-        tf.compat.v1.train.Saver().save(session, str(work / 'train' / 'model.ckpt'), global_step=7)
+        tf.compat.v1.train.Saver(save_relative_paths=True).save(  # as the trainer writes it
+            session, str(work / 'train' / 'model.ckpt'), global_step=7)
         perturbed = session.run(scores)
     assert np.abs(perturbed - expected['scores']).max() > 1e-3  # the test can tell the two apart
     export_base = str(work / 'exports' / 'ssd')
@@ -252,6 +254,41 @@ def test_bad_checkpoint_messages(tmp_path, exported):
     assert not os.path.exists(tmp_path / 'out' / '1')
 
 
+def test_a_train_dir_naming_another_dirs_checkpoint_is_refused(exported, tmp_path, capsys):
+    copy = _described_train_dir(exported, tmp_path)
+    original = exported['work'] / 'train' / 'model.ckpt-7'
+    (copy / 'checkpoint').write_text('model_checkpoint_path: "%s"\n' % original)
+    with pytest.raises(SystemExit) as exit_info:
+        export_model.main(['--checkpoint_path=%s' % copy, '--export_dir=%s' % (tmp_path / 'ssd')])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert 'names %s, outside the train dir %s' % (original, copy) in err
+    assert 'Traceback' not in err
+    assert not os.path.exists(tmp_path / 'ssd')
+
+
+def test_a_broken_latest_checkpoint_is_named_and_the_previous_one_offered(exported, tmp_path,
+                                                                          capsys):
+    train = _described_train_dir(exported, tmp_path)
+    for name in os.listdir(train):
+        if name.startswith('model.ckpt-7.'):
+            shutil.copy(train / name, train / name.replace('-7.', '-9.'))
+    (train / 'checkpoint').write_text('model_checkpoint_path: "model.ckpt-9"\n'
+                                      'all_model_checkpoint_paths: "model.ckpt-7"\n'
+                                      'all_model_checkpoint_paths: "model.ckpt-9"\n')
+    os.truncate(train / 'model.ckpt-9.data-00000-of-00001', 100)
+    assert export_model.main(['--checkpoint_path=%s' % train,
+                              '--export_dir=%s' % (tmp_path / 'ssd')]) == 2
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and 'Traceback' not in err
+    assert err.startswith('export_model.py: error: checkpoint %s does not load '
+                          '(model.ckpt-9.data-00000-of-00001: Read less bytes than requested)'
+                          % (train / 'model.ckpt-9'))
+    assert 'the previous checkpoint %s loads: give --checkpoint_path=%s' % (
+        (train / 'model.ckpt-7',) * 2) in err
+    assert not os.path.exists(tmp_path / 'ssd' / '1')
+
+
 def _labels_with_classes(folder, count):
     path = str(folder / 'labels5.txt')
     labels_lib.write_labels(path, {i: 'c%d' % i for i in range(1, count)})
@@ -270,8 +307,10 @@ def _described_train_dir(exported, tmp_path):
     return train
 
 
-def test_a_described_train_dir_is_all_export_needs(exported, tmp_path):
-    """Issue 13: `export_model.py --checkpoint_path=TRAIN_DIR --export_dir=...` and nothing else."""
+def test_a_described_train_dir_is_all_export_needs(exported, tmp_path, caplog):
+    """`export_model.py --checkpoint_path=TRAIN_DIR --export_dir=...` and nothing else. The
+    train dir is a copy: its own checkpoint is exported, not the original's."""
+    caplog.set_level(logging.INFO)
     train = _described_train_dir(exported, tmp_path)
     args = export_model.parse_args(['--checkpoint_path=%s' % train,
                                     '--export_dir=%s' % (tmp_path / 'ssd')])
@@ -280,6 +319,7 @@ def test_a_described_train_dir_is_all_export_needs(exported, tmp_path):
     assert export_model.main(['--checkpoint_path=%s' % train,
                               '--export_dir=%s' % (tmp_path / 'ssd')]) == 0
     assert labels_lib.read_labels(str(tmp_path / 'ssd' / '1' / 'assets' / 'labels.txt')) == LABELS
+    assert 'Restored %s ' % (train / 'model.ckpt-7') in caplog.text
 
 
 @pytest.mark.parametrize('flags, message', [

@@ -49,7 +49,7 @@ def format_progress(step, last_step, values, images_per_sec, sec_per_step,
         last_step: final step of the run (None: no ETA).
         values: dict with `total`, `learning_rate` and further loss parts.
         images_per_sec: measured speed (images of all clones of this replica).
-        sec_per_step: measured seconds per global step (for the ETA).
+        sec_per_step: measured seconds per global step (for the ETA), or None: no ETA yet.
         cluster_images_per_sec: speed of all replicas of a cluster, or None.
     """
     parts = ' '.join('%s %.4f' % (k, v) for k, v in sorted(values.items())
@@ -59,13 +59,17 @@ def format_progress(step, last_step, values, images_per_sec, sec_per_step,
         values['learning_rate'], images_per_sec)
     if cluster_images_per_sec is not None:
         line += ' (cluster %.2f images/s)' % cluster_images_per_sec
-    if last_step:
+    if last_step and sec_per_step is not None:
         line += ', ETA %s' % progress.format_duration((last_step - step) * sec_per_step)
     return line
 
 
 class ProgressLogHook(tf.compat.v1.train.SessionRunHook):
-    """Logs a progress line every `every_n_steps` steps (and on the last step).
+    """Logs a progress line every `every_n_steps` steps (and on the first and last step).
+
+    The first step of a session also builds the kernels and fills the input pipeline, so its
+    line has no ETA; the ETA comes from the rate measured since the end of that step (steps
+    per second averaged over the session so far, after the warm-up).
 
     In a cluster (`distributed`) other replicas move the global step too: the line shows
     the global step read after the run, this replica's images/s and, with
@@ -79,10 +83,11 @@ class ProgressLogHook(tf.compat.v1.train.SessionRunHook):
         last_step: final step (for the ETA), or None.
         distributed: other replicas advance the global step.
         cluster_images_per_step: images of all replicas per global step, or None.
+        clock: function returning seconds (tests pass a fake one).
     """
 
     def __init__(self, tensors, global_step, every_n_steps, images_per_step, last_step=None,
-                 distributed=False, cluster_images_per_step=None):
+                 distributed=False, cluster_images_per_step=None, clock=time.time):
         self._tensors = tensors
         self._global_step = global_step
         self._every_n = max(1, int(every_n_steps))
@@ -90,11 +95,14 @@ class ProgressLogHook(tf.compat.v1.train.SessionRunHook):
         self._last_step = last_step
         self._distributed = distributed
         self._cluster_images_per_step = cluster_images_per_step
+        self._clock = clock
         self._step = 0
         self._first_step = 0
         self._mark_step = 0
         self._mark_runs = 0
         self._mark_time = 0.0
+        self._warm_step = None
+        self._warm_time = None
 
     @property
     def step(self):
@@ -105,7 +113,9 @@ class ProgressLogHook(tf.compat.v1.train.SessionRunHook):
         self._step = int(session.run(self._global_step))
         self._first_step = self._step
         self._mark_step = self._step
-        self._mark_time = time.time()
+        self._mark_time = self._clock()
+        self._warm_step = None
+        self._warm_time = None
 
     def _due(self):
         next_step = self._step + 1
@@ -124,15 +134,20 @@ class ProgressLogHook(tf.compat.v1.train.SessionRunHook):
             return
         if self._distributed:
             self._step = int(run_context.session.run(self._global_step))
-        now = time.time()
+        now = self._clock()
         elapsed = max(now - self._mark_time, 1e-9)
         steps = max(self._step - self._mark_step, 1)
         cluster_speed = None
         if self._cluster_images_per_step:
             cluster_speed = steps * self._cluster_images_per_step / elapsed
+        sec_per_step = None
+        if self._warm_time is None:
+            self._warm_step, self._warm_time = self._step, now
+        elif self._step > self._warm_step:
+            sec_per_step = (now - self._warm_time) / (self._step - self._warm_step)
         logging.info(format_progress(self._step, self._last_step, run_values.results,
                                      self._mark_runs * self._images_per_step / elapsed,
-                                     elapsed / steps, cluster_speed))
+                                     sec_per_step, cluster_speed))
         self._mark_step = self._step
         self._mark_runs = 0
         self._mark_time = now

@@ -1,5 +1,6 @@
 """SSD training: the graph (clones, losses, summaries, fine-tuning) and the loop."""
 import collections
+import contextlib
 import logging
 
 import numpy as np
@@ -7,8 +8,10 @@ import tensorflow as tf
 import tf_slim as slim
 
 from common import fields, np_preprocessing
+from datasets import record_check
 from deployment import cluster, model_deploy, servers
-from nets import checkpoints
+from deployment import watchdog as watchdog_lib
+from nets import checkpoint_state, checkpoints
 from nets import losses as losses_lib
 from nets import precision as nets_precision
 from preprocessing import inputs
@@ -21,7 +24,8 @@ TrainGraph = collections.namedtuple('TrainGraph', [
     'init_fn',         # fn(scaffold, session) restoring a fine-tuning checkpoint, or None.
     'images_per_step',
     'hooks',           # session hooks the train_op needs (synchronous replicas), or ().
-], defaults=((),))
+    'input_files',     # the TFRecord shards read (named when one holds a bad record), or ().
+], defaults=((), ()))
 
 
 class TrainingDivergedError(RuntimeError):
@@ -124,7 +128,8 @@ def build_train_graph(network, dataset_info, preprocess_fn, deploy_config, batch
         init_fn = checkpoints.make_init_fn(restore_map, path)
     return TrainGraph(train_op, global_step, log_tensors, init_fn,
                       batch_size * deploy_config.num_clones,
-                      list(train_step.hooks) + nets_precision.loss_scale_hooks(loss_scale))
+                      list(train_step.hooks) + nets_precision.loss_scale_hooks(loss_scale),
+                      tuple(dataset_info.files))
 
 
 def _loss_summaries(clones, total_loss, learning_rate, grad_norm):
@@ -148,15 +153,20 @@ def train(train_graph, train_dir, max_number_of_steps=None, log_every_n_steps=10
           save_interval_secs=600, save_interval_steps=None, save_summaries_secs=60,
           max_checkpoints_to_keep=5, session_config=None, master='', max_train_secs=None,
           save_summaries_steps=None, is_chief=True, wait_for=(),
-          wait_secs=cluster.DEFAULT_WAIT_SECS, cluster_images_per_step=None):
-    """Runs the training loop; resumes from the newest checkpoint in `train_dir`.
+          wait_secs=cluster.DEFAULT_WAIT_SECS, cluster_images_per_step=None,
+          operation_timeout_secs=None, peers=()):
+    """Runs the training loop; resumes from the newest checkpoint in `train_dir` that loads
+    (checkpoint_state.newest_loadable: the broken ones skipped and logged).
 
     In a cluster (`master` = this replica's server target), only the chief (`is_chief`)
     initialises or restores, and writes checkpoints and summaries; the others wait for it.
     Each session (re)creation first waits up to `wait_secs` for the `wait_for` tasks
     (cluster.Task list: the ps tasks). The progress line shows the global step and this
     replica's images/s, and the cluster's with `cluster_images_per_step` (images per
-    global step).
+    global step). With `operation_timeout_secs`, each step, session creation and closing is
+    bounded: a step that TensorFlow times out stops training with the `peers` (cluster.Task
+    list: the other tasks) that do not answer named, and a call that TensorFlow cannot time
+    out ends the process with the same message (watchdog.Watchdog).
 
     Stops at `max_number_of_steps` or after `max_train_secs` of training (if given).
     Checkpoints are written every `save_interval_secs` (or `save_interval_steps`) and
@@ -166,11 +176,20 @@ def train(train_graph, train_dir, max_number_of_steps=None, log_every_n_steps=10
     step's update; no checkpoint is written then, so the newest one in train_dir is
     the last good one.
 
+    The `checkpoint` file lists the checkpoints relative to `train_dir`, so a copy of the
+    dir resumes from its own files.
+
     Returns:
         the final global step.
 
     Raises:
         TrainingDivergedError: NaN or Inf.
+        checkpoint_state.CheckpointError: checkpoints are listed but none loads, or they lie
+            outside `train_dir`.
+        record_check.CorruptRecordError: a bad record in one of the input files (the message
+            names the file and the byte offset).
+        cluster.HostUnreachableError: a cluster operation timed out (the message names the
+            tasks that do not answer).
     """
     progress = train_hooks.ProgressLogHook(train_graph.log_tensors, train_graph.global_step,
                                            log_every_n_steps, train_graph.images_per_step,
@@ -187,16 +206,43 @@ def train(train_graph, train_dir, max_number_of_steps=None, log_every_n_steps=10
                      tf.compat.v1.train.StopAtStepHook(last_step=max_number_of_steps))
     scaffold = tf.compat.v1.train.Scaffold(
         init_fn=train_graph.init_fn,
-        saver=tf.compat.v1.train.Saver(max_to_keep=max_checkpoints_to_keep))
+        saver=tf.compat.v1.train.Saver(max_to_keep=max_checkpoints_to_keep,
+                                       save_relative_paths=True))
+    watchdog = None
+    if master and operation_timeout_secs:
+        watchdog = watchdog_lib.Watchdog(peers)
     try:
-        with servers.monitored_session(
+        with watchdog or contextlib.nullcontext(), servers.monitored_session(
                 master=master, is_chief=is_chief, checkpoint_dir=train_dir, scaffold=scaffold,
                 hooks=hooks, chief_only_hooks=chief_hooks,
                 save_checkpoint_secs=None if save_interval_steps else save_interval_secs,
                 save_checkpoint_steps=save_interval_steps, config=session_config,
-                wait_for=wait_for, wait_secs=wait_secs) as session:
-            while not session.should_stop():
-                session.run(train_graph.train_op)
+                wait_for=wait_for, wait_secs=wait_secs,
+                choose_checkpoint=checkpoint_state.newest_loadable, watchdog=watchdog,
+                operation_timeout_secs=operation_timeout_secs) as session:
+            try:
+                while not session.should_stop():
+                    with watchdog_lib.bounded(watchdog, 'A training step', operation_timeout_secs):
+                        session.run(train_graph.train_op)
+            finally:
+                if watchdog is not None:  # bounds the close when the block ends
+                    watchdog.begin('Closing the session', operation_timeout_secs)
+    except tf.errors.DeadlineExceededError as error:
+        if watchdog is None:
+            raise
+        raise cluster.HostUnreachableError(
+            'Training stopped at step %d: a cluster operation took longer than %g s '
+            '(--operation_timeout_secs): %s. The last checkpoint is %s' % (
+                progress.step, operation_timeout_secs,
+                watchdog_lib.describe_unresponsive(peers) or 'every other task answers (%s)'
+                % error.message.strip().split('\n', 1)[0],
+                tf.train.latest_checkpoint(train_dir))) from None
+    except tf.errors.DataLossError as error:
+        line = record_check.describe_data_loss(error.message, train_graph.input_files)
+        if line is None:
+            raise
+        raise record_check.CorruptRecordError(
+            'Training stopped at step %d: %s' % (progress.step, line)) from None
     except tf.errors.InvalidArgumentError as error:
         if model_deploy.NAN_MESSAGE not in error.message:
             raise

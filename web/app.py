@@ -4,11 +4,11 @@ import logging
 import flask
 
 from client.ssd_client import SSDClient
+from common.budget import Budget
 from web import config as web_config
 from web.api import api, health
 from web.errors import UploadError, register_error_handlers
 from web.pages import pages
-from web.pixel_budget import PixelBudget
 from web.uploads import UploadRequest
 
 # Multipart parts larger than the file limit never reach a handler; this covers the form envelope.
@@ -52,7 +52,7 @@ def create_app(test_config=None):
                                         MULTIPART_SLACK_BYTES)
     client = app.config.pop('CLIENT', None) or make_client(app.config)
     app.extensions['ssd_client'] = client
-    app.extensions['pixel_budget'] = PixelBudget(app.config['DECODE_PIXEL_BUDGET'])
+    app.extensions['pixel_budget'] = Budget(app.config['DECODE_PIXEL_BUDGET'], 'pixels')
     app.before_request(_refuse_long_query)
     app.register_blueprint(pages)
     app.register_blueprint(api)

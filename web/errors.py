@@ -52,10 +52,15 @@ def error_response(error):
     return response
 
 
+THRESHOLD_STEP = 0.01
+"""Step (and lowest value) of the page's score-threshold slider."""
+
+
 def page_context():
     """Template values every page needs."""
     config = flask.current_app.config
     return {'default_threshold': config['SCORE_THRESHOLD'],
+            'threshold_step': THRESHOLD_STEP,
             'max_upload_mb': config['MAX_UPLOAD_MB'],
             'model_name': config['MODEL_NAME'],
             'model_hint': config['MODEL_HINT'],

@@ -1,12 +1,13 @@
 """The upload page: GET / and the no-JavaScript single-image form POST /."""
 import base64
 import json
+import math
 
 import flask
 
 from common import drawing as common_drawing
 from web import drawing, service
-from web.errors import page_context
+from web.errors import THRESHOLD_STEP, page_context
 
 pages = flask.Blueprint('pages', __name__)
 
@@ -32,5 +33,13 @@ def index_post():
         'json_uri': 'data:application/json;base64,' + base64.b64encode(
             json.dumps(download, indent=2).encode('utf-8')).decode('ascii'),
     }
+    if body['below_threshold']:
+        result['lower_threshold'] = slider_threshold(body['below_threshold'][0]['score'])
     context = dict(page_context(), default_threshold=body['score_threshold'])
     return flask.render_template('index.html', result=result, **context)
+
+
+def slider_threshold(score):
+    """The slider position that shows a detection of `score`: rounded down to the slider's
+    step (app.js thresholdFor)."""
+    return max(THRESHOLD_STEP, math.floor(score / THRESHOLD_STEP + 1e-9) * THRESHOLD_STEP)

@@ -6,11 +6,19 @@ import flask
 
 from client.ssd_client import InvalidImage, ServingError, ServingUnavailable
 from common import images
+from common.budget import BudgetTimeout
 from web import uploads
 from web.errors import UploadError
-from web.pixel_budget import BudgetTimeout
 
 THRESHOLD_FIELD = 'score_threshold'
+# Detections under the threshold returned beside those above it (`below_threshold`, highest
+# first), so that a page can say what the model saw when no box passes.
+BELOW_THRESHOLD_COUNT = 3
+# The phases of a request in the order they run, each in ms in the answer's `timing_ms`:
+# reading the upload, decoding the picture (both in the web app), then the client's
+# preprocessing, the model server's call and the post-processing (NMS). `total` is the whole
+# request in the app, so it is at least their sum.
+TIMING_PHASES = ('read', 'decode', 'preprocess', 'predict', 'postprocess')
 # Pictures are decoded at 1/2, 1/4 or 1/8 scale while both sides stay at least this many times
 # the network input (the network sees e.g. 300x300; a 4000x3000 photo decodes as 1000x750).
 DECODE_OVERSAMPLING = 2
@@ -69,7 +77,7 @@ def decode_upload(data, filename):
     min_size = tuple(DECODE_OVERSAMPLING * side for side in input_hw)
     budget = flask.current_app.extensions['pixel_budget']
     try:
-        with budget.reserve(images.decoded_pixels(header, min_size), config['SERVING_TIMEOUT']):
+        with budget.hold(images.decoded_pixels(header, min_size), config['SERVING_TIMEOUT']):
             rgb = images.decode_image(data, header=header, min_size=min_size)
     except images.ImageError as e:
         raise uploads.image_error(e, filename) from None
@@ -95,19 +103,25 @@ def detect_request(request):
     received = time.perf_counter()
     upload = decode_upload(data, filename)
     decoded = time.perf_counter()
-    result = call_model(lambda: client().detect(upload.rgb, score_threshold=threshold), filename)
+    # Every detection (the client's post-processing keeps scores above its own minimum), so
+    # that the best ones under the threshold can be named.
+    result = call_model(lambda: client().detect(upload.rgb, score_threshold=0.0), filename)
     scale = upload.scale * 2  # xmin, ymin, xmax, ymax
+    detections = [{'class_id': int(d.class_id), 'class_name': str(d.class_name),
+                   'score': round(float(d.score), 4),
+                   'box_px': [round(float(v) * s, 1) for v, s in zip(d.box_px, scale)]}
+                  for d in sorted(result.detections, key=lambda d: -d.score)]
+    phases = {'read': received - start, 'decode': decoded - received}
+    phases.update((name, result.timing_ms[name] / 1e3) for name in TIMING_PHASES[2:])
     body = {
         'model': dict(result.model),
         'image': {'width': upload.size[0], 'height': upload.size[1]},
         'score_threshold': threshold,
-        'detections': [{'class_id': int(d.class_id), 'class_name': str(d.class_name),
-                        'score': round(float(d.score), 4),
-                        'box_px': [round(float(v) * s, 1) for v, s in zip(d.box_px, scale)]}
-                       for d in result.detections],
-        'timing_ms': {**{k: round(float(v), 1) for k, v in result.timing_ms.items()},
-                      'decode': round((decoded - received) * 1e3, 1),
-                      'request': round((time.perf_counter() - start) * 1e3, 1)},
+        'detections': [d for d in detections if d['score'] >= threshold],
+        'below_threshold': [d for d in detections
+                            if d['score'] < threshold][:BELOW_THRESHOLD_COUNT],
+        'timing_ms': {**{name: round(phases[name] * 1e3, 1) for name in TIMING_PHASES},
+                      'total': round((time.perf_counter() - start) * 1e3, 1)},
     }
     return body, upload
 

@@ -2,9 +2,11 @@
 import os
 import re
 import socket
+import textwrap
 import time
 
 from bench import distributed
+from deployment import local_cluster
 
 LINES = [
     '2026-11-28 03:30:01,000 INFO step 1/6: loss 9.0 (loc 1.0), lr 0.1, 0.50 images/s, ETA 0:01',
@@ -42,6 +44,45 @@ def test_tcp_bytes_counts_the_connections_of_a_process():
     # Both ends are this process: each byte is counted once received, once sent.
     assert after[0] - before[0] == 100000
     assert after[1] - before[1] == 100000
+
+
+TRAFFIC = textwrap.dedent('''\
+    """The worker sends 50000 bytes to the ps over their cluster addresses."""
+    import json, os, socket, time
+    config = json.loads(os.environ['TF_CONFIG'])
+    task = config['task']
+    host, port = config['cluster'][task['type']][task['index']].rsplit(':', 1)
+    if task['type'] == 'ps':
+        listener = socket.socket()
+        listener.bind((host, int(port)))
+        listener.listen()
+        connection, _ = listener.accept()
+        received = 0
+        while received < 50000:
+            received += len(connection.recv(65536))
+        print('received', received, flush=True)
+    else:
+        ps_host, ps_port = config['cluster']['ps'][0].rsplit(':', 1)
+        for _ in range(600):
+            try:
+                connection = socket.create_connection((ps_host, int(ps_port)))
+                break
+            except OSError:
+                time.sleep(0.05)
+        connection.sendall(b'0' * 50000)
+    while True:
+        time.sleep(0.05)
+    ''')
+
+
+def test_tcp_bytes_reads_the_connections_in_the_clusters_network(tmp_path):
+    script = tmp_path / 'traffic.py'
+    script.write_text(TRAFFIC)
+    cluster = local_cluster.LocalCluster([], num_ps=1, num_workers=1, output=None,
+                                         script=str(script))
+    with cluster:
+        cluster.wait_for_line('ps 0', '^received 50000$', 60)
+        assert distributed.tcp_bytes(cluster.process('ps 0').pid, cluster.network)[0] == 50000
 
 
 def test_ps_shares_follow_the_placement_strategies():

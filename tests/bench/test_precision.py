@@ -91,7 +91,7 @@ def test_train_comparison_runs_both_precisions_with_the_same_recipe(tmp_path, mo
             json.dump({'mAP_voc07': 0.5, 'mAP_voc12': 0.6}, metrics)
         return 1.0
 
-    monkeypatch.setattr(precision, '_script', fake_script)
+    monkeypatch.setattr(precision, 'run_script', fake_script)
     precision.main(['train', '--dataset_dir=records', '--work_dir=%s' % tmp_path,
                     '--steps=4', '--log_every_n_steps=2'])
     trains = [flags for name, flags in calls if name == 'train_ssd_network.py']

@@ -75,7 +75,7 @@ def test_invalid_images(client, monkeypatch):
     with pytest.raises(client_lib.InvalidImage, match='shape'):
         client.detect(np.zeros([4, 4, 5], np.uint8))
     big = _png(np.zeros([300, 400, 3], np.uint8))
-    monkeypatch.setattr(client_lib.cv2, 'imdecode',
+    monkeypatch.setattr(cv2, 'imdecode',
                         lambda *a: pytest.fail('decoded an oversized image'))
     client.max_pixels = 300 * 400 - 1
     with pytest.raises(client_lib.InvalidImage, match='120000 pixels, the limit is 119999'):

@@ -18,6 +18,13 @@ def test_format_duration():
     assert progress.format_duration(-5) == '0:00:00'
 
 
+def test_counted_puts_the_noun_in_the_right_number():
+    assert progress.counted(1, 'shard') == '1 shard'
+    assert progress.counted(3, 'shard') == '3 shards'
+    assert progress.counted(0, 'image') == '0 images'
+    assert progress.counted(2, 'entry', 'entries') == '2 entries'
+
+
 def test_format_progress():
     assert (progress.format_progress('converted', 200, 1000, 'images', 40.0)
             == 'converted 200/1000 images, 40.0 images/s, ETA 0:00:20')

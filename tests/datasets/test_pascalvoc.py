@@ -61,9 +61,73 @@ def test_unknown_class_is_an_error_naming_file_and_class_or_skipped(tmp_path):
     assert result.unknown_class_objects == 1
 
 
-def test_missing_split_file_is_a_dataset_error(tmp_path):
-    with pytest.raises(specs.DatasetError, match='test.txt: cannot read split file'):
+def test_a_missing_split_file_names_both_ways_out(tmp_path):
+    make_voc(tmp_path, {'a': '<annotation></annotation>'})
+    with pytest.raises(specs.DatasetError) as error:
         pascalvoc.read_split(str(tmp_path), 'test', SHAPES)
+    assert "no split file 'ImageSets/Main/test.txt'" in str(error.value)
+    assert '--split_name=all' in str(error.value)
+    assert '--make_splits=trainval:0.9,test:0.1' in str(error.value)
+
+
+def test_a_folder_without_annotations_is_a_dataset_error_naming_both_layouts(tmp_path):
+    (tmp_path / 'photo.jpg').write_bytes(b'x')
+    with pytest.raises(specs.DatasetError, match='has no Annotations/ folder and no .xml files'):
+        pascalvoc.read_split(str(tmp_path), 'all', SHAPES)
+
+
+def _labelled(name, filename=None):
+    return ('<annotation>%s<size><width>40</width><height>30</height></size>%s</annotation>'
+            % ('<filename>%s</filename>' % filename if filename else '', obj(name, (1, 2, 3, 4))))
+
+
+def test_a_voc_folder_without_image_sets_reads_every_annotation_as_split_all(tmp_path):
+    (tmp_path / 'Annotations').mkdir()
+    (tmp_path / 'JPEGImages').mkdir()
+    for image_id, image in (('b', 'b.jpg'), ('a', 'a.PNG'), ('c', 'photo_c.jpeg')):
+        (tmp_path / 'Annotations' / (image_id + '.xml')).write_text(
+            _labelled('star', 'photo_c.jpeg' if image_id == 'c' else None))
+        (tmp_path / 'JPEGImages' / image).write_bytes(b'x')
+    result = pascalvoc.read_split(str(tmp_path), 'all', SHAPES)
+    assert [(e.source_id, e.filename) for e in result.examples] == [
+        ('a', 'a.PNG'), ('b', 'b.jpg'), ('c', 'photo_c.jpeg')]
+    assert result.examples[0].image_path == str(tmp_path / 'JPEGImages' / 'a.PNG')
+
+
+def test_a_flat_folder_pairs_each_xml_with_its_image(tmp_path):
+    # As LabelImg writes it: IMG_1.JPG beside IMG_1.xml, <filename> naming the image.
+    (tmp_path / 'IMG_1.xml').write_text(_labelled('circle', 'IMG_1.JPG'))
+    (tmp_path / 'IMG_1.JPG').write_bytes(b'x')
+    (tmp_path / 'shot.xml').write_text(_labelled('star', 'renamed.jpg'))
+    (tmp_path / 'shot.png').write_bytes(b'x')
+    (tmp_path / 'lost.xml').write_text(_labelled('star'))
+    (tmp_path / 'notes.txt').write_text('not an image')
+    result = pascalvoc.read_split(str(tmp_path), 'all', SHAPES)
+    assert [(e.source_id, e.filename) for e in result.examples] == [
+        ('IMG_1', 'IMG_1.JPG'), ('lost', 'lost.jpg'), ('shot', 'shot.png')]
+    assert result.examples[0].image_path == str(tmp_path / 'IMG_1.JPG')
+    assert [o.label for o in result.examples[0].objects] == [1]
+
+
+def test_make_splits_writes_reproducible_split_files_and_keeps_identical_ones(tmp_path):
+    for i in range(10):
+        (tmp_path / ('img%d.xml' % i)).write_text(_labelled('star'))
+    parts = [('trainval', 0.8), ('test', 0.2)]
+    states = pascalvoc.make_splits(str(tmp_path), parts, seed=3)
+    main = tmp_path / 'ImageSets' / 'Main'
+    assert {name: state[1:] for name, state in states.items()} == {
+        'trainval': (8, 'written'), 'test': (2, 'written')}
+    trainval = (main / 'trainval.txt').read_text().split()
+    test = (main / 'test.txt').read_text().split()
+    assert sorted(trainval + test) == ['img%d' % i for i in range(10)]
+    assert [e.source_id for e in pascalvoc.read_split(str(tmp_path), 'test', SHAPES).examples] \
+        == test
+    again = pascalvoc.make_splits(str(tmp_path), parts, seed=3)
+    assert {name: state[2] for name, state in again.items()} == {
+        'trainval': 'unchanged', 'test': 'unchanged'}
+    with pytest.raises(specs.DatasetError, match='trainval.txt exists with other image ids'):
+        pascalvoc.make_splits(str(tmp_path), parts, seed=4)
+    assert (main / 'test.txt').read_text().split() == test
 
 
 def test_reads_the_synthetic_set(shapes_voc):

@@ -125,3 +125,71 @@ def test_unreadable_and_outside_images_are_skipped_naming_the_file(shapes_voc, t
                      'file into the folder to convert it)' % (outside.resolve(), voc.resolve())}
     assert 'BytesIO' not in caplog.text
     assert 'skipped %s: %s' % (linked, reasons[str(linked)]) in caplog.text
+
+
+def _flat_copy(shapes_voc, folder, count):
+    """The first `count` trainval images of the shapes set with their XML side by side."""
+    folder.mkdir()
+    for i in range(count):
+        image_id = 'trainval_%06d' % i
+        shutil.copy(shapes_voc / 'JPEGImages' / (image_id + '.jpg'), folder)
+        shutil.copy(shapes_voc / 'Annotations' / (image_id + '.xml'), folder)
+    return folder
+
+
+def test_a_flat_folder_converts_as_split_all(shapes_voc, tmp_path, read_all, capsys):
+    flat = _flat_copy(shapes_voc, tmp_path / 'photos', 5)
+    assert tf_convert_data.main([
+        '--dataset_name=pascalvoc', '--dataset_dir=%s' % flat, '--split_name=all',
+        '--labels_file=%s' % (shapes_voc / 'labels.txt'), '--output_dir=%s' % (tmp_path / 'out'),
+        '--output_name=mydata_all']) == 0
+    info = dataset_factory.get_dataset('mydata', 'all', str(tmp_path / 'out'))
+    assert sorted(e['filename'].decode() for e in read_all(info)) == [
+        'trainval_%06d.jpg' % i for i in range(5)]
+    out = capsys.readouterr().out
+    assert 'wrote 5 images (' in out and ' in 1 shard to ' in out
+    assert ('train or evaluate on them with --dataset_dir=%s --dataset_name=mydata '
+            '--dataset_split_name=all' % (tmp_path / 'out')) in out
+
+
+def test_make_splits_writes_the_split_files_then_converts_one(shapes_voc, tmp_path, read_all,
+                                                              caplog):
+    flat = _flat_copy(shapes_voc, tmp_path / 'photos', 10)
+    common = ['--dataset_name=pascalvoc', '--dataset_dir=%s' % flat,
+              '--labels_file=%s' % (shapes_voc / 'labels.txt'),
+              '--output_dir=%s' % (tmp_path / 'out'), '--make_splits=trainval:0.8,test:0.2',
+              '--seed=7']
+    assert tf_convert_data.main(common + ['--output_name=mydata_trainval']) == 0
+    main = flat / 'ImageSets' / 'Main'
+    assert 'split test: %s, 2 images (written, seed 7)' % (main / 'test.txt') in caplog.text
+    assert tf_convert_data.main(common + ['--split_name=test', '--output_name=mydata_test']) == 0
+    assert 'split test: %s, 2 images (already there with the same ids' % (
+        main / 'test.txt') in caplog.text
+    names = {split: sorted(e['filename'].decode() for e in read_all(
+        dataset_factory.get_dataset('mydata', split, str(tmp_path / 'out'))))
+        for split in ('trainval', 'test')}
+    assert [len(names['trainval']), len(names['test'])] == [8, 2]
+    assert names['test'] == sorted(n + '.jpg' for n in (main / 'test.txt').read_text().split())
+
+
+def test_a_missing_split_file_fails_naming_the_options(shapes_voc, tmp_path, caplog):
+    flat = _flat_copy(shapes_voc, tmp_path / 'photos', 2)
+    assert tf_convert_data.main([
+        '--dataset_name=pascalvoc', '--dataset_dir=%s' % flat,
+        '--labels_file=%s' % (shapes_voc / 'labels.txt'),
+        '--output_dir=%s' % (tmp_path / 'out')]) == 1
+    assert "no split file 'ImageSets/Main/trainval.txt'" in caplog.text
+    assert '--split_name=all' in caplog.text and '--make_splits=' in caplog.text
+    assert not (tmp_path / 'out').exists()
+
+
+@pytest.mark.parametrize('flags, message', [
+    (['--make_splits=trainval:0.5'], '--make_splits: the fractions add up to 0.5, not 1'),
+    (['--make_splits=train:0.9,test:0.1'], '--split_name=trainval is not one of the '
+                                           '--make_splits splits (train, test)'),
+])
+def test_bad_make_splits_exit_with_a_message(flags, message, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        tf_convert_data.main(['--dataset_name=pascalvoc', '--dataset_dir=%s' % tmp_path,
+                              '--output_dir=%s' % tmp_path] + flags)
+    assert message in capsys.readouterr().err

@@ -129,6 +129,22 @@ def test_the_image_holds_every_module_the_trainer_and_evaluator_import():
     assert needed <= copied, sorted(needed - copied)
 
 
+def test_only_the_jobs_own_pods_reach_its_tasks():
+    """TensorFlow's servers have no authentication: a NetworkPolicy admits to the job's pods
+    (the operator's label) nothing but the job's pods, on the tasks' port."""
+    job, documents = _tfjob()
+    policies = [d for d in documents if d['kind'] == 'NetworkPolicy']
+    assert len(policies) == 1
+    spec = policies[0]['spec']
+    own = {'training.kubeflow.org/job-name': job['metadata']['name']}
+    assert spec['podSelector'] == {'matchLabels': own}
+    assert spec['policyTypes'] == ['Ingress']
+    assert spec['ingress'] == [{'from': [{'podSelector': {'matchLabels': own}}],
+                                'ports': [{'protocol': 'TCP', 'port': DEFAULT_PORT}]}]
+    ports = {_port(container) for rtype, _, container, _ in _replicas(job) if rtype != 'Evaluator'}
+    assert ports == {DEFAULT_PORT}
+
+
 @pytest.mark.parametrize('word', ['--sync_replicas', '--ps_strategy=size'])
 def test_manifest_uses_the_cluster_flags(word):
     job, _ = _tfjob()

@@ -10,8 +10,11 @@ from nets import nets_factory
 
 
 def test_registry():
-    assert nets_factory.NETWORK_NAMES == ('ssd_300_mobilenet_v2', 'ssd_300_vgg', 'ssd_300_vgg_bn',
-                                          'ssd_512_vgg')
+    assert nets_factory.TRAINING_NETWORKS == ('ssd_300_mobilenet_v2', 'ssd_300_vgg',
+                                              'ssd_300_vgg_bn', 'ssd_512_vgg')
+    published = sorted(n for names in nets_factory.PUBLISHED_NETWORKS.values() for n in names)
+    assert sorted(nets_factory.TRAINING_NETWORKS + tuple(published)) == list(
+        nets_factory.NETWORK_NAMES)
     for name in nets_factory.NETWORK_NAMES:
         network = nets_factory.get_network(name, num_classes=6)
         assert network.name == name

@@ -34,6 +34,33 @@ def test_errors():
 @pytest.mark.parametrize('name, kind', [('ssd_300_vgg', normalization.VGG_MEAN),
                                         ('ssd_300_vgg_bn', normalization.VGG_MEAN),
                                         ('ssd_512_vgg', normalization.VGG_MEAN),
-                                        ('ssd_300_mobilenet_v2', normalization.MINUS_ONE_TO_ONE)])
+                                        ('ssd_300_mobilenet_v2', normalization.MINUS_ONE_TO_ONE),
+                                        ('ssd_300_vgg_caffe_voc', normalization.CAFFE_BGR_MEAN),
+                                        ('ssd_512_vgg_caffe_coco', normalization.CAFFE_BGR_MEAN),
+                                        ('ssd_300_vgg_torchvision',
+                                         normalization.TORCHVISION_VGG_MEAN),
+                                        ('ssd_512_vgg_ssdtf', normalization.VGG_MEAN)])
 def test_normalization_of_each_network(name, kind):
     assert nets_factory.get_network(name).params.normalization == kind
+
+
+# Each published detector's data (importers/): anchor sizes of conv4_3 and of the last layer,
+# width/height clipping, offset order, classes.
+@pytest.mark.parametrize('name, first, last, clip, order, classes', [
+    ('ssd_300_vgg', (30, 60), (264, 315), False, 'yx', 21),
+    ('ssd_512_vgg', (35.84, 76.8), (460.8, 537.6), False, 'yx', 21),
+    ('ssd_300_vgg_caffe_voc', (30, 60), (264, 315), False, 'xy', 21),
+    ('ssd_300_vgg_caffe_coco', (21, 45), (261, 315), False, 'xy', 81),
+    ('ssd_512_vgg_caffe_voc', (35.84, 76.8), (460.8, 537.6), False, 'xy', 21),
+    ('ssd_512_vgg_caffe_coco', (20.48, 51.2), (460.8, 542.72), False, 'xy', 81),
+    ('ssd_300_vgg_torchvision', (21, 45), (261, 315), True, 'xy', 91),
+    ('ssd_300_vgg_ssdtf', (21, 45), (261, 315), False, 'xy', 21),
+    ('ssd_512_vgg_ssdtf', (20.48, 51.2), (460.8, 542.72), False, 'xy', 21),
+])
+def test_the_data_of_each_source(name, first, last, clip, order, classes):
+    params = nets_factory.get_network(name).params
+    assert params.anchor_sizes[0] == pytest.approx(first)
+    assert params.anchor_sizes[-1] == pytest.approx(last)
+    assert params.anchor_clip == clip
+    assert params.box_order == order
+    assert params.num_classes == classes

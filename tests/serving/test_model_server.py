@@ -22,8 +22,10 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
+from client import waiting
+from common.budget import Budget
 from serving import model_manager, model_server
-from serving.model_manager import ItemBudget, ModelManager, RequestLimits
+from serving.model_manager import ModelManager, RequestLimits
 from serving.model_server import GRPC_OPTIONS
 
 
@@ -390,7 +392,7 @@ def test_at_most_max_batch_size_items_run_at_once(stubs, monkeypatch):
 
 
 def test_item_budget_admits_in_arrival_order():
-    budget = ItemBudget(8)
+    budget = Budget(8)
     order, events = [], {name: threading.Event() for name in 'abc'}
 
     def worker(name, items):
@@ -400,16 +402,13 @@ def test_item_budget_admits_in_arrival_order():
 
     first = threading.Thread(target=worker, args=('a', 6))
     first.start()
-    deadline = time.monotonic() + 30
-    while order != ['a']:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    assert waiting.poll(lambda: order == ['a'], 30, interval_s=0.01)
     second = threading.Thread(target=worker, args=('b', 4))  # waits for room
     second.start()
-    time.sleep(0.2)  # (nothing to wait for: b must not start)
+    assert waiting.poll(lambda: budget.waiting == 1, 30, interval_s=0.01)
     third = threading.Thread(target=worker, args=('c', 1))  # would fit, but b came first
     third.start()
-    time.sleep(0.2)
+    assert waiting.poll(lambda: budget.waiting == 2, 30, interval_s=0.01)
     assert order == ['a']
     events['a'].set()
     for name, thread in [('b', second), ('c', third)]:

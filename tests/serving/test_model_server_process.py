@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from client import ssd_client as client_lib
+from client import waiting
 from tests import helpers
 
 GRACE_SECONDS = 10
@@ -43,7 +44,8 @@ def test_sigterm_drains_in_flight_request(server_process):
         worker = threading.Thread(
             target=lambda: results.append(client.predict({'iterations': iterations}, 'slow')))
         worker.start()
-        time.sleep(0.3)  # let the request reach the server
+        # The request runs once the server uses CPU (idle, it uses none).
+        assert waiting.poll(lambda: _busy(process), 60, interval_s=0.0), 'no request ran'
         process.send_signal(signal.SIGTERM)
         worker.join(60)
     assert process.wait(60) == 0
@@ -65,14 +67,11 @@ def test_second_signal_cancels_the_drain(server_process):
 
     worker = threading.Thread(target=slow_request)
     worker.start()
-    deadline = time.monotonic() + 60
-    while not _busy(process):
-        assert time.monotonic() < deadline, 'the slow request did not start'
-        time.sleep(0.05)
+    assert waiting.poll(lambda: _busy(process), 60, interval_s=0.0), \
+        'the slow request did not start'
     process.send_signal(signal.SIGTERM)
-    while 'Stopping: draining' not in _log_text(log):
-        assert time.monotonic() < deadline, 'no drain after SIGTERM'
-        time.sleep(0.05)
+    assert waiting.poll(lambda: 'Stopping: draining' in _log_text(log), 60, interval_s=0.05), \
+        'no drain after SIGTERM'
     start = time.monotonic()
     process.send_signal(signal.SIGINT)
     assert process.wait(GRACE_SECONDS) == 0

@@ -1,4 +1,4 @@
-"""Model rollouts under load on the local model server (issue 12).
+"""Model rollouts under load on the local model server.
 
 While 8 clients send requests, a new version is exported atomically into the base path: no request
 fails, every answer is computed by exactly the one version it names, each client switches once,

@@ -3,12 +3,14 @@ import glob
 import logging
 import os
 import re
+import shutil
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from deployment import model_deploy
+from nets import checkpoint_state
 from training import optimization, train_hooks, train_lib
 
 
@@ -57,6 +59,64 @@ def test_train_stops_at_max_steps_and_resumes(tmp_path):
             assert train_lib.train(_toy_train_graph(), train_dir, max_number_of_steps=last,
                                    save_summaries_secs=1000) == last
     assert tf.train.latest_checkpoint(train_dir).endswith('model.ckpt-2')
+
+
+def _train_toy(train_dir, last_step):
+    with tf.Graph().as_default():
+        return train_lib.train(_toy_train_graph(), train_dir, max_number_of_steps=last_step,
+                               save_interval_steps=1, save_summaries_secs=1000)
+
+
+def test_a_copied_train_dir_resumes_from_its_own_checkpoints(tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    original, copy = str(tmp_path / 'a'), str(tmp_path / 'b')
+    _train_toy(original, 1)
+    assert 'model_checkpoint_path: "model.ckpt-1"' in open(os.path.join(original,
+                                                                        'checkpoint')).read()
+    shutil.copytree(original, copy)
+    before = sorted(os.listdir(original))
+    caplog.clear()
+    assert _train_toy(copy, 2) == 2
+    assert 'Restoring parameters from %s' % os.path.join(copy, 'model.ckpt-1') in caplog.text
+    assert sorted(os.listdir(original)) == before
+    assert tf.train.latest_checkpoint(copy) == os.path.join(copy, 'model.ckpt-2')
+
+
+def test_a_train_dir_naming_another_dirs_checkpoints_is_refused(tmp_path):
+    original, copy = str(tmp_path / 'a'), str(tmp_path / 'b')
+    _train_toy(original, 1)
+    shutil.copytree(original, copy)
+    with open(os.path.join(copy, 'checkpoint'), 'w') as f:  # as an absolute-path Saver writes
+        f.write('model_checkpoint_path: "%s"\n' % os.path.join(original, 'model.ckpt-1'))
+    with pytest.raises(checkpoint_state.CheckpointError, match='outside the train dir %s'
+                       % re.escape(copy)):
+        _train_toy(copy, 2)
+    assert not glob.glob(os.path.join(original, 'model.ckpt-2*'))
+
+
+@pytest.mark.parametrize('damage', ['truncate', 'delete'])
+def test_resume_skips_a_broken_latest_checkpoint_and_loses_none(tmp_path, caplog, damage):
+    caplog.set_level(logging.INFO)
+    train_dir = str(tmp_path)
+    _train_toy(train_dir, 2)
+    broken = os.path.join(train_dir, 'model.ckpt-2')
+    data = broken + '.data-00000-of-00001'
+    if damage == 'truncate':
+        os.truncate(data, 3)
+    else:
+        os.remove(data)
+    caplog.clear()
+    assert _train_toy(train_dir, 2) == 2
+    skipped = [r.getMessage() for r in caplog.records if r.getMessage().startswith('Skipping')]
+    assert len(skipped) == 1 and skipped[0].startswith(
+        'Skipping checkpoint %s: model.ckpt-2.data-00000-of-00001' % broken)
+    assert 'Restoring parameters from %s' % os.path.join(train_dir, 'model.ckpt-1') \
+        in caplog.text
+    state = tf.train.get_checkpoint_state(train_dir)
+    assert [os.path.basename(p) for p in state.all_model_checkpoint_paths] == [
+        'model.ckpt-0', 'model.ckpt-1', 'model.ckpt-2']
+    for prefix in state.all_model_checkpoint_paths:
+        assert checkpoint_state.load_problem(prefix) is None
 
 
 def _summary_steps(train_dir):
@@ -136,6 +196,29 @@ def test_progress_line_of_a_cluster_replica():
     line = train_hooks.format_progress(
         50, None, {'total': 3.5, 'learning_rate': 0.001}, 4.0, 2.0, cluster_images_per_sec=8.0)
     assert line == 'step 50: loss 3.5000 (), lr 0.001, 4.00 images/s (cluster 8.00 images/s)'
+
+
+def test_the_eta_comes_from_the_rate_after_the_first_step(caplog):
+    caplog.set_level(logging.INFO)
+    clock = [0.0]
+    with tf.Graph().as_default():
+        global_step = tf.compat.v1.train.get_or_create_global_step()
+        advance = tf.compat.v1.assign_add(global_step, 1)
+        tensors = {'total': tf.constant(1.0), 'learning_rate': tf.constant(0.1)}
+        hook = train_hooks.ProgressLogHook(tensors, global_step, 1, 8, last_step=10,
+                                           clock=lambda: clock[0])
+        with tf.compat.v1.train.MonitoredSession(hooks=[hook]) as session:
+            # The first step builds the kernels (100 s); the next ones take 1 s, then 3 s.
+            for seconds in (100.0, 1.0, 1.0, 3.0):
+                clock[0] += seconds
+                session.run(advance)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith('step ')]
+    assert [line.split(':')[0] for line in lines] == ['step 1/10', 'step 2/10', 'step 3/10',
+                                                      'step 4/10']
+    assert 'ETA' not in lines[0] and '0.08 images/s' in lines[0]
+    assert lines[1].endswith('8.00 images/s, ETA 0:00:08')   # 8 steps left at 1 s
+    assert lines[2].endswith('ETA 0:00:07')
+    assert lines[3].endswith('2.67 images/s, ETA 0:00:10')  # 6 steps at (1 + 1 + 3) / 3 s
 
 
 def test_replica_progress_shows_the_global_step_and_the_cluster_speed(caplog):

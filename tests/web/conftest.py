@@ -1,23 +1,19 @@
 """Fixtures: a fake client, synthetic images, and a real model server serving a random SSD."""
 import io
-import os
-import socket
-import subprocess
-import sys
-import time
 import types
 
 import numpy as np
 import PIL.Image
 import pytest
 
-from client.ssd_client import Detection, DetectionResult, ServingUnavailable, SSDClient
+from client.ssd_client import Detection, DetectionResult
+from common import ports
+from serving import launch
 from web import config as web_config
 from web import create_app
 
 CLASSES = ['background', 'circle', 'square', 'triangle', 'star', 'cross']
 NETWORK = 'ssd_300_mobilenet_v2'
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 class FakeClient:
@@ -44,7 +40,8 @@ class FakeClient:
         kept = [d for d in self.detections if d.score >= score_threshold]
         return DetectionResult(width, height, kept, {'name': self.model_name, 'version': 7,
                                                      'signature': self.signature},
-                               {'decode': 1.0, 'predict': 5.0, 'total': 7.0})
+                               {'decode': 1.0, 'preprocess': 2.0, 'predict': 5.0,
+                                'postprocess': 1.0, 'total': 10.0})
 
     def model_info(self):
         if self.error:
@@ -79,12 +76,6 @@ def shapes_image(height=120, width=160):
     return image
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch):
     """The app reads settings from the environment; tests start from none."""
@@ -95,7 +86,7 @@ def _clean_environment(monkeypatch):
 @pytest.fixture
 def unused_address():
     """host:port where nothing listens."""
-    return f'127.0.0.1:{free_port()}'
+    return f'127.0.0.1:{ports.free_port()}'
 
 
 @pytest.fixture
@@ -115,52 +106,6 @@ def images():
     return types.SimpleNamespace(encode=encode, shapes=shapes_image)
 
 
-def _export_random_ssd(root):
-    """Exports a randomly initialised ssd_300_mobilenet_v2 with export_model's library code.
-
-    Returns the model base path (`<root>/ssd`, version 1).
-    """
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
-
-    from common import labels as labels_lib  # pylint: disable=import-outside-toplevel
-    from export import ssd_export  # pylint: disable=import-outside-toplevel
-    from nets import nets_factory  # pylint: disable=import-outside-toplevel
-
-    train_dir = os.path.join(root, 'train')
-    os.makedirs(train_dir)
-    labels = os.path.join(train_dir, labels_lib.LABELS_FILENAME)
-    labels_lib.write_labels(labels, dict(enumerate(CLASSES)))
-    network = nets_factory.get_network(NETWORK, num_classes=len(CLASSES))
-    size = network.params.img_shape
-    with tf.Graph().as_default() as graph, tf.compat.v1.Session(graph=graph) as session:
-        tf.compat.v1.set_random_seed(1)
-        network.net(tf.zeros([1, size[0], size[1], 3]), is_training=False)
-        session.run(tf.compat.v1.global_variables_initializer())
-        checkpoint = tf.compat.v1.train.Saver().save(session, os.path.join(train_dir, 'model.ckpt'))
-    base = os.path.join(root, 'ssd')
-    ssd_export.export(NETWORK, checkpoint, base, labels, version=1)
-    return base
-
-
-def wait_for_server(address, process, deadline_s=120):
-    """Polls GetModelStatus until a version is AVAILABLE."""
-    client = SSDClient(address, retries=0, timeout=2.0)
-    try:
-        end = time.monotonic() + deadline_s
-        while time.monotonic() < end:
-            if process.poll() is not None:
-                raise RuntimeError(f'model server exited with {process.returncode}')
-            try:
-                if any(v['state'] == 'AVAILABLE' for v in client.status()['versions']):
-                    return
-            except ServingUnavailable:
-                pass
-            time.sleep(0.3)
-        raise RuntimeError(f'model server at {address} not ready after {deadline_s} s')
-    finally:
-        client.close()
-
-
 @pytest.fixture(scope='session')
 def model_server(tmp_path_factory):
     """`python -m serving.model_server` serving a random SSD on a free port.
@@ -168,21 +113,15 @@ def model_server(tmp_path_factory):
     Yields a namespace with `address`.
     """
     root = tmp_path_factory.mktemp('web_model')
-    base = _export_random_ssd(str(root))
-    address = f'127.0.0.1:{free_port()}'
-    log = open(root / 'model_server.log', 'wb')
-    process = subprocess.Popen(
-        [sys.executable, '-m', 'serving.model_server', '--host=127.0.0.1',
-         f'--port={address.rsplit(":", 1)[1]}', '--model_name=ssd', f'--model_base_path={base}',
-         '--max_workers=8'],
-        cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_for_server(address, process)
-        yield types.SimpleNamespace(address=address)
-    finally:
-        process.terminate()
-        process.wait(30)
-        log.close()
+    from export import random_model  # pylint: disable=import-outside-toplevel
+    base = random_model.export_random(NETWORK, str(root), CLASSES)
+    with open(root / 'model_server.log', 'wb') as log:
+        process, address = launch.start_model_server(base, flags=['--max_workers=8'], log=log)
+        try:
+            launch.wait_until_serving(address, process, deadline_s=120)
+            yield types.SimpleNamespace(address=address)
+        finally:
+            launch.stop_process(process)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import zlib
 import numpy as np
 import pytest
 
-from client.ssd_client import InvalidImage, ServingError, ServingUnavailable
+from client.ssd_client import Detection, InvalidImage, ServingError, ServingUnavailable
 from tests import helpers
 from web import create_app
 
@@ -50,10 +50,23 @@ def test_detect_multipart(fake_app, fake_client, images):
     assert [d['class_name'] for d in body['detections']] == ['circle', 'triangle']
     assert body['detections'][0] == {'class_id': 1, 'class_name': 'circle', 'score': 0.9,
                                      'box_px': [2.0, 3.0, 20.0, 18.0]}
-    assert set(body['timing_ms']) == {'decode', 'predict', 'total', 'request'}
+    assert body['below_threshold'] == []
+    timing = body['timing_ms']
+    assert set(timing) == {'read', 'decode', 'preprocess', 'predict', 'postprocess', 'total'}
+    assert (timing['preprocess'], timing['predict'], timing['postprocess']) == (2.0, 5.0, 1.0)
     [(array, threshold)] = fake_client.calls  # decoded once by the app, sent as pixels
-    assert threshold == 0.25
+    assert threshold == 0.0  # every detection: the app names the best ones under 0.25
     np.testing.assert_array_equal(array, images.shapes())
+
+
+def test_detect_names_the_best_detections_under_the_threshold(fake_app, fake_client, images):
+    fake_client.detections = [Detection(1, 'circle', 0.12, [2.0, 3.0, 20.0, 18.0])] + [
+        Detection(2, 'square', score, [1.0, 1.0, 9.0, 9.0]) for score in (0.05, 0.3, 0.2, 0.02)]
+    body = _post_file(fake_app.test_client(), images.encode(images.shapes())).json
+    assert body['score_threshold'] == 0.5 and body['detections'] == []
+    assert [(d['class_name'], d['score']) for d in body['below_threshold']] == [
+        ('square', 0.3), ('square', 0.2), ('circle', 0.12)]
+    assert body['below_threshold'][2]['box_px'] == [2.0, 3.0, 20.0, 18.0]
 
 
 def test_detect_raw_body_uses_default_threshold(fake_app, fake_client, images):
@@ -61,8 +74,9 @@ def test_detect_raw_body_uses_default_threshold(fake_app, fake_client, images):
     response = fake_app.test_client().post('/api/v1/detect', data=data, content_type='image/jpeg')
     assert response.status_code == 200
     assert [d['class_name'] for d in response.json['detections']] == ['circle']
-    [(array, threshold)] = fake_client.calls
-    assert array.shape == (120, 160, 3) and threshold == 0.5
+    assert [d['class_name'] for d in response.json['below_threshold']] == ['triangle']
+    [(array, _)] = fake_client.calls
+    assert array.shape == (120, 160, 3) and response.json['score_threshold'] == 0.5
 
 
 def test_detect_raw_body_threshold_in_query(fake_app, fake_client, images):
@@ -70,7 +84,8 @@ def test_detect_raw_body_threshold_in_query(fake_app, fake_client, images):
     response = fake_app.test_client().post('/api/v1/detect?score_threshold=0.1', data=data,
                                            content_type='image/png')
     assert response.status_code == 200
-    assert fake_client.calls[0][1] == 0.1
+    assert response.json['score_threshold'] == 0.1
+    assert len(response.json['detections']) == 2
 
 
 @pytest.mark.parametrize('value', ['abc', '-0.1', '1.5', 'nan'])
@@ -246,7 +261,11 @@ def test_real_detect_model_health(real_app, images):
         assert 0 <= xmin <= xmax <= 140 and 0 <= ymin <= ymax <= 90
     scores = [d['score'] for d in body['detections']]
     assert scores == sorted(scores, reverse=True)
-    assert body['timing_ms']['predict'] > 0
+    timing = body['timing_ms']
+    assert timing['predict'] > 0
+    # The phases run one after the other inside the request: their sum is within the total.
+    phases = ('read', 'decode', 'preprocess', 'predict', 'postprocess')
+    assert sum(timing[name] for name in phases) <= timing['total'] + 0.5
     model = client.get('/api/v1/model').json
     assert model['name'] == 'ssd' and model['version'] == 1 and model['input_size'] == [300, 300]
     assert model['classes']['1'] == 'circle'

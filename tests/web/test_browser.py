@@ -6,6 +6,7 @@ import threading
 import pytest
 from werkzeug.serving import make_server
 
+from client.ssd_client import Detection
 from common import drawing as common_drawing
 from web import drawing
 from web.screenshot import CHROMIUM, CHROMIUM_ARGS
@@ -19,15 +20,26 @@ pytestmark = [pytest.mark.browser, pytest.mark.skipif(not os.path.exists(CHROMIU
                                                              '`make browser`')]
 
 
-@pytest.fixture
-def live_url(real_app):
-    """The app on a free 127.0.0.1 port in a thread; yields its base URL."""
-    server = make_server('127.0.0.1', 0, real_app, threaded=True)
+def _serve(app):
+    """Serves `app` on a free 127.0.0.1 port in a thread; yields its base URL."""
+    server = make_server('127.0.0.1', 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f'http://127.0.0.1:{server.server_port}'
     server.shutdown()
     thread.join(10)
+
+
+@pytest.fixture
+def live_url(real_app):
+    """The app with the real model server, on a free port; yields its base URL."""
+    yield from _serve(real_app)
+
+
+@pytest.fixture
+def fake_url(fake_app):
+    """The app with the fake client (fixed detections), on a free port; yields its base URL."""
+    yield from _serve(fake_app)
 
 
 @pytest.fixture(scope='module')
@@ -67,7 +79,7 @@ def test_upload_shows_boxes_and_table(live_url, page, images, tmp_path):
     page.wait_for_selector('.card.failed .status >> text=not an image', timeout=60_000)
     card = page.locator('.card', has_text='shapes one.png')
     card.locator('a.download').wait_for(state='visible', timeout=120_000)
-    boxes = card.locator('svg.overlay rect.box')
+    boxes = card.locator('svg.overlay g.detection:not(.faded) rect.box')
     rows = card.locator('table.detections tbody tr:not(.empty)')
     assert boxes.count() > 0
     assert rows.count() == boxes.count()
@@ -122,6 +134,39 @@ def test_cards_in_upload_order_classes_and_legible_labels(live_url, page, images
     fills = shown.locator('text').evaluate_all('texts => texts.map(t => t.getAttribute("fill"))')
     assert set(fills) <= {'#000000', '#ffffff'}
     _screenshot(page, 'web_page_low_threshold.png')
+
+
+def test_an_empty_result_names_the_highest_score_and_a_click_lowers_the_slider(
+        fake_url, fake_client, page, images, tmp_path):
+    fake_client.detections = [Detection(3, 'triangle', 0.3, [10.0, 10.0, 60.0, 50.0]),
+                              Detection(1, 'circle', 0.12, [80.0, 20.0, 120.0, 60.0])]
+    path = tmp_path / 'short demo.png'
+    path.write_bytes(images.encode(images.shapes(), 'PNG'))
+    page.goto(fake_url + '/')
+    page.set_input_files('#image-input', [str(path)])
+    card = page.locator('.card', has_text='short demo.png')
+    card.locator('a.download').wait_for(state='visible', timeout=60_000)
+    empty = card.locator('table.detections tr.empty')
+    assert empty.inner_text().startswith(
+        'No detection scores 0.50 or more; the highest is 0.30 (triangle).')
+    # The best ones under the threshold are drawn faded, with their labels.
+    assert card.locator('svg.overlay g.detection.faded').count() == 2
+    assert card.locator('svg.overlay g.detection:not(.faded)').count() == 0
+    assert 'triangle 0.30' in card.locator('svg.overlay g.label.faded text').all_text_contents()
+    _screenshot(page, 'web_page_empty_result.png')
+
+    button = card.locator('button.lower-threshold')
+    assert button.inner_text() == 'Lower the threshold to 0.30'
+    button.click()
+    assert page.locator('#threshold-value').inner_text() == '0.30'
+    page.wait_for_function('document.querySelectorAll(".card svg.overlay g.detection:not(.faded)")'
+                           '.length == 1', timeout=60_000)
+    assert card.locator('table.detections tbody tr:not(.empty)').count() == 1
+    assert card.locator('svg.overlay g.detection.faded').count() == 0
+    # Lowering the slider below the threshold of the request asks again (each card once).
+    page.wait_for_function('!document.querySelector(".card .status").textContent',
+                           timeout=60_000)
+    assert len(fake_client.calls) == 2
 
 
 def test_detect_without_a_file_says_so(live_url, page):

@@ -1,4 +1,4 @@
-"""Failover under load (issue 12): two local model servers behind gunicorn on 127.0.0.1, one
+"""Failover under load: two local model servers behind gunicorn on 127.0.0.1, one
 SIGKILLed mid-run and started again (bench/web_load.py --servers 2 --kill, on the toy export):
 no request fails, every phase is answered, and requests reach the restarted server again."""
 import os

@@ -42,7 +42,15 @@ def test_form_post_without_detections(fake_app, images):
     data = images.encode(images.shapes(), 'PNG')
     response = fake_app.test_client().post('/', data={'image': (io.BytesIO(data), 'a.png'),
                                                       'score_threshold': '0.95'})
-    assert 'No detections above 0.95' in response.get_data(as_text=True)
+    assert ('No detection scores 0.95 or more; the highest is 0.90 (circle): lower the threshold '
+            'to 0.90 and detect again.') in response.get_data(as_text=True)
+
+
+def test_form_post_with_nothing_detected_at_all(fake_app, fake_client, images):
+    fake_client.detections = []
+    data = images.encode(images.shapes(), 'PNG')
+    response = fake_app.test_client().post('/', data={'image': (io.BytesIO(data), 'a.png')})
+    assert 'Nothing detected in this image, at any threshold.' in response.get_data(as_text=True)
 
 
 def test_form_errors_are_shown_on_the_page(fake_app, images):

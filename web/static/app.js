@@ -4,6 +4,9 @@
   'use strict';
 
   var MAX_PARALLEL = 2;
+  // When no box reaches the threshold, the best ones under it are drawn faded (at most this
+  // many; the API returns up to 3 in below_threshold).
+  var MAX_FADED = 3;
   var SVG_NS = 'http://www.w3.org/2000/svg';
   var form = document.getElementById('upload-form');
   var input = document.getElementById('image-input');
@@ -145,21 +148,45 @@
     return card.body.detections.filter(function (d) { return d.score >= minimum; });
   }
 
+  // The detections the page knows under the current threshold, highest score first.
+  function belowThreshold(card) {
+    var minimum = currentThreshold();
+    return card.body.detections.concat(card.body.below_threshold || [])
+      .filter(function (d) { return d.score < minimum; })
+      .sort(function (a, b) { return b.score - a.score; });
+  }
+
+  // Moves the slider (as a user would: the boxes are filtered, and asked for again when lower).
+  function setThreshold(value) {
+    threshold.value = value.toFixed(2);
+    threshold.dispatchEvent(new Event('input', {bubbles: true}));
+    threshold.dispatchEvent(new Event('change', {bubbles: true}));
+  }
+
+  // The slider position that shows a detection of this score: rounded down to the slider's step.
+  function thresholdFor(score) {
+    var step = parseFloat(threshold.step);
+    return Math.max(parseFloat(threshold.min), Math.floor(score / step + 1e-9) * step);
+  }
+
   function render(card) {
     var body = card.body;
     var detections = visibleDetections(card);
-    var rows = fillTable(card.el.querySelector('tbody'), detections);
-    drawBoxes(card.el.querySelector('svg'), body.image, detections, rows);
+    var below = belowThreshold(card);
+    var faded = detections.length ? [] : below.slice(0, MAX_FADED);
+    var rows = fillTable(card.el.querySelector('tbody'), detections, below[0]);
+    drawBoxes(card.el.querySelector('svg'), body.image, detections, rows, faded);
     setStatus(card, '');
     card.el.querySelector('.summary').textContent = body.model.name + ' v' + body.model.version +
         ' \u00b7 ' + body.image.width + '\u00d7' + body.image.height + ' px \u00b7 ' +
-        Math.round(body.timing_ms.request) + ' ms \u00b7 ' + detections.length +
+        Math.round(body.timing_ms.total) + ' ms \u00b7 ' + detections.length +
         (detections.length === 1 ? ' detection' : ' detections') + ' \u00b7 ';
     if (card.jsonUrl) {
       URL.revokeObjectURL(card.jsonUrl);
     }
     var download = Object.assign({filename: card.file.name}, body,
-                                 {detections: detections, score_threshold: currentThreshold()});
+                                 {detections: detections, score_threshold: currentThreshold(),
+                                  below_threshold: below.slice(0, MAX_FADED)});
     card.jsonUrl = URL.createObjectURL(new Blob([JSON.stringify(download, null, 2)],
                                                 {type: 'application/json'}));
     var link = card.el.querySelector('a.download');
@@ -194,8 +221,9 @@
     return chosen;
   }
 
-  // detections come sorted by descending score; rows are their table rows.
-  function drawBoxes(svg, image, detections, rows) {
+  // detections come sorted by descending score; rows are their table rows. faded: detections
+  // under the threshold drawn dashed and pale (only when no detection reaches it).
+  function drawBoxes(svg, image, detections, rows, faded) {
     svg.setAttribute('viewBox', '0 0 ' + image.width + ' ' + image.height);
     svg.replaceChildren();
     // drawing.line_and_font_size, with its minimum font size in screen pixels (the picture is
@@ -207,16 +235,16 @@
     var boxLayer = svgElement('g', {'class': 'boxes'});
     var labelLayer = svgElement('g', {'class': 'labels'});
     svg.append(boxLayer, labelLayer);
-    var groups = detections.map(function (d) {
+    var groups = detections.concat(faded).map(function (d, index) {
       var colour = classColour(d.class_id);
       var x = d.box_px[0], y = d.box_px[1], w = d.box_px[2] - x, h = d.box_px[3] - y;
-      var box = svgElement('g', {'class': 'detection'});
+      var box = svgElement('g', {'class': index < detections.length ? 'detection' : 'detection faded'});
       var title = svgElement('title', {});
       title.textContent = d.class_name + ' ' + d.score.toFixed(2);
       box.append(rect(x, y, w, h, {'class': 'halo', stroke: colour.text, 'stroke-width': line + 2}),
                  rect(x, y, w, h, {'class': 'box', stroke: colour.fill, 'stroke-width': line}),
                  rect(x, y, w, h, {'class': 'hit', 'stroke-width': Math.max(3 * line, 6)}), title);
-      var label = svgElement('g', {'class': 'label'});
+      var label = svgElement('g', {'class': index < detections.length ? 'label' : 'label faded'});
       var text = svgElement('text', {'font-size': fontSize, fill: colour.text});
       text.textContent = title.textContent;
       var background = rect(x, y, 0, fontSize + 2 * line, {fill: colour.fill});
@@ -243,6 +271,9 @@
       if (chosen.indexOf(index) < 0) {
         group.label.classList.add('on-hover');
       }
+      if (index >= detections.length) {
+        return;  // faded boxes have no table row
+      }
       var highlight = function (on) {
         if (on) {
           labelLayer.append(group.label);  // on top of the other labels
@@ -258,14 +289,28 @@
     });
   }
 
-  function fillTable(tbody, detections) {
+  // best: the highest-scored detection under the threshold (undefined if none), named when
+  // no detection reaches the threshold, with a button moving the slider down to it.
+  function fillTable(tbody, detections, best) {
     tbody.replaceChildren();
     if (!detections.length) {
       var empty = tbody.insertRow();
       empty.className = 'empty';
       var cell = empty.insertCell();
       cell.colSpan = 4;
-      cell.textContent = 'No detections above ' + currentThreshold().toFixed(2) + '.';
+      if (!best) {
+        cell.textContent = 'Nothing detected in this image, at any threshold.';
+        return [];
+      }
+      var lower = thresholdFor(best.score);
+      cell.textContent = 'No detection scores ' + currentThreshold().toFixed(2) +
+          ' or more; the highest is ' + best.score.toFixed(2) + ' (' + best.class_name + '). ';
+      var button = document.createElement('button');
+      button.type = 'button';
+      button.className = 'lower-threshold';
+      button.textContent = 'Lower the threshold to ' + lower.toFixed(2);
+      button.addEventListener('click', function () { setThreshold(lower); });
+      cell.append(button);
       return [];
     }
     return detections.map(function (d, index) {

@@ -15,6 +15,11 @@ source's own list (VOC's 20, COCO's 80, or COCO's 91 category ids for torchvisio
 (fine-tuning) then take --checkpoint_path=TRAIN_DIR with no further flags. Reading a torchvision
 .pth needs PyTorch: pip install ".[torch]".
 """
+from common import tf_logs
+
+if __name__ == '__main__':
+    tf_logs.filter_stderr()  # first: TensorFlow's import prints its banner
+
 import sys
 
 from common import cli

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import time
 import urllib.request
@@ -57,6 +58,10 @@ def _get(url, data=None, headers=None):
 
 
 def test_the_own_data_walkthrough_runs_as_written(tmp_path):
+    # The walkthrough starts after `make venv` (its `make serve` would otherwise reinstall an
+    # outdated .venv first, with pip's own output).
+    subprocess.run(['make', '--no-print-directory', '-C', helpers.REPO, 'venv'],
+                   capture_output=True, timeout=1200, check=True)
     flat = _flat_folder(tmp_path)
     work = tmp_path / 'work'
     grpc_port, web_port = helpers.free_port(), helpers.free_port()

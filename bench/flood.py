@@ -28,8 +28,9 @@ import grpc
 import numpy as np
 
 from bench import machine
-from bench.web_load import export_random_model, free_port, start, wait_for_port
+from bench.web_load import CLASSES, NETWORK, start, wait_for_port
 from client import protos, tensor_proto
+from common.ports import free_port
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _SUMMARY = re.compile(r'Predict requests: (\d+) answered \((\d+) after their deadline\), (\d+) '
@@ -104,7 +105,11 @@ def main(argv=None):
     args = _parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(message)s')
     with tempfile.TemporaryDirectory(prefix='flood_') as scratch:
-        base = args.model_base_path or export_random_model(scratch)
+        if args.model_base_path:
+            base = args.model_base_path
+        else:
+            from export import random_model  # pylint: disable=import-outside-toplevel
+            base = random_model.export_random(NETWORK, scratch, CLASSES)
         address = f'127.0.0.1:{free_port()}'
         log_path = os.path.join(scratch, 'model_server.log')
         server = start([sys.executable, '-m', 'serving.model_server', '--host=127.0.0.1',

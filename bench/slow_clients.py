@@ -23,7 +23,7 @@ import threading
 import time
 
 from bench import machine
-from bench.web_load import free_port
+from common.ports import free_port
 from web import nginx_front
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

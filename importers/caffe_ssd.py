@@ -83,8 +83,7 @@ def read_net(path, text=False):
             text_format.Parse(data.decode('utf-8'), net, allow_unknown_field=True)
         else:
             net.ParseFromString(data)
-    except (protobuf_message.DecodeError, text_format.ParseError, UnicodeDecodeError,
-            RuntimeWarning) as error:
+    except (protobuf_message.DecodeError, text_format.ParseError, UnicodeDecodeError) as error:
         raise errors.WeightsError('%s: not a Caffe %s (%s)' % (
             path, 'prototxt' if text else 'model', errors.first_line(error))) from None
     if len(net.layers) and not len(net.layer):

@@ -1,10 +1,13 @@
 """import_weights.py: bad input gets one clear line and exit status 2, and leaves no train dir."""
+import json
 import os
 import sys
 
 import pytest
 
+import eval_ssd_network
 import import_weights
+from tests import helpers
 from tests.importers import caffe_reference, ssd_tensorflow_reference
 
 
@@ -105,20 +108,26 @@ def test_weights_that_do_not_fit_the_network(tmp_path, caffemodel, capsys):
                     '[3, 3, 1, 64], the network needs [3, 3, 3, 64]')
 
 
-def test_an_import_prints_the_fine_tuning_flags(tmp_path, capsys):
+def test_an_import_is_a_train_dir_evaluation_takes_without_flags(tmp_path, capsys):
+    records = helpers.make_shapes_records(str(tmp_path / 'shapes'), 0, 2, seed=4, min_side=100,
+                                          max_side=160)
     prefix = str(tmp_path / 'ssd_300_vgg.ckpt')
-    ssd_tensorflow_reference.write_checkpoint(prefix, 300, training_state=False)
-    labels = tmp_path / 'labels.txt'
-    labels.write_text('\n'.join('class%d' % i for i in range(1, 21)) + '\n')
+    ssd_tensorflow_reference.write_checkpoint(prefix, 300, num_classes=6, training_state=False)
     train_dir = tmp_path / 'train'
     code, out, _ = _run(['--source=ssd_tensorflow', '--input=%s' % prefix,
-                         '--labels_file=%s' % labels, '--model_name=ssd_300_vgg_ssdtf',
-                         '--train_dir=%s' % train_dir], capsys)
+                         '--labels_file=%s' % os.path.join(records, 'labels.txt'),
+                         '--model_name=ssd_300_vgg_ssdtf', '--train_dir=%s' % train_dir], capsys)
     assert code == 0
     assert out.splitlines() == [
-        'Imported ssd_300_vgg_ssdtf (21 classes) into %s' % train_dir,
+        'Imported ssd_300_vgg_ssdtf (6 classes) into %s' % train_dir,
         'Fine-tune on other classes with --model_name=ssd_300_vgg_ssdtf --checkpoint_path=%s '
         '--checkpoint_exclude_scopes=%s' % (train_dir, ','.join(
             'ssd_300_vgg_ssdtf/%s_box/cls' % layer
             for layer in ('conv4_3', 'conv7', 'conv8', 'conv9', 'conv10', 'conv11')))]
-    assert (train_dir / 'labels.txt').read_text().splitlines()[20] == '20:class20'
+    eval_dir = tmp_path / 'eval'
+    assert eval_ssd_network.main(['--checkpoint_path=%s' % train_dir, '--dataset_dir=%s' % records,
+                                  '--eval_dir=%s' % eval_dir, '--batch_size=2',
+                                  '--metrics=voc']) == 0
+    metrics = json.loads((eval_dir / 'metrics.json').read_text())
+    assert metrics['num_images'] == 2
+    assert metrics['checkpoint'].endswith('model.ckpt-0')

@@ -37,7 +37,10 @@ def test_bench_flags_are_validated():
     assert result.returncode == 2 and "invalid choice: 'huge'" in result.stderr
     result = subprocess.run(BENCH + ['--kill'], capture_output=True, text=True, cwd=ROOT,
                             timeout=60, check=False)
-    assert result.returncode == 2 and '--kill needs --servers >= 2' in result.stderr
+    assert result.returncode == 2 and '--kill and --stop need --servers >= 2' in result.stderr
+    result = subprocess.run(BENCH + ['--servers=2', '--kill', '--stop=10'], capture_output=True,
+                            text=True, cwd=ROOT, timeout=60, check=False)
+    assert result.returncode == 2 and '--kill or --stop, not both' in result.stderr
     result = subprocess.run(BENCH + ['--servers=2', '--serving_address=y:1'], capture_output=True,
                             text=True, cwd=ROOT, timeout=60, check=False)
     assert result.returncode == 2 and 'start their own model servers' in result.stderr

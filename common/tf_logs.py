@@ -71,6 +71,17 @@ HARMLESS = (
     Harmless('Coordinator stopped with threads still running', PYTHON_LOG,
              'the chief of a synchronous cluster stops while its queue runner waits for the '
              'other replicas\' gradients of a step that will not come'),
+    Harmless('SyncReplicasOptimizer.__init__ (from tensorflow.python.training.'
+             'sync_replicas_optimizer) is deprecated', PYTHON_LOG,
+             'synchronous cluster training (--sync_replicas) uses it: graph-mode training on '
+             'parameter servers has no other synchronous optimizer (TensorFlow 2 moved it to '
+             'distribution strategies, another design)'),
+    Harmless('QueueRunner.__init__ (from tensorflow.python.training.queue_runner_impl) is '
+             'deprecated', PYTHON_LOG,
+             'the SyncReplicasOptimizer builds its token queue with it'),
+    Harmless('from outer graph might be getting used by function', PYTHON_WARNING,
+             'training with a --seed other than 0: the augmentation\'s random ops take their '
+             'seeds from the graph seed, as intended (the same seed gives the same draws)'),
     Harmless('`layer.apply` is deprecated', PYTHON_WARNING,
              'tf_slim 1.1.0 (its last release) calls it inside slim.conv2d and '
              'slim.separable_conv2d'),
@@ -209,4 +220,4 @@ def filter_python_logs(environ=None):
                                       if entry.kind == PYTHON_LOG))
     for entry in HARMLESS:
         if entry.kind == PYTHON_WARNING:
-            warnings.filterwarnings('ignore', message=re.escape(entry.text))
+            warnings.filterwarnings('ignore', message='.*' + re.escape(entry.text))

@@ -77,8 +77,13 @@ def test_python_records_and_warnings_of_the_list_are_dropped(caplog, monkeypatch
             logger.warning('From x.py:1: get_checkpoint_mtimes (from tensorflow.python.'
                            'checkpoint.checkpoint_management) is deprecated and will be removed')
             logger.info('Coordinator stopped with threads still running: QueueRunnerThread')
+            logger.warning('From model_deploy.py:405: SyncReplicasOptimizer.__init__ (from '
+                           'tensorflow.python.training.sync_replicas_optimizer) is deprecated '
+                           'and will be removed in a future version.\nInstructions ...')
             logger.warning('a real problem')
             warnings.warn('`layer.apply` is deprecated and will be removed', UserWarning)
+            warnings.warn('Seed 1 from outer graph might be getting used by function '
+                          'Dataset_map_x, if the random op has not been provided any seed.')
             warnings.warn('another warning', UserWarning)
         assert [r.getMessage() for r in caplog.records if r.name == 'tensorflow'] == [
             'a real problem']

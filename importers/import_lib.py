@@ -23,7 +23,6 @@ from importers import (
     ssd_tensorflow,
     torchvision_ssd,
     train_dir_writer,
-    vgg_layers,
     weights,
 )
 from nets import nets_factory
@@ -223,7 +222,7 @@ def _write(found, source, path, train_dir, labels_file, model_name):
 
 def class_head_scopes(network_name):
     """The class heads of a network (`<scope>/conv4_3_box/cls`, ...), comma separated: the
-    --checkpoint_exclude_scopes of fine-tuning an imported detector on other classes."""
+    --checkpoint_exclude_scopes of fine-tuning a detector on other classes (their width is
+    boxes x classes)."""
     params = nets_factory.get_network(network_name).params
-    return ','.join('%s/%s' % (network_name, head)
-                    for head in vgg_layers.class_heads(len(params.feat_layers)))
+    return ','.join('%s/%s_box/cls' % (network_name, layer) for layer in params.feat_layers)

@@ -53,8 +53,3 @@ def all_layers(num_feature_layers):
     layers.insert(len(BACKBONE), Layer(L2_NORM, ('scale',)))
     return tuple(layers)
 
-
-def class_heads(num_feature_layers):
-    """The class prediction heads (`conv4_3_box/cls`, ...): what fine-tuning on new classes
-    leaves out (their width is boxes x classes)."""
-    return tuple(cls for _, _, cls in head_layers(num_feature_layers))

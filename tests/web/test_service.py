@@ -79,7 +79,7 @@ def test_page_reads_the_header_once_and_decodes_once(fake_client, monkeypatch):
 def test_saturated_worker_answers_503(fake_client, images):
     app = _app(fake_client, DECODE_PIXEL_BUDGET=1000, SERVING_TIMEOUT=0.2)
     budget = app.extensions['pixel_budget']
-    with budget.reserve(1000, timeout_s=1):
+    with budget.hold(1000, timeout_s=1):
         response = _post(app, images.encode(images.shapes(), 'PNG'), filename='a.png')
     assert response.status_code == 503 and response.json['error']['code'] == 'busy'
     assert response.headers['Retry-After'] == '5'

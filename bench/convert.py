@@ -10,12 +10,13 @@ import argparse
 import glob
 import logging
 import os
+import sys
 import tempfile
 import time
 
 import numpy as np
 
-from bench import machine
+from bench import machine, record
 from common import labels as labels_lib
 from datasets import converter, make_shapes_dataset, pascalvoc
 
@@ -25,6 +26,7 @@ def main():
     parser.add_argument('--num_images', type=int, default=1000, help='images to convert')
     parser.add_argument('--workers', type=int, nargs='+', default=[1, 2], help='worker counts')
     parser.add_argument('--repeats', type=int, default=2, help='runs per worker count')
+    record.add_flag(parser)
     args = parser.parse_args()
     if args.num_images < 1 or args.repeats < 1 or min(args.workers) < 1:
         parser.error('--num_images, --repeats and --workers must be >= 1')
@@ -53,4 +55,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(record.run(main, 'convert'))

@@ -21,7 +21,7 @@ import sys
 
 import numpy as np
 
-from bench import machine
+from bench import machine, record
 from bench import precision as bench_precision
 
 
@@ -128,6 +128,7 @@ def parse_args(argv=None):
                         '(default 150,300,450,600)')
     parser.add_argument('--thresholds', type=_numbers(float), default=[0.5, 0.3],
                         help='score thresholds; the first is the page\'s default (0.5,0.3)')
+    record.add_flag(parser)
     return parser.parse_args(argv)
 
 
@@ -149,4 +150,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(record.run(main, 'demo_steps'))

@@ -29,7 +29,7 @@ import shutil
 import subprocess
 import sys
 
-from bench import machine
+from bench import machine, record
 from deployment import local_cluster
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -246,6 +246,7 @@ def main():
                         help='only count the traffic from the graphs (no training runs)')
     parser.add_argument('--paper_classes', type=int, default=21,
                         help='classes of the networks of the scaling on paper (VOC: 21)')
+    record.add_flag(parser)
     args = parser.parse_args()
     os.makedirs(args.work_dir, exist_ok=True)
     from datasets import make_shapes_dataset  # pylint: disable=import-outside-toplevel
@@ -307,4 +308,4 @@ def main():
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(record.run(main, 'distributed'))

@@ -34,7 +34,7 @@ import subprocess
 import sys
 import time
 
-from bench import machine
+from bench import machine, record
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MOBILENET, VGG = 'ssd_300_mobilenet_v2', 'ssd_300_vgg_ssdtf'
@@ -240,6 +240,7 @@ def main():
                         help='checkpoint period of the runs in steps (25)')
     parser.add_argument('--eval_batches', type=int, default=13,
                         help='target test batches of 8 images per evaluation')
+    record.add_flag(parser)
     args = parser.parse_args()
     defaults = dict(zip(('source_steps', 'steps', 'save_steps'), RECIPES[args.network]['steps']))
     for name, value in defaults.items():
@@ -272,4 +273,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(record.run(main, 'finetune'))

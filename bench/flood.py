@@ -27,7 +27,7 @@ import time
 import grpc
 import numpy as np
 
-from bench import machine
+from bench import machine, record
 from bench.web_load import CLASSES, NETWORK, start, wait_for_port
 from client import protos, tensor_proto
 from common.ports import free_port
@@ -93,6 +93,7 @@ def _parse_args(argv):
     server.add_argument('--model_base_path', default=None,
                         help='SavedModel base path (default: a random ssd_300_mobilenet_v2)')
     server.add_argument('--server_flags', default='', help='more model server flags')
+    record.add_flag(parser)
     args = parser.parse_args(argv)
     if args.clients < 1 or args.seconds <= 0 or args.deadline <= 0:
         parser.error('--clients, --seconds and --deadline must be > 0')
@@ -161,4 +162,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(record.run(main, 'flood'))

@@ -11,13 +11,14 @@ preprocessing.inputs.train_dataset (the same plus anchor matching).
 import argparse
 import logging
 import os
+import sys
 import tempfile
 import time
 
 import tensorflow as tf
 
 import tf_convert_data
-from bench import machine
+from bench import machine, record
 from common import fields
 from datasets import dataset_factory, make_shapes_dataset
 from nets import nets_factory
@@ -71,6 +72,7 @@ def main():
     parser.add_argument('--warmup', type=int, default=3, help='untimed batches first')
     parser.add_argument('--num_threads', type=int, default=2,
                         help='parallel map calls (as training)')
+    record.add_flag(parser)
     args = parser.parse_args()
     if args.dataset_dir and not os.path.isdir(args.dataset_dir):
         parser.error('--dataset_dir: not a folder: %r' % args.dataset_dir)
@@ -107,4 +109,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(record.run(main, 'input_pipeline'))

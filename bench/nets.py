@@ -25,7 +25,7 @@ import time
 
 import numpy as np
 
-from bench import machine
+from bench import machine, record
 from common import np_box_ops, np_post_processing
 from common import precision as precision_lib
 from nets import anchors as anchors_lib
@@ -176,6 +176,7 @@ def main(argv=None):
     parser.add_argument('--batch_norm', default='folded', choices=('folded', 'unfolded', 'both'),
                         help='inference batch norm folded into the convolutions (the '
                         'networks\' default), not, or both, taking turns')
+    record.add_flag(parser)
     args = parser.parse_args(argv)
     networks = [n for n in args.networks.split(',') if n]
     for name in networks:
@@ -239,4 +240,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(record.run(main, 'nets'))

@@ -33,7 +33,7 @@ import time
 
 import numpy as np
 
-from bench import machine
+from bench import machine, record
 from bench import train as bench_train
 from common import np_box_ops, np_post_processing
 from common import precision as precision_lib
@@ -322,6 +322,7 @@ def parse_args(argv=None):
         command.add_argument('--model_name', default='ssd_300_mobilenet_v2')
         precision_lib.add_flag(command, precision_lib.MIXED_BFLOAT16,
                                precision_lib.PRECISIONS[1:], 'the precision compared with float32')
+    record.add_flag(parser)
     args = parser.parse_args(argv)
     if args.command == 'train':
         if args.steps < 1 or args.log_every_n_steps < 1:
@@ -345,4 +346,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(record.run(main, 'precision'))

@@ -34,7 +34,7 @@ import grpc
 import numpy as np
 import tensorflow as tf
 
-from bench import machine
+from bench import machine, record
 from client import protos, tensor_proto
 from client import ssd_client as client_lib
 from common import np_preprocessing
@@ -215,6 +215,7 @@ def main(argv=None):
                         help='BatchingParameters file of the batched server')
     parser.add_argument('--skip_split', action='store_true',
                         help='do not time the steps of the gRPC path apart')
+    record.add_flag(parser)
     args = parser.parse_args(argv)
     if args.iterations < 1:
         parser.error('--iterations must be >= 1')
@@ -309,4 +310,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(record.run(main, 'serving'))

@@ -22,7 +22,7 @@ import tempfile
 import threading
 import time
 
-from bench import machine
+from bench import machine, record
 from common.ports import free_port
 from web import nginx_front
 
@@ -119,6 +119,7 @@ def _parse_args(argv):
     web.add_argument('--threads', type=int, default=4, help='threads per gunicorn worker')
     web.add_argument('--serving_address', default=None,
                      help='model server(s) of the app (default: a port where nothing listens)')
+    record.add_flag(parser)
     args = parser.parse_args(argv)
     args.fronts = [front.strip() for front in args.fronts.split(',') if front.strip()]
     if not args.fronts or set(args.fronts) - set(FRONTS):
@@ -182,4 +183,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(record.run(main, 'slow_clients'))

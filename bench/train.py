@@ -33,7 +33,7 @@ import subprocess
 import sys
 import time
 
-from bench import machine
+from bench import machine, record
 from common import precision as precision_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -323,6 +323,7 @@ def main():
                         'run already in --work_dir')
     parser.add_argument('--vgg_eval_batches', type=int, default=13,
                         help='test batches of 8 images evaluated per VGG run')
+    record.add_flag(parser)
     args = parser.parse_args()
     for name in ('num_train', 'num_test', 'speed_steps', 'train_secs', 'max_steps',
                  'vgg_num_train', 'vgg_num_test', 'vgg_classifier_steps', 'vgg_steps',
@@ -416,4 +417,4 @@ def run_vgg(args):
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(record.run(main, 'train'))

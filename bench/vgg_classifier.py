@@ -21,10 +21,13 @@ Input normalisation: VGG mean subtraction, as the SSD's (slim's vgg_preprocessin
 """
 import argparse
 import os
+import sys
 import time
 
 import cv2
 import numpy as np
+
+from bench import record
 
 CLASSES = ('background',)  # + datasets.shapes.CLASS_NAMES
 _SEED_STREAM = 7  # shapes images of splits 0 (trainval) and 1 (test) are the detection data
@@ -190,6 +193,7 @@ def main():
     parser.add_argument('--num_images', type=int, default=3000, help='shapes images to crop')
     parser.add_argument('--learning_rate', type=float, default=1e-4, help='Adam learning rate')
     parser.add_argument('--seed', type=int, default=0, help='data and initialisation seed')
+    record.add_flag(parser)
     args = parser.parse_args()
     if args.train_secs is not None and args.train_steps is not None:
         parser.error('give --train_secs or --train_steps, not both')
@@ -206,4 +210,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(record.run(main, 'vgg_classifier'))

@@ -39,7 +39,7 @@ import urllib.parse
 import cv2
 import numpy as np
 
-from bench import machine
+from bench import machine, record
 from client import waiting
 from common import ports
 
@@ -413,6 +413,7 @@ def _parse_args(argv):
                         help="the app's SERVING_ATTEMPT_TIMEOUT (default: the app's)")
     target.add_argument('--min_success', type=float, default=1.0,
                         help='with --stop: the share of requests that must succeed')
+    record.add_flag(parser)
     args = parser.parse_args(argv)
     for flag in ('requests', 'concurrency', 'workers', 'servers', 'threads'):
         if getattr(args, flag) < 1:
@@ -567,4 +568,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(record.run(main, 'web_load'))

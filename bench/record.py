@@ -10,6 +10,8 @@ command, the date, the machine and any headline figures the benchmark names, to 
                                        "label": "Converter, 2 workers"}}}
 
 `python -m bench.report` turns the records kept in docs/benchmarks/ into docs/benchmarks.md.
+A record of a run made before its benchmark wrote records holds that run's printed lines as
+they were, and says so in an extra field: "transcribed": "<where the lines were kept>".
 """
 import argparse
 import contextlib

@@ -88,8 +88,11 @@ def render_page(records):
         out += ['<a id="%s"></a>' % _anchor(record), '',
                 '## %s: %s' % (record['name'], _title(record)), '',
                 '`%s`, %s, on %s.' % (record['command'], record['date'],
-                                      machine.line(record['machine'])), '',
-                '```text'] + record['lines'] + ['```', '']
+                                      machine.line(record['machine'])), '']
+        if record.get('transcribed'):
+            out += ['Transcribed from the printed output of that run (%s); running the '
+                    'command with `--json` replaces it.' % record['transcribed'], '']
+        out += ['```text'] + record['lines'] + ['```', '']
     return '\n'.join(out)
 
 

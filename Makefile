@@ -32,8 +32,10 @@ nginx:
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nginx-light >/dev/null; }
 
+# Two pytest workers (pytest-xdist), each taking whole test files, so a module's shared
+# fixture (a cluster run, an export) runs once.
 test: lint browser nginx
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -40,18 +40,26 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN_SCRIPT = os.path.join(ROOT, 'train_ssd_network.py')
 LAUNCHER = 'launcher'
 HOST = '127.0.0.1'
-_PR_SET_PDEATHSIG = 1
-try:  # resolved here: the child between fork and exec only calls it
-    _PRCTL = ctypes.CDLL(None).prctl
-except (OSError, AttributeError):
-    _PRCTL = None
+# In front of a task's command line (Linux): SIGTERM to the task when the launcher dies, so no
+# task outlives it, even after SIGKILL; then exec the task. It runs in the fresh process, not
+# between fork and exec: a preexec function would make subprocess fork this (multithreaded)
+# process and run gRPC's fork handlers in the child, which can abort it.
+_DIE_WITH_PARENT = r'''
+import ctypes, os, signal, sys
+ctypes.CDLL(None).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+if os.getppid() != int(sys.argv[1]):
+    sys.exit('the launcher ended before the task started')
+os.execvp(sys.argv[2], sys.argv[2:])
+'''
 
 
-def _die_with_parent():
-    """In the child before exec (Linux): SIGTERM when the launcher dies, so no task outlives
-    it (even after SIGKILL). Elsewhere a no-op."""
-    if _PRCTL is not None:
-        _PRCTL(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
+def _die_with_parent(argv):
+    """`argv` behind _DIE_WITH_PARENT where the kernel has prctl, else `argv` itself."""
+    try:
+        ctypes.CDLL(None).prctl
+    except (OSError, AttributeError):
+        return list(argv)
+    return [sys.executable, '-c', _DIE_WITH_PARENT, str(os.getpid())] + list(argv)
 
 
 def last_checkpoint(train_dir):
@@ -187,11 +195,12 @@ class LocalCluster:
                 raise RuntimeError('%s is already running (pid %d)' % (spec.name, process.pid))
             env = dict(self._env, TF_CONFIG=spec.tf_config, PYTHONUNBUFFERED='1')
             process = subprocess.Popen(
-                self._network.command([sys.executable, self._script] + self._flags),
+                _die_with_parent(self._network.command([sys.executable, self._script]
+                                                       + self._flags)),
                 cwd=ROOT, env=env,
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                 text=True, errors='replace', start_new_session=True,
-                pass_fds=self._network.fds, preexec_fn=_die_with_parent)
+                pass_fds=self._network.fds)
             with self._changed:
                 self._processes[spec.name] = process
                 self._log(spec.name, 'started (pid %d) with TF_CONFIG=%s'

@@ -38,7 +38,7 @@ for fd, kind in ((int(sys.argv[1]), %(user)d), (int(sys.argv[2]), %(net)d)):
         sys.exit('cannot join the private network of the cluster: setns: %%s'
                  %% os.strerror(ctypes.get_errno()))
     os.close(fd)
-libc.prctl(1, 15)  # PR_SET_PDEATHSIG, SIGTERM, as the launcher set it before the join
+libc.prctl(1, 15)  # PR_SET_PDEATHSIG, SIGTERM again: joining a user namespace clears it
 os.execvp(sys.argv[3], sys.argv[3:])
 ''' % {'user': CLONE_NEWUSER, 'net': CLONE_NEWNET}
 

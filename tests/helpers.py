@@ -1,6 +1,7 @@
-"""Helpers shared by the tests: a toy SavedModel, random boxes, running a dataset, a command on
-a pseudo-terminal, and (from the packages that own them) the shapes data set as TFRecords,
-free ports and `python -m serving.model_server` processes."""
+"""Helpers shared by the tests: a toy SavedModel, random boxes, running a dataset, a script's
+main() as its command line would run, a command on a pseudo-terminal, and (from the packages
+that own them) the shapes data set as TFRecords, free ports and `python -m serving.model_server`
+processes."""
 import contextlib
 import fcntl
 import http.server
@@ -95,6 +96,22 @@ def toy_outputs(images, box_scale=1.0):
     exp = np.exp(logits - logits.max(-1, keepdims=True))
     boxes = np.tile(TOY_ANCHORS[None], [len(images), 1, 1]) * box_scale
     return exp / exp.sum(-1, keepdims=True), boxes
+
+
+def run_main(main, argv, capsys):
+    """Runs a script's main(argv) in this process as `python script.py argv` would end.
+
+    Returns (exit status, stderr): `sys.exit(message)` is status 1 with the message on stderr,
+    as the interpreter prints it; argparse errors are status 2.
+    """
+    try:
+        status = main(argv)
+    except SystemExit as exit_info:
+        status = exit_info.code
+    err = capsys.readouterr().err
+    if isinstance(status, str):
+        return 1, err + status + '\n'
+    return status or 0, err
 
 
 def random_boxes(rng, shape):

@@ -91,15 +91,21 @@ def test_eval_script_waits_for_checkpoints_and_writes_reports(records_dir, tmp_p
     assert 'Wrote 4 pictures in' in result.stdout
 
 
-def test_eval_script_rejects_bad_flags(records_dir, tmp_path):
-    result = _run(['--checkpoint_path=%s' % tmp_path, '--eval_dir=%s' % (tmp_path / 'e'),
-                   '--dataset_dir=%s' % records_dir, '--matching_threshold=1.5'])
-    assert result.returncode != 0
-    assert '--matching_threshold' in result.stderr
-    result = _run(['--checkpoint_path=%s' % (tmp_path / 'none'), '--eval_dir=%s' % tmp_path,
-                   '--dataset_dir=%s' % records_dir])
-    assert result.returncode != 0
-    assert 'does not exist' in result.stderr
+def _main(argv, capsys):
+    """(exit status, stderr) of eval_ssd_network.py run in this process."""
+    import eval_ssd_network
+    return helpers.run_main(eval_ssd_network.main, argv, capsys)
+
+
+def test_eval_script_rejects_bad_flags(records_dir, tmp_path, capsys):
+    status, err = _main(['--checkpoint_path=%s' % tmp_path, '--eval_dir=%s' % (tmp_path / 'e'),
+                         '--dataset_dir=%s' % records_dir, '--matching_threshold=1.5'], capsys)
+    assert status != 0
+    assert '--matching_threshold' in err
+    status, err = _main(['--checkpoint_path=%s' % (tmp_path / 'none'),
+                         '--eval_dir=%s' % tmp_path, '--dataset_dir=%s' % records_dir], capsys)
+    assert status != 0
+    assert 'does not exist' in err
 
 
 def test_precision_flag_is_checked_before_the_checkpoint(tmp_path, capsys):
@@ -180,7 +186,7 @@ def test_reports_get_the_umask_permissions(tmp_path):
     assert modes == [0o640] * 3 + [0o664] * 2
 
 
-def test_network_from_the_train_dir_coco_only_and_detections_file(records_dir, tmp_path):
+def test_network_from_the_train_dir_coco_only_and_detections_file(records_dir, tmp_path, capsys):
     """No --model_name: the train dir's train_info.json names the network; --metrics=voc skips
     COCO; --detections_file writes COCO results that COCO.loadRes reads."""
     train_dir, eval_dir = tmp_path / 'train', tmp_path / 'eval'
@@ -213,13 +219,13 @@ def test_network_from_the_train_dir_coco_only_and_detections_file(records_dir, t
     ground_truth.createIndex()
     assert len(ground_truth.loadRes(str(dets)).getAnnIds()) == len(detections)
     # An explicit --model_name is checked against the train dir.
-    result = _run(['--checkpoint_path=%s' % train_dir, '--eval_dir=%s' % eval_dir,
-                   '--dataset_dir=%s' % records_dir, '--model_name=ssd_300_vgg'])
-    assert result.returncode == 2
-    assert 'says the checkpoint is a ssd_300_mobilenet_v2' in result.stderr
+    status, err = _main(['--checkpoint_path=%s' % train_dir, '--eval_dir=%s' % eval_dir,
+                         '--dataset_dir=%s' % records_dir, '--model_name=ssd_300_vgg'], capsys)
+    assert status == 2
+    assert 'says the checkpoint is a ssd_300_mobilenet_v2' in err
 
 
-def test_data_with_other_classes_than_the_train_dir_is_refused(records_dir, tmp_path):
+def test_data_with_other_classes_than_the_train_dir_is_refused(records_dir, tmp_path, capsys):
     train_dir = tmp_path / 'train'
     _write_checkpoint(str(train_dir), 6)
     params = nets_factory.get_network('ssd_300_mobilenet_v2', 6).params
@@ -228,23 +234,24 @@ def test_data_with_other_classes_than_the_train_dir_is_refused(records_dir, tmp_
     other = {0: 'background', 1: 'cat', 2: 'square', 3: 'triangle', 4: 'star', 5: 'cross'}
     train_dir_lib.write_or_check(str(train_dir), train_dir_lib.describe(
         'ssd_300_mobilenet_v2', params, dataset), other)
-    result = _run(['--checkpoint_path=%s' % train_dir, '--eval_dir=%s' % (tmp_path / 'e'),
-                   '--dataset_dir=%s' % records_dir])
-    assert result.returncode != 0
+    status, err = _main(['--checkpoint_path=%s' % train_dir, '--eval_dir=%s' % (tmp_path / 'e'),
+                         '--dataset_dir=%s' % records_dir], capsys)
+    assert status != 0
     assert 'labels.txt has other classes than %s' % os.path.join(records_dir, 'labels.txt') \
-        in result.stderr
+        in err
 
 
 @pytest.mark.parametrize('argv, message', [
     (['--metrics=voc,kitti'], '--metrics: choose from voc, coco, got voc,kitti'),
     (['--detections_file=/no/such/dir/dets.json'], '--detections_file /no/such/dir/dets.json'),
 ])
-def test_metric_flags_are_checked(records_dir, tmp_path, argv, message):
+def test_metric_flags_are_checked(records_dir, tmp_path, capsys, argv, message):
     _write_checkpoint(str(tmp_path / 'train'), 6)
-    result = _run(['--checkpoint_path=%s' % (tmp_path / 'train'),
-                   '--eval_dir=%s' % (tmp_path / 'e'), '--dataset_dir=%s' % records_dir] + argv)
-    assert result.returncode == 2
-    assert message in result.stderr
+    status, err = _main(['--checkpoint_path=%s' % (tmp_path / 'train'),
+                         '--eval_dir=%s' % (tmp_path / 'e'), '--dataset_dir=%s' % records_dir]
+                        + argv, capsys)
+    assert status == 2
+    assert message in err
 
 
 def test_add_batch_feeds_the_coco_evaluator_with_original_sizes():

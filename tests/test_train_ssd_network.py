@@ -100,12 +100,13 @@ def test_absl_style_booleans(tmp_path, argv, value):
     assert args.clone_on_cpu is value
 
 
-def test_cli_rejects_bad_flag_before_building(records_dir, tmp_path):
+def test_cli_rejects_bad_flag_before_building(records_dir, tmp_path, capsys):
     train_dir = tmp_path / 'train'
-    result = _run(['--dataset_dir=%s' % records_dir, '--train_dir=%s' % train_dir,
-                   '--optimizer=adagrad'])
-    assert result.returncode != 0
-    assert 'optimizer' in result.stderr
+    status, err = helpers.run_main(train_ssd_network.main, [
+        '--dataset_dir=%s' % records_dir, '--train_dir=%s' % train_dir, '--optimizer=adagrad'],
+        capsys)
+    assert status != 0
+    assert 'optimizer' in err
     assert not train_dir.exists()
 
 
@@ -146,7 +147,7 @@ def test_two_clones_train_log_resume_and_summaries(records_dir, tmp_path):
     assert any(tag.startswith('train_images_with_boxes') for tag in tags), tags
 
 
-def test_two_data_sets_and_the_self_describing_train_dir(records_dir, tmp_path):
+def test_two_data_sets_and_the_self_describing_train_dir(records_dir, tmp_path, capsys):
     """--dataset_name lists two data sets; the train dir gets labels.txt and train_info.json,
     and a run with another network in it stops with a message naming the file."""
     train_dir = tmp_path / 'train'
@@ -163,19 +164,22 @@ def test_two_data_sets_and_the_self_describing_train_dir(records_dir, tmp_path):
         ('shapes', 'trainval', 8), ('shapes', 'test', 4)]
     assert (train_dir / 'labels.txt').read_text() == (
         pathlib.Path(records_dir) / 'labels.txt').read_text()
-    result = _run(common + ['--model_name=ssd_300_vgg', '--max_number_of_steps=2'])
-    assert result.returncode != 0
+    status, err = helpers.run_main(
+        train_ssd_network.main, common + ['--model_name=ssd_300_vgg', '--max_number_of_steps=2'],
+        capsys)
+    assert status != 0
     assert 'train_info.json: network is "ssd_300_mobilenet_v2", this run has "ssd_300_vgg"' \
-        in result.stderr
-    assert 'use another --train_dir' in result.stderr
+        in err
+    assert 'use another --train_dir' in err
     assert tf.train.latest_checkpoint(str(train_dir)).endswith('model.ckpt-1')
 
 
-def test_dataset_lists_are_checked_before_building(records_dir, tmp_path):
-    result = _run(['--dataset_dir=%s,%s' % (records_dir, tmp_path / 'nope'),
-                   '--train_dir=%s' % (tmp_path / 't'), '--dataset_name=shapes,shapes'])
-    assert result.returncode == 2
-    assert '--dataset_dir %s is not a directory' % (tmp_path / 'nope') in result.stderr
+def test_dataset_lists_are_checked_before_building(records_dir, tmp_path, capsys):
+    status, err = helpers.run_main(train_ssd_network.main, [
+        '--dataset_dir=%s,%s' % (records_dir, tmp_path / 'nope'),
+        '--train_dir=%s' % (tmp_path / 't'), '--dataset_name=shapes,shapes'], capsys)
+    assert status == 2
+    assert '--dataset_dir %s is not a directory' % (tmp_path / 'nope') in err
 
 
 def _tf_config(task_type, index, jobs=None):

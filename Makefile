@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CHROMIUM := /usr/lib/chromium/chromium
 
-.PHONY: test lint demo demo-ports demo-serve serve venv browser nginx bench tensorboard clean clean-demo
+.PHONY: test test-fast lint demo demo-ports demo-serve serve venv browser nginx bench tensorboard clean clean-demo
 
 venv: $(STAMP)
 
@@ -36,6 +36,15 @@ nginx:
 # fixture (a cluster run, an export) runs once.
 test: lint browser nginx
 	$(BIN)/python -m pytest -n 2 --dist loadfile
+
+# A fast subset for development (docs/development.md): no browser, no cluster, no gunicorn or
+# nginx, none of the tests marked slow, none of the end-to-end runs of the training, evaluation
+# and export scripts in their own processes. `make test` stays the full suite that CI runs.
+FAST_IGNORE := tests/web/test_gunicorn.py tests/web/test_nginx_front.py tests/web/test_failover.py \
+  tests/web/test_hung_replica.py tests/web/test_web_load.py tests/test_train_ssd_network.py \
+  tests/test_eval_ssd_network.py tests/test_export_model.py
+test-fast: lint
+	$(BIN)/python -m pytest -m 'not slow and not browser' $(addprefix --ignore=,$(FAST_IGNORE))
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -52,6 +52,8 @@ def main():
                 best = max(best, rate)
             print('convert: %d worker(s): %.0f images/s (best of %d)'
                   % (workers, best, args.repeats))
+        record.figure('convert', round(best), 'images/s',
+                      'Converter, %d worker%s' % (workers, 's' if workers > 1 else ''))
 
 
 if __name__ == '__main__':

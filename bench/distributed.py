@@ -16,8 +16,8 @@
    global steps and the workers (gRPC framing included). The marks fall at the same point of
    a step, but a worker's read or gradient may land on the other side of one: the figure is
    exact to one transfer in 2 x (global steps) (1/60 with the default 30 VGG steps).
-3. For the README's scaling on paper, per network at --paper_classes classes (VOC's 21): the
-   parameters, the bytes P a worker moves each way per step, the largest variable, and the
+3. For docs/distributed.md's scaling on paper, per network at --paper_classes classes (VOC's 21):
+   the parameters, the bytes P a worker moves each way per step, the largest variable, and the
    largest share of P on one of k ps tasks, round-robin and by size (model_deploy's
    strategies, variables in the order the training graph creates them).
 Prints the machine (CPU, cores, load, TensorFlow version) and the figures.

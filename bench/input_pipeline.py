@@ -106,6 +106,9 @@ def main():
     print('  read + decode + augment + batch:                  %7.1f images/s' % figures['augment'])
     print('  same + anchor matching (preprocessing.inputs):    %7.1f images/s' % figures['train'])
     print('  machine: %s' % machine.describe())
+    record.figure('input_pipeline_matching', round(figures['train'], 1), 'images/s',
+                  'Input pipeline with augmentation and anchor matching, batch %d'
+                  % args.batch_size)
 
 
 if __name__ == '__main__':

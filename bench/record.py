@@ -11,7 +11,9 @@ command, the date, the machine and any headline figures the benchmark names, to 
 
 `python -m bench.report` turns the records kept in docs/benchmarks/ into docs/benchmarks.md.
 A record of a run made before its benchmark wrote records holds that run's printed lines as
-they were, and says so in an extra field: "transcribed": "<where the lines were kept>".
+they were, and says so in an extra field: "transcribed": "<where the lines were kept>"; its
+"machine" may then be the text the run gave, and a measurement that is not a bench module's
+(`make demo`) names itself with "title". "notes" are short paragraphs printed after the lines.
 """
 import argparse
 import contextlib

@@ -55,8 +55,17 @@ def load(directory=RECORDS):
 
 
 def _title(record):
+    """The record's own "title", else the first line of its benchmark module's docstring."""
+    if record.get('title'):
+        return record['title']
     module = importlib.import_module('bench.%s' % record['bench'])
     return (module.__doc__ or record['bench']).strip().split('\n')[0].rstrip('.')
+
+
+def _machine(record):
+    """The machine line; a transcribed record may hold the machine as the text it was given."""
+    described = record['machine']
+    return described if isinstance(described, str) else machine.line(described)
 
 
 def _anchor(record):
@@ -87,12 +96,15 @@ def render_page(records):
     for record in records:
         out += ['<a id="%s"></a>' % _anchor(record), '',
                 '## %s: %s' % (record['name'], _title(record)), '',
-                '`%s`, %s, on %s.' % (record['command'], record['date'],
-                                      machine.line(record['machine'])), '']
+                '`%s`, %s, on %s.' % (record['command'], record['date'], _machine(record)),
+                '']
         if record.get('transcribed'):
-            out += ['Transcribed from the printed output of that run (%s); running the '
-                    'command with `--json` replaces it.' % record['transcribed'], '']
+            rerun = '' if record.get('title') else '; running the command with `--json` replaces it'
+            out += ['Transcribed from the printed output of that run (%s)%s.'
+                    % (record['transcribed'], rerun), '']
         out += ['```text'] + record['lines'] + ['```', '']
+        for note in record.get('notes', ()):
+            out += [note, '']
     return '\n'.join(out)
 
 

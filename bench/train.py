@@ -48,7 +48,7 @@ BATCH_SIZE = 8
 # after 10 warm-up steps (so every kept checkpoint is a fair intermediate result) and the
 # paper's weight decay 5e-4 (Liu et al. 2016, sec. 3). Fine-tuned and from scratch share
 # Adam 1e-4, the setting under which plain VGG learns from scratch at all (the
-# paper's SGD 1e-3 does not, see README "Training VGG from scratch"), so the two differ only
+# paper's SGD 1e-3 does not, see docs/training.md), so the two differ only
 # by the initial weights. The from-scratch fix is batch norm with Adam 1e-3.
 VGG_ADAM = ['--optimizer=adam', '--learning_rate=0.0001', '--warmup_steps=10',
             '--weight_decay=0.0005']

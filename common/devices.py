@@ -7,7 +7,7 @@ initialisation; `without_absent_gpus` gives one to the processes that only run s
 servers: the model server, `detect_image --saved_model` and a cluster's task servers. A
 process that builds graph functions (tf.data, map_fn: training, evaluation, export) gets the
 line once anyway, from TensorFlow's eager context, which probes every platform and takes no
-device count (TensorFlow issue 37689), so it is not applied there; the README says so.
+device count (TensorFlow issue 37689), so it is not applied there; docs/troubleshooting.md says so.
 """
 import os
 

@@ -1,6 +1,6 @@
 """SERVING_ADDRESS: one model server, a static list of replicas or a gRPC DNS name (stdlib only).
 
-Forms (README, "Serving at scale"):
+Forms (docs/export-and-serving.md, "Several replicas"):
 - `host:port`: one server (gRPC resolves the host name itself);
 - `host1:8500,host2:8500`: a static list of replicas, balanced round-robin by the client
   (client.replicas: a channel to each);

@@ -1,6 +1,6 @@
 """The serving contract shared by the exporter, the model server and the client (no TensorFlow).
 
-Names of the two signatures of an SSD export and of their tensors (README, "Export"), the
+Names of the two signatures of an SSD export and of their tensors (docs/export-and-serving.md), the
 SavedModel tag, the gRPC message limit, the version folders of a model base path
 (`<base>/<version>/saved_model.pb`) and the error type of the serving API.
 """

@@ -4,7 +4,7 @@ TensorFlow prints some lines on every run that say nothing about the run: its st
 (twice, as two of its libraries each load a CUDA stub), the failed CUDA probe of a machine
 without GPU drivers, optimizer notes and deprecation notes of its own internal calls. The
 project's own calls use APIs that print nothing; `HARMLESS` lists what is left, with the reason
-each line is harmless (README, "Log lines that are not problems", is this list).
+each line is harmless (docs/troubleshooting.md, "Log lines that are not problems", is this list).
 
 - `filter_stderr()` (first thing in each script, before TensorFlow is imported) passes the
   process's stderr through a small filter process: the banner is shown once, the other listed

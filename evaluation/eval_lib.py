@@ -210,7 +210,7 @@ def _add_batch(evaluator, values, coco=None):
 
 
 def metrics_dict(results, checkpoint_path, num_images, coco=None):
-    """The content of metrics.json (see the README); `coco` adds the COCO metrics."""
+    """The content of metrics.json (see docs/evaluation.md); `coco` adds the COCO metrics."""
     metrics = {
         'mAP_voc07': results['mAP_voc07'],
         'mAP_voc12': results['mAP_voc12'],

@@ -1,6 +1,6 @@
 """Builds the SSD inference graph with its two serving signatures and exports a checkpoint.
 
-Signatures (the serving contract, see "Export" in the README):
+Signatures (the serving contract, see docs/export-and-serving.md):
 - `serving_default`: `images` float32 [None, H, W, 3] (eval-preprocessed) -> `scores` float32
   [None, A, C] (softmax), `boxes` float32 [None, A, 4] (decoded, normalised yxyx).
 - `detect`: `encoded_images` string [None] (JPEG/PNG/GIF/BMP bytes) -> `detection_boxes`

@@ -9,7 +9,7 @@ layers use SAME padding (Caffe's ceil mode: 75 -> 38 at pool3 for a 300 input).
 `vgg_bn_arg_scope` is the optional batch-normalised variant (`ssd_300_vgg_bn`), as
 ScratchDet (Zhu et al., CVPR 2019) trains SSD from scratch: batch norm after every conv
 of the backbone and the extra layers (not after the prediction heads). Without it, VGG
-from scratch starts badly scaled (README, "Training VGG from scratch"): Xavier
+from scratch starts badly scaled (docs/training.md, "Training VGG from scratch"): Xavier
 initialisation halves the activation variance at every ReLU layer while conv4_3's L2
 normalisation rescales its branch to norm 20, so at initialisation the gradients of the
 layers differ by up to five orders of magnitude and one SGD learning rate cannot suit them.

@@ -1,4 +1,5 @@
-"""The Makefile's and the README's commands of the top-level scripts still parse."""
+"""The commands of the top-level scripts shown in the Makefile, README.md and docs/*.md parse."""
+import glob
 import os
 import re
 
@@ -14,11 +15,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = {'tf_convert_data.py': tf_convert_data, 'train_ssd_network.py': train_ssd_network,
            'eval_ssd_network.py': eval_ssd_network, 'export_model.py': export_model,
            'import_weights.py': import_weights}
-# Scripts the Makefile does not run (the README documents them).
+# Scripts the Makefile does not run (the docs show them).
 README_ONLY = {'import_weights.py'}
-# Placeholders of the README's commands that must be numbers (a shell variable of the
-# walkthrough too).
-README_NUMBERS = {'N': '1', '$STEPS': '1', '$((STEPS/20))': '0'}
+# Placeholders of the docs' commands that must be numbers (shell variables of the walkthrough
+# and of the paper's cluster recipe too).
+README_NUMBERS = {'N': '1', '$STEPS': '1', '$((STEPS/20))': '0', '$I': '0'}
+DOCS = sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, 'docs', '*.md')))
 
 
 def _read(name):
@@ -42,7 +44,7 @@ def _makefile_values(text):
 def _commands(text, script):
     """The flags of each command running `script` (continued lines joined, [...] unwrapped)."""
     joined = re.sub(r'\\\n\s*', ' ', text)
-    for match in re.finditer(re.escape(script) + r'((?: +\[?--[^\s\]]+\]?)+)', joined):
+    for match in re.finditer(re.escape(script) + r'((?: +\[?--[^\s\]`]+\]?)+)', joined):
         yield [token.strip('[]') for token in match.group(1).split()]
 
 
@@ -54,7 +56,7 @@ def _substitute(flag, values):
     return '%s=%s' % (name, value) if value else name
 
 
-@pytest.mark.parametrize('source', ['Makefile', 'README.md'])
+@pytest.mark.parametrize('source', ['Makefile', 'README.md'] + DOCS)
 @pytest.mark.parametrize('script', sorted(SCRIPTS))
 def test_documented_commands_parse(source, script):
     if source == 'Makefile' and script in README_ONLY:
@@ -62,6 +64,8 @@ def test_documented_commands_parse(source, script):
     text = _read(source)
     values = _makefile_values(text) if source == 'Makefile' else README_NUMBERS
     commands = list(_commands(text, script))
+    if source in DOCS and not commands:
+        return  # a page shows the scripts of its own task
     assert commands, 'no %s command in %s' % (script, source)
     for command in commands:
         argv = [_substitute(flag, values) for flag in command]
@@ -70,8 +74,14 @@ def test_documented_commands_parse(source, script):
             assert getattr(args, flag[2:].partition('=')[0]) is not None, flag
 
 
-def test_every_local_serving_command_of_the_readme_listens_on_127_0_0_1():
-    joined = re.sub(r'\\\n\s*', ' ', _read('README.md'))
+def test_the_docs_show_every_script():
+    shown = '\n'.join(_read(page) for page in DOCS)
+    for script in SCRIPTS:
+        assert list(_commands(shown, script)), 'no %s command in docs/' % script
+
+
+def test_every_local_serving_command_of_the_docs_listens_on_127_0_0_1():
+    joined = re.sub(r'\\\n\s*', ' ', '\n'.join(_read(page) for page in ['README.md'] + DOCS))
     commands = re.findall(r'python -m serving\.model_server +--[^\n`]*', joined)
     assert len(commands) >= 4
     for command in commands:

@@ -1,4 +1,4 @@
-"""The README's "Your own data" block, run as a user pastes it: on a flat folder of generated
+"""The "Your own data" block of docs/data.md, run as a user pastes it: on a flat folder of generated
 images with their XML side by side (no ImageSets), through conversion, training, evaluation,
 export and `make serve`; then an upload to the page, and Ctrl-C."""
 import glob
@@ -24,9 +24,9 @@ CLASSES = ('circle', 'square', 'triangle', 'star', 'cross')
 PROBLEM = re.compile(r'^[WE]\d{4} |WARNING|Warning|deprecated|Traceback')
 
 
-def _readme_block():
-    with open(os.path.join(helpers.REPO, 'README.md'), encoding='utf-8') as readme:
-        text = readme.read()
+def _walkthrough_block():
+    with open(os.path.join(helpers.REPO, 'docs', 'data.md'), encoding='utf-8') as page:
+        text = page.read()
     return re.search(r'<!-- walkthrough:[^\n]*-->\n```\n(.*?)```', text, re.S).group(1)
 
 
@@ -65,7 +65,7 @@ def test_the_own_data_walkthrough_runs_as_written(tmp_path):
     flat = _flat_folder(tmp_path)
     work = tmp_path / 'work'
     grpc_port, web_port = helpers.free_port(), helpers.free_port()
-    block = _with_values(_readme_block(), {
+    block = _with_values(_walkthrough_block(), {
         'DATA': flat, 'CLASSES': '"%s"' % ' '.join(CLASSES), 'WORK': work, 'STEPS': 2,
         'GRPC_PORT': grpc_port, 'WEB_PORT': web_port})
     env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ['PATH'])

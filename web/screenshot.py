@@ -1,4 +1,4 @@
-"""Screenshot of the page with detections, for the README (needs requirements-test.txt + chromium).
+"""Screenshot of the page with detections, for the docs (needs requirements-test.txt + chromium).
 
     python -m web.screenshot --url=http://127.0.0.1:5000 --image=a.jpg [--image=b.jpg] \
         --output=docs/web_page.png [--score_threshold=0.5]

@@ -154,7 +154,8 @@ def test_dilated_conv2d_with_a_normalizer_has_no_biases():
 
 @pytest.mark.slow
 def test_from_scratch_gradient_scales_plain_and_batch_norm():
-    """Why plain VGG hardly learns from scratch with SGD (README "Training VGG from scratch").
+    """Why plain VGG hardly learns from scratch with SGD (docs/training.md, "Training VGG from
+    scratch").
 
     At initialisation the conv4_3 branch, rescaled to norm 20 by the L2 normalisation, gets
     gradients hundreds of times larger than conv5 and thousands of times larger than the

@@ -39,12 +39,15 @@ test: lint browser nginx
 
 # A fast subset for development (docs/development.md): no browser, no cluster, no gunicorn or
 # nginx, none of the tests marked slow, none of the end-to-end runs of the training, evaluation
-# and export scripts in their own processes. `make test` stays the full suite that CI runs.
+# and export scripts or of model server processes, no export of every network.
+# `make test` stays the full suite that CI runs.
 FAST_IGNORE := tests/web/test_gunicorn.py tests/web/test_nginx_front.py tests/web/test_failover.py \
   tests/web/test_hung_replica.py tests/web/test_web_load.py tests/test_train_ssd_network.py \
-  tests/test_eval_ssd_network.py tests/test_export_model.py
+  tests/test_eval_ssd_network.py tests/test_export_model.py \
+  tests/serving/test_model_server_process.py tests/export/test_manifest_serving.py
 test-fast: lint
-	$(BIN)/python -m pytest -m 'not slow and not browser' $(addprefix --ignore=,$(FAST_IGNORE))
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m 'not slow and not browser' \
+	  $(addprefix --ignore=,$(FAST_IGNORE))
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

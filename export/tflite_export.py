@@ -33,7 +33,7 @@ import tensorflow as tf
 
 from common import labels as labels_lib
 from common import manifest as manifest_lib
-from common import np_post_processing, tflite_model
+from common import np_post_processing, signatures, tflite_model
 from common import precision as precision_lib
 from export import saved_model_writer
 from nets import checkpoint_state, checkpoints, ssd_params
@@ -387,11 +387,18 @@ def convert_network(network, initialize, quantize, variants=VARIANTS, post=None,
     return models
 
 
+def next_version(export_base):
+    """1 + the highest version folder of export_base (of any format), 1 when there is none."""
+    versions = [signatures.parse_version(name) for name in os.listdir(export_base)
+                if os.path.isdir(os.path.join(export_base, name))]
+    return max([v for v in versions if v is not None], default=0) + 1
+
+
 def write_version(export_base, version, files, names_by_id, manifest_json):
     """Writes the models, labels.txt and the manifest as `<export_base>/<version>/`."""
     os.makedirs(export_base, exist_ok=True)
     saved_model_writer.remove_stale_temporaries(export_base)
-    version = saved_model_writer.next_version(export_base) if version is None else version
+    version = next_version(export_base) if version is None else version
     final = os.path.join(export_base, str(version))
     if os.path.exists(final):
         raise FileExistsError('export version %s exists already; choose another --version' % final)

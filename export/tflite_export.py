@@ -36,7 +36,7 @@ from common import manifest as manifest_lib
 from common import np_post_processing, signatures, tflite_model
 from common import precision as precision_lib
 from export import saved_model_writer
-from nets import checkpoint_state, checkpoints, ssd_params
+from nets import box_coding, checkpoint_state, checkpoints, ssd_params
 
 QUANTIZATIONS = tflite_model.QUANTIZATIONS
 NONE, FLOAT16, INT8 = QUANTIZATIONS
@@ -61,7 +61,8 @@ def frozen_graph(network, initialize, batch_size=1):
 
     Returns:
       (GraphDef, input tensor name, dict of output tensor names: `scores` [B, A, C] softmax,
-      `boxes` [B, A, 4] decoded, `locs` [B, A, 4] encoded offsets dy, dx, dh, dw).
+      `boxes` [B, A, 4] decoded, `locs` [B, A, 4] the offsets dy, dx, dh, dw of the boxes
+      clipped to [0, 1]).
     """
     height, width = network.params.img_shape
     with tf.Graph().as_default() as graph:
@@ -69,8 +70,13 @@ def frozen_graph(network, initialize, batch_size=1):
                                           name='images')
         logits, locs, _ = network.net(images, is_training=False)
         scores, boxes = network.decode_outputs(logits, locs)
+        # The post-processing op decodes the offsets and runs NMS on unclipped boxes, the
+        # `detect` signature on boxes clipped to the image: it gets the clipped boxes'
+        # offsets, so that both suppress the same boxes.
+        clipped = box_coding.encode_boxes(tf.clip_by_value(boxes, 0.0, 1.0), network.anchors(),
+                                          network.params.prior_scaling)
         outputs = {'scores': tf.identity(scores, 'scores'), 'boxes': tf.identity(boxes, 'boxes'),
-                   'locs': tf.identity(locs, 'locs')}
+                   'locs': tf.identity(clipped, 'clipped_locs')}
         with tf.compat.v1.Session(graph=graph) as session:
             initialize(session)
             graph_def = tf.compat.v1.graph_util.convert_variables_to_constants(
@@ -199,7 +205,10 @@ def convert(module, quantize, representative_images=None, custom_op=False):
         try:
             return converter.convert()
         except Exception as error:  # the converter raises several types (ConverterError, ...)
-            message = [line for line in str(error).strip().splitlines() if line.strip()]
+            lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+            # The lines naming what failed, else the last ones (the rest is an MLIR dump).
+            message = [line for line in lines if 'error' in line.lower() or 'ops:' in line]
+            message = message or lines
             raise ConversionError(
                 'the TFLite converter refused the model (%s quantization): %s\nWhat to try: '
                 '--quantize=none (float32 converts every op this project builds); for the '
@@ -209,7 +218,7 @@ def convert(module, quantize, representative_images=None, custom_op=False):
             ) from None
 
 
-def finish_model(data, output_names, metadata):
+def finish_model(data, output_names, metadata, postprocess_options=None):
     """Names and orders the outputs of a converted model and embeds metadata.
 
     Args:
@@ -219,10 +228,13 @@ def finish_model(data, output_names, metadata):
         output tensors and signature outputs the new names (the input is named `images`).
       metadata: dict name -> text, embedded as the model's metadata entries (the flatbuffer's
         Model.metadata: name and buffer).
+      postprocess_options: attributes set on the TFLite_Detection_PostProcess op (the
+        converter drops `detections_per_class`, which its kernel then takes as 100).
 
     Returns:
       .tflite bytes.
     """
+    from flatbuffers import flexbuffers  # pylint: disable=import-outside-toplevel
     from tensorflow.lite.python import schema_py_generated as schema  # pylint: disable=import-outside-toplevel
     from tensorflow.lite.tools import flatbuffer_utils  # pylint: disable=import-outside-toplevel
     model = flatbuffer_utils.read_model_from_bytearray(bytearray(data))
@@ -238,6 +250,12 @@ def finish_model(data, output_names, metadata):
     signature.outputs = [by_name[old] for old, _ in output_names]
     for entry in signature.inputs:
         subgraph.tensors[entry.tensorIndex].name = entry.name
+    for operator in subgraph.operators:
+        code = model.operatorCodes[operator.opcodeIndex].customCode
+        if code and code.decode() == POSTPROCESS_OP and postprocess_options:
+            options = flexbuffers.Loads(bytes(operator.customOptions))
+            options.update(postprocess_options)
+            operator.customOptions = np.frombuffer(flexbuffers.Dumps(options), np.uint8)
     for name, text in metadata.items():
         buffer = schema.BufferT()
         buffer.data = np.frombuffer(text.encode('utf-8'), np.uint8)
@@ -362,6 +380,23 @@ OUTPUT_NAMES = {
 }
 
 
+def ensure_eager():
+    """Turns eager execution back on when a script in this process turned it off (the
+    conversion needs it; the graph itself is built in its own tf.Graph).
+
+    Raises:
+      ValueError: TensorFlow refuses because the default graph is in use.
+    """
+    if tf.executing_eagerly():
+        return
+    try:
+        tf.compat.v1.enable_eager_execution()
+    except ValueError as error:
+        raise ValueError('the TFLite conversion needs eager execution, which this process '
+                         'turned off after using the default graph (%s): convert in a fresh '
+                         'process' % error) from None
+
+
 def convert_network(network, initialize, quantize, variants=VARIANTS, post=None,
                     representative=None, metadata=None):
     """Converts `network` with the variables `initialize(session)` sets.
@@ -372,18 +407,21 @@ def convert_network(network, initialize, quantize, variants=VARIANTS, post=None,
     Returns:
       dict variant -> .tflite bytes.
     """
+    ensure_eager()
     post = {**np_post_processing.DEFAULTS, **network.post_processing, **(post or {})}
     graph_def, input_name, output_names = frozen_graph(network, initialize)
     input_shape = [1] + list(network.params.img_shape) + [3]
+    attributes = postprocess_attributes(network.params, post)
     models = {}
     for variant in variants:
-        module = inference_module(
-            graph_def, input_name, output_names, input_shape, variant, network.anchors(),
-            postprocess_attributes(network.params, post))
+        module = inference_module(graph_def, input_name, output_names, input_shape, variant,
+                                  network.anchors(), attributes)
         logging.info('Converting %s (%s variant, quantization %s)', network.name, variant,
                      quantize)
         data = convert(module, quantize, representative, custom_op=variant == DETECT)
-        models[variant] = finish_model(data, OUTPUT_NAMES[variant], metadata or {})
+        models[variant] = finish_model(
+            data, OUTPUT_NAMES[variant], metadata or {},
+            {'detections_per_class': attributes['detections_per_class']})
     return models
 
 

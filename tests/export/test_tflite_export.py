@@ -21,6 +21,7 @@ from export import random_model, ssd_export, tflite_export
 from nets import nets_factory
 from tests import helpers
 
+pytestmark = pytest.mark.slow
 litert = pytest.importorskip('ai_edge_litert.interpreter',
                              reason='ai-edge-litert (requirements-tflite.txt) is not installed')
 

@@ -26,6 +26,7 @@ intra-op threads (and in --precision, when this CPU runs it).
         [--tflite_quantizations=none,float16,int8] [--tflite_threads=1,2]
 """
 import argparse
+import functools
 import logging
 import os
 import sys
@@ -113,16 +114,19 @@ def forward_images_per_second(name, batch_size, iterations, warmup, config,
 
 
 def tflite_images_per_second(name, quantizations, threads, iterations, warmup, folder,
-                             calibration_images=8):
-    """Batch-1 speed of network `name` (random weights) as raw .tflite models.
+                             extra_precision=None, calibration_images=8):
+    """Batch-1 speed of network `name` (random weights) as raw .tflite models and in the
+    TensorFlow session, per thread count; the cases take turns run by run, so that all see the
+    same machine load.
 
     Returns:
-      dict (quantization, threads) -> images/s from the median run time; dict quantization
-      -> file size in MB.
+      dict (case, threads) -> images/s from the median run time, case = a quantization or
+      'tensorflow <precision>'; dict quantization -> file size in MB.
     """
     import tensorflow as tf
 
     from export import tflite_export
+    from nets import precision as nets_precision
     network = nets_factory.get_network(name)
     height, width = network.params.img_shape
     rng = np.random.default_rng(0)
@@ -136,25 +140,48 @@ def tflite_images_per_second(name, quantizations, threads, iterations, warmup, f
         return (rng.uniform(-1, 1, [1, height, width, 3]).astype(np.float32)
                 for _ in range(calibration_images))
 
-    rates, sizes = {}, {}
+    paths, sizes = {}, {}
     for quantize in quantizations:
         logging.info('converting %s (%s)', name, quantize)
         data = tflite_export.convert_network(network, initialize, quantize, ('raw',),
                                              representative=representative)['raw']
-        path = os.path.join(folder, '%s_%s.tflite' % (name, quantize))
-        with open(path, 'wb') as f:
+        paths[quantize] = os.path.join(folder, '%s_%s.tflite' % (name, quantize))
+        with open(paths[quantize], 'wb') as f:
             f.write(data)
         sizes[quantize] = len(data) / 1e6
-        for count in threads:
+    graph_def, input_name, outputs = tflite_export.frozen_graph(network, initialize)
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.import_graph_def(graph_def, name='')
+    precisions = [precision_lib.FLOAT32] + ([extra_precision] if extra_precision else [])
+    rates = {}
+    for count in threads:
+        config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=count,
+                                          inter_op_parallelism_threads=1)
+        runners, sessions = {}, []
+        for precision in precisions:
+            session = tf.compat.v1.Session(
+                graph=graph, config=nets_precision.session_config(precision, config))
+            sessions.append(session)
+            call = session.make_callable([outputs['scores'], outputs['boxes']], [input_name])
+            runners['tensorflow ' + precision] = functools.partial(call, image)
+        for quantize, path in paths.items():
             model = tflite_model.TFLiteModel(path, num_threads=count)
-            for _ in range(warmup):
-                model.run(image)
-            times = []
-            for _ in range(iterations):
+            runners[quantize] = functools.partial(model.run, image)
+        logging.info('timing %s with %d thread(s): %s', name, count, ', '.join(runners))
+        for _ in range(warmup):
+            for run in runners.values():
+                run()
+        times = {case: [] for case in runners}
+        for _ in range(iterations):
+            for case, run in runners.items():
                 start = time.perf_counter()
-                model.run(image)
-                times.append(time.perf_counter() - start)
-            rates[quantize, count] = 1.0 / float(np.median(times))
+                run()
+                times[case].append(time.perf_counter() - start)
+        for session in sessions:
+            session.close()
+        rates.update(((case, count), 1.0 / float(np.median(found)))
+                     for case, found in times.items())
     return rates, sizes
 
 
@@ -162,40 +189,32 @@ def tflite_lines(networks, quantizations, threads, iterations, warmup, extra_pre
     """The --tflite report: LiteRT per quantization and thread count against the TensorFlow
     session at batch 1 with as many intra-op threads."""
     import tempfile
-
-    import tensorflow as tf
     lines = []
-    precisions = [precision_lib.FLOAT32]
+    extra = None
     if extra_precision != precision_lib.FLOAT32:
         try:
             lines += ['warning: %s' % w for w in precision_lib.check(extra_precision, 0)]
-            precisions.append(extra_precision)
+            extra = extra_precision
         except ValueError as error:
             lines.append('not measured: TensorFlow session in %s: %s' % (extra_precision, error))
     for name in networks:
-        session_rates = {}
-        for count in threads:
-            config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=count,
-                                              inter_op_parallelism_threads=1)
-            logging.info('timing the TensorFlow session: %s, %d thread(s)', name, count)
-            rates, _, _ = forward_images_per_second(name, 1, iterations, warmup, config,
-                                                    tuple(precisions))
-            for precision in precisions:
-                session_rates[precision, count] = rates[True, precision]
-                lines.append('tensorflow session %-22s %-14s batch 1, %d thread(s): %7.2f '
-                             'images/s' % (name, precision, count, rates[True, precision]))
         with tempfile.TemporaryDirectory() as folder:
             rates, sizes = tflite_images_per_second(name, quantizations, threads, iterations,
-                                                    warmup, folder)
-        for quantize, count in rates:
-            rate = rates[quantize, count]
-            lines.append('litert  %-22s %-8s (%5.1f MB) batch 1, %d thread(s): %7.2f images/s, '
-                         'x%.2f of the float32 session' % (
-                             name, quantize, sizes[quantize], count, rate,
-                             rate / session_rates[precision_lib.FLOAT32, count]))
-            record.figure('tflite_%s_%s_%dt' % (name, quantize, count), round(rate, 2),
-                          'images/s', 'LiteRT %s %s, batch 1, %d thread(s)'
-                          % (name, quantize, count))
+                                                    warmup, folder, extra)
+        for count in threads:
+            session = rates['tensorflow ' + precision_lib.FLOAT32, count]
+            for case in ['tensorflow ' + precision_lib.FLOAT32] + (
+                    ['tensorflow ' + extra] if extra else []) + list(quantizations):
+                rate = rates[case, count]
+                if case.startswith('tensorflow'):
+                    what = '%-30s' % ('TF session ' + case.split()[1])
+                else:
+                    what = '%-30s' % ('LiteRT %s (%.1f MB)' % (case, sizes[case]))
+                lines.append('%-22s batch 1, %d thread(s): %s %7.2f images/s, x%.2f of the '
+                             'float32 session' % (name, count, what, rate, rate / session))
+                key = case.replace(' ', '_')
+                record.figure('tflite_bench_%s_%s_%dt' % (name, key, count), round(rate, 2),
+                              'images/s', '%s %s, batch 1, %d thread(s)' % (name, case, count))
     return lines
 
 

@@ -50,7 +50,16 @@ class ConversionError(ValueError):
     """The converter refused the model: its message plus what to try."""
 
 
-def frozen_graph(network, initialize, batch_size=1):
+def top_k_per_class(scores, k):
+    """Scores [B, A, C] with those below each class's k-th largest (per image) set to 0: the
+    detect signature's pre_nms_top_k, which TFLite_Detection_PostProcess lacks."""
+    k = min(int(k), int(scores.shape[1]))
+    by_class = tf.transpose(scores, [0, 2, 1])
+    kth = tf.math.top_k(by_class, k=k).values[..., -1:]
+    return tf.where(scores >= tf.transpose(kth, [0, 2, 1]), scores, tf.zeros_like(scores))
+
+
+def frozen_graph(network, initialize, batch_size=1, pre_nms_top_k=None):
     """The inference graph of `network` with its variables as constants.
 
     Args:
@@ -58,11 +67,13 @@ def frozen_graph(network, initialize, batch_size=1):
       initialize: fn(session) that sets the variables (restores a checkpoint, or runs the
         initializer for random weights).
       batch_size: static batch of the input.
+      pre_nms_top_k: candidates per class of `detect_scores` (default: the network's).
 
     Returns:
       (GraphDef, input tensor name, dict of output tensor names: `scores` [B, A, C] softmax,
-      `boxes` [B, A, 4] decoded, `locs` [B, A, 4] the offsets dy, dx, dh, dw of the boxes
-      clipped to [0, 1]).
+      `boxes` [B, A, 4] decoded, and the inputs of the post-processing op: `locs` [B, A, 4]
+      the offsets dy, dx, dh, dw of the boxes clipped to [0, 1], `detect_scores` [B, A, C]
+      the scores with all but the pre_nms_top_k best of each class set to 0).
     """
     height, width = network.params.img_shape
     with tf.Graph().as_default() as graph:
@@ -75,8 +86,13 @@ def frozen_graph(network, initialize, batch_size=1):
         # offsets, so that both suppress the same boxes.
         clipped = box_coding.encode_boxes(tf.clip_by_value(boxes, 0.0, 1.0), network.anchors(),
                                           network.params.prior_scaling)
+        if pre_nms_top_k is None:
+            pre_nms_top_k = {**np_post_processing.DEFAULTS,
+                             **network.post_processing}['pre_nms_top_k']
         outputs = {'scores': tf.identity(scores, 'scores'), 'boxes': tf.identity(boxes, 'boxes'),
-                   'locs': tf.identity(clipped, 'clipped_locs')}
+                   'locs': tf.identity(clipped, 'clipped_locs'),
+                   'detect_scores': tf.identity(top_k_per_class(scores, pre_nms_top_k),
+                                                'detect_scores')}
         with tf.compat.v1.Session(graph=graph) as session:
             initialize(session)
             graph_def = tf.compat.v1.graph_util.convert_variables_to_constants(
@@ -88,7 +104,7 @@ def _imported(graph_def, input_name, output_names):
     """The frozen graph as a concrete function images -> [scores, boxes, locs]."""
     wrapped = tf.compat.v1.wrap_function(
         lambda: tf.compat.v1.import_graph_def(graph_def, name=''), [])
-    keys = ('scores', 'boxes', 'locs')
+    keys = ('scores', 'boxes', 'locs', 'detect_scores')
     return wrapped.prune(wrapped.graph.get_tensor_by_name(input_name),
                          [wrapped.graph.get_tensor_by_name(output_names[k]) for k in keys])
 
@@ -158,7 +174,7 @@ def inference_module(graph_def, input_name, output_names, input_shape, variant,
     if variant == RAW:
         @tf.function(input_signature=[spec])
         def raw(images):
-            scores, boxes, _ = model(images)
+            scores, boxes, _, _ = model(images)
             return {'scores': scores, 'boxes': boxes}
         module.serve = raw
         return module
@@ -167,7 +183,7 @@ def inference_module(graph_def, input_name, output_names, input_shape, variant,
 
     @tf.function(input_signature=[spec])
     def detect(images):
-        scores, _, locs = model(images)
+        _, _, locs, scores = model(images)
         return module.postprocess(locs, scores, tf.constant(anchor_constant))
     module.serve = detect
     return module
@@ -409,7 +425,8 @@ def convert_network(network, initialize, quantize, variants=VARIANTS, post=None,
     """
     ensure_eager()
     post = {**np_post_processing.DEFAULTS, **network.post_processing, **(post or {})}
-    graph_def, input_name, output_names = frozen_graph(network, initialize)
+    graph_def, input_name, output_names = frozen_graph(network, initialize,
+                                                       pre_nms_top_k=post['pre_nms_top_k'])
     input_shape = [1] + list(network.params.img_shape) + [3]
     attributes = postprocess_attributes(network.params, post)
     models = {}

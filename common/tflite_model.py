@@ -6,6 +6,7 @@ count), `labels.txt` and `ssd_manifest.json` (the export manifest with a `tflite
 The runtime is the LiteRT interpreter of the optional `ai-edge-litert` package
 (requirements-tflite.txt), imported only when a model is loaded.
 """
+import logging
 import os
 
 import numpy as np
@@ -90,6 +91,17 @@ class TFLiteModel:
         interpreter = interpreter_class()
         if not os.path.isfile(path):
             raise ValueError('%s does not exist' % path)
+        self._load(interpreter, path, num_threads)
+        if self.variant == 'detect' and num_threads != 1:
+            # LiteRT 2.3.0's TFLite_Detection_PostProcess (regular NMS) loses a class's
+            # detections when the interpreter has several threads (measured: with 2 threads the
+            # last class of a 3-class detector is missing): detect.tflite runs on one thread.
+            logging.info('%s: running TFLite_Detection_PostProcess on 1 thread (several '
+                         'threads drop detections in LiteRT 2.3.0)', path)
+            self._load(interpreter, path, 1)
+        self.num_threads = 1 if self.variant == 'detect' else num_threads
+
+    def _load(self, interpreter, path, num_threads):
         try:
             self.interpreter = interpreter(model_path=path, num_threads=num_threads)
             self.interpreter.allocate_tensors()

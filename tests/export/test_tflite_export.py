@@ -158,6 +158,19 @@ def test_detect_variant_matches_detect_signature(exported):
     assert compared > 0
 
 
+def test_detect_variant_runs_on_one_thread(exported):
+    """LiteRT 2.3.0's post-processing op drops a class's detections on several threads."""
+    path = os.path.join(exported['lite']['none'], 'detect.tflite')
+    model = tflite_model.TFLiteModel(path, num_threads=2)
+    assert model.num_threads == 1
+    _, rgbs = _pictures()
+    batch = _preprocessed(rgbs[0])
+    for got, want in zip(model.run(batch), tflite_model.TFLiteModel(path, 1).run(batch)):
+        np.testing.assert_array_equal(got, want)
+    assert tflite_model.TFLiteModel(os.path.join(exported['lite']['none'], 'model.tflite'),
+                                    num_threads=2).num_threads == 2
+
+
 def test_float16_and_int8_run_close_to_float32(exported):
     _, rgbs = _pictures()
     batch = _preprocessed(rgbs[0])

@@ -11,7 +11,7 @@ CHROMIUM := /usr/lib/chromium/chromium
 venv: $(STAMP)
 
 # (Re)build the environment whenever a requirements file or setup.py changes.
-$(STAMP): requirements.txt requirements-test.txt requirements-dev.txt setup.py
+$(STAMP): requirements.txt requirements-test.txt requirements-tflite.txt requirements-dev.txt setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements.txt -r requirements-dev.txt

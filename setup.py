@@ -30,6 +30,8 @@ setup(
     include_package_data=True,
     package_data={'web': ['templates/*.html', 'static/*'], 'serving': ['*.yml', '*.config']},
     install_requires=_requirements(),
-    # Reading torchvision .pth files (import_weights.py --source=torchvision): .[torch].
-    extras_require={'torch': _requirements('requirements-torch.txt')},
+    # Reading torchvision .pth files (import_weights.py --source=torchvision): .[torch]; the
+    # LiteRT runtime of --format=tflite exports: .[tflite].
+    extras_require={'torch': _requirements('requirements-torch.txt'),
+                    'tflite': _requirements('requirements-tflite.txt')},
 )

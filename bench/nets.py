@@ -13,11 +13,20 @@ rewrite converted and the largest score change (random weights: a check of the n
 of the accuracy). --batch_norm=both adds the graph without batch norm folded into the
 convolutions (nets/batch_norm.py), again taking turns.
 
+With --tflite it times the LiteRT (TFLite) models instead (export/tflite_export.py, raw
+variant, random weights; int8 calibrated on random images): for each network and each of
+--tflite_quantizations, batch 1 in the LiteRT interpreter (XNNPACK) with each of
+--tflite_threads threads, against the TensorFlow session in float32 at batch 1 with as many
+intra-op threads (and in --precision, when this CPU runs it).
+
     python -m bench.nets [--networks=ssd_300_vgg,...] [--batch_sizes=1,8]
         [--intra_op_threads=2] [--inter_op_threads=1] [--iterations=10]
         [--precision=mixed_bfloat16] [--batch_norm=folded|unfolded|both]
+    python -m bench.nets --tflite [--networks=ssd_300_mobilenet_v2]
+        [--tflite_quantizations=none,float16,int8] [--tflite_threads=1,2]
 """
 import argparse
+import functools
 import logging
 import os
 import sys
@@ -26,7 +35,7 @@ import time
 import numpy as np
 
 from bench import machine, record
-from common import np_box_ops, np_post_processing
+from common import np_box_ops, np_post_processing, tflite_model
 from common import precision as precision_lib
 from nets import anchors as anchors_lib
 from nets import nets_factory, ssd_params
@@ -104,6 +113,111 @@ def forward_images_per_second(name, batch_size, iterations, warmup, config,
     return rates, gflop / batch_size, {case: found[:2] for case, found in details.items()}
 
 
+def tflite_images_per_second(name, quantizations, threads, iterations, warmup, folder,
+                             extra_precision=None, calibration_images=8):
+    """Batch-1 speed of network `name` (random weights) as raw .tflite models and in the
+    TensorFlow session, per thread count; the cases take turns run by run, so that all see the
+    same machine load.
+
+    Returns:
+      dict (case, threads) -> images/s from the median run time, case = a quantization or
+      'tensorflow <precision>'; dict quantization -> file size in MB.
+    """
+    import tensorflow as tf
+
+    from export import tflite_export
+    from nets import precision as nets_precision
+    network = nets_factory.get_network(name)
+    height, width = network.params.img_shape
+    rng = np.random.default_rng(0)
+    image = rng.uniform(-1, 1, [1, height, width, 3]).astype(np.float32)
+
+    def initialize(session):
+        tf.compat.v1.set_random_seed(0)
+        session.run(tf.compat.v1.global_variables_initializer())
+
+    def representative():
+        return (rng.uniform(-1, 1, [1, height, width, 3]).astype(np.float32)
+                for _ in range(calibration_images))
+
+    paths, sizes = {}, {}
+    for quantize in quantizations:
+        logging.info('converting %s (%s)', name, quantize)
+        data = tflite_export.convert_network(network, initialize, quantize, ('raw',),
+                                             representative=representative)['raw']
+        paths[quantize] = os.path.join(folder, '%s_%s.tflite' % (name, quantize))
+        with open(paths[quantize], 'wb') as f:
+            f.write(data)
+        sizes[quantize] = len(data) / 1e6
+    graph_def, input_name, outputs = tflite_export.frozen_graph(network, initialize)
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.import_graph_def(graph_def, name='')
+    precisions = [precision_lib.FLOAT32] + ([extra_precision] if extra_precision else [])
+    rates = {}
+    for count in threads:
+        config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=count,
+                                          inter_op_parallelism_threads=1)
+        runners, sessions = {}, []
+        for precision in precisions:
+            session = tf.compat.v1.Session(
+                graph=graph, config=nets_precision.session_config(precision, config))
+            sessions.append(session)
+            call = session.make_callable([outputs['scores'], outputs['boxes']], [input_name])
+            runners['tensorflow ' + precision] = functools.partial(call, image)
+        for quantize, path in paths.items():
+            model = tflite_model.TFLiteModel(path, num_threads=count)
+            runners[quantize] = functools.partial(model.run, image)
+        logging.info('timing %s with %d thread(s): %s', name, count, ', '.join(runners))
+        for _ in range(warmup):
+            for run in runners.values():
+                run()
+        times = {case: [] for case in runners}
+        for _ in range(iterations):
+            for case, run in runners.items():
+                start = time.perf_counter()
+                run()
+                times[case].append(time.perf_counter() - start)
+        for session in sessions:
+            session.close()
+        rates.update(((case, count), 1.0 / float(np.median(found)))
+                     for case, found in times.items())
+    return rates, sizes
+
+
+def tflite_lines(networks, quantizations, threads, iterations, warmup, extra_precision):
+    """The --tflite report: LiteRT per quantization and thread count against the TensorFlow
+    session at batch 1 with as many intra-op threads."""
+    import tempfile
+    lines = []
+    extra = None
+    if extra_precision != precision_lib.FLOAT32:
+        try:
+            lines += ['warning: %s' % w for w in precision_lib.check(extra_precision, 0)]
+            extra = extra_precision
+        except ValueError as error:
+            lines.append('not measured: TensorFlow session in %s: %s' % (extra_precision, error))
+    for name in networks:
+        with tempfile.TemporaryDirectory() as folder:
+            rates, sizes = tflite_images_per_second(name, quantizations, threads, iterations,
+                                                    warmup, folder, extra)
+        for count in threads:
+            session = rates['tensorflow ' + precision_lib.FLOAT32, count]
+            for case in ['tensorflow ' + precision_lib.FLOAT32] + (
+                    ['tensorflow ' + extra] if extra else []) + list(quantizations):
+                rate = rates[case, count]
+                if case.startswith('tensorflow'):
+                    what = '%-30s' % ('TF session ' + case.split()[1])
+                else:
+                    what = '%-30s' % ('LiteRT %s (%.1f MB)' % (case, sizes[case]))
+                lines.append('%-22s batch 1, %d thread(s): %s %7.2f images/s, x%.2f of the '
+                             'float32 session' % (name, count, what, rate, rate / session))
+                key = case.replace(' ', '_')
+                record.figure('tflite_bench_%s_%s_%dt' % (name, key, count), round(rate, 2),
+                              'images/s', '%s %s, batch 1, %d thread(s)' % (name, case, count))
+    return lines
+
+
 def detector_like_outputs(rng, anchors, num_classes, num_objects=5):
     """Scores [A, C] and boxes [A, 4] shaped like a trained SSD's output.
 
@@ -176,6 +290,12 @@ def main(argv=None):
     parser.add_argument('--batch_norm', default='folded', choices=('folded', 'unfolded', 'both'),
                         help='inference batch norm folded into the convolutions (the '
                         'networks\' default), not, or both, taking turns')
+    parser.add_argument('--tflite', action='store_true',
+                        help='time the LiteRT (TFLite) models against the TensorFlow session')
+    parser.add_argument('--tflite_quantizations', default=','.join(tflite_model.QUANTIZATIONS),
+                        help='with --tflite: comma-separated quantizations')
+    parser.add_argument('--tflite_threads', default='1,2',
+                        help='with --tflite: comma-separated interpreter (and session) threads')
     record.add_flag(parser)
     args = parser.parse_args(argv)
     networks = [n for n in args.networks.split(',') if n]
@@ -196,6 +316,8 @@ def main(argv=None):
 
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s')
     os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+    if args.tflite:
+        return _main_tflite(parser, args, networks)
     import tensorflow as tf
     tf.compat.v1.disable_eager_execution()
     config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=args.intra_op_threads,
@@ -235,6 +357,31 @@ def main(argv=None):
     lines.append('numpy post-processing, 8732 anchors x 21 classes, worst case (random '
                  'scores, 400 candidates per class): %.2f ms median'
                  % postprocess_milliseconds(random_outputs))
+    print('\n'.join(lines))
+    return 0
+
+
+def _main_tflite(parser, args, networks):
+    quantizations = [q for q in args.tflite_quantizations.split(',') if q]
+    if not quantizations or set(quantizations) - set(tflite_model.QUANTIZATIONS):
+        parser.error('--tflite_quantizations: comma-separated, of %s'
+                     % ', '.join(tflite_model.QUANTIZATIONS))
+    try:
+        threads = [int(t) for t in args.tflite_threads.split(',') if t]
+    except ValueError:
+        threads = []
+    if not threads or min(threads) < 1:
+        parser.error('--tflite_threads must be comma-separated positive integers')
+    try:
+        tflite_model.interpreter_class()
+    except tflite_model.RuntimeMissing as error:
+        parser.error(str(error))
+    lines = ['machine: %s' % machine.describe(),
+             'LiteRT interpreter (ai-edge-litert, XNNPACK) on raw .tflite models of random '
+             'weights; TensorFlow session: the serving graph, inter-op 1 thread, intra-op as '
+             'many as the interpreter']
+    lines += tflite_lines(networks, quantizations, threads, args.iterations, args.warmup,
+                          args.precision)
     print('\n'.join(lines))
     return 0
 

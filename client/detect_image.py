@@ -7,6 +7,11 @@ detection (file, class, score, box xmin,ymin,xmax,ymax in pixels) and, with --ou
 `<name>_detections.jpg` with the boxes drawn. The input size, normalisation and class names come
 from the export's manifest. `python -m serving.detect_image` takes the same flags plus
 --saved_model, which runs an export in-process with TensorFlow instead of calling a server.
+
+    python -m client.detect_image --tflite=exports/ssd_tflite/1/detect.tflite IMG...
+
+runs a LiteRT (TFLite) export (export_model.py --format=tflite) in this process with the LiteRT
+interpreter (the optional package ai-edge-litert: pip install -r requirements-tflite.txt).
 """
 import argparse
 import os
@@ -15,7 +20,8 @@ import sys
 import cv2
 
 from client import ssd_client as client_lib
-from common import drawing, images, normalization, np_post_processing, signatures
+from client import tflite_detector
+from common import drawing, images, normalization, np_post_processing, signatures, tflite_model
 from common.files import atomic_write
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.mpo', '.png', '.gif', '.bmp', '.webp')
@@ -53,7 +59,7 @@ def _parse_args(argv, saved_model_detector=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('images', nargs='+', metavar='IMG', help='image files or folders')
-    source = parser.add_argument_group('model (a server, or --saved_model)')
+    source = parser.add_argument_group('model (a server, --tflite or --saved_model)')
     source.add_argument('--server', default='127.0.0.1:8500', help='gRPC host:port')
     source.add_argument('--model_name', default=signatures.DEFAULT_MODEL_NAME)
     source.add_argument('--signature', default=signatures.DEFAULT_SIGNATURE,
@@ -62,6 +68,11 @@ def _parse_args(argv, saved_model_detector=None):
                         help='input normalization of an export without a manifest (checked '
                         'against the manifest otherwise)')
     source.add_argument('--timeout', type=float, default=10.0, help='seconds per request')
+    source.add_argument('--tflite', default=None, metavar='MODEL.tflite',
+                        help='run this LiteRT model (export_model.py --format=tflite) '
+                        'in-process instead of calling a server')
+    source.add_argument('--num_threads', type=int, default=None,
+                        help='LiteRT interpreter threads (with --tflite; default: its own)')
     if saved_model_detector is not None:
         source.add_argument('--saved_model', default=None,
                             help='run this export in-process instead of calling a server')
@@ -78,6 +89,12 @@ def _parse_args(argv, saved_model_detector=None):
         parser.error('--timeout must be > 0')
     if args.labels_file and not os.path.isfile(args.labels_file):
         parser.error('--labels_file %s does not exist' % args.labels_file)
+    if args.tflite and getattr(args, 'saved_model', None):
+        parser.error('--tflite and --saved_model exclude each other')
+    if args.tflite and not os.path.isfile(args.tflite):
+        parser.error('--tflite %s does not exist' % args.tflite)
+    if args.num_threads is not None and args.num_threads < 1:
+        parser.error('--num_threads must be >= 1')
     if getattr(args, 'saved_model', None):
         try:
             signatures.resolve_export(args.saved_model)
@@ -87,6 +104,9 @@ def _parse_args(argv, saved_model_detector=None):
 
 
 def _detector(args, saved_model_detector):
+    if args.tflite:
+        return tflite_detector.TFLiteDetector(args.tflite, args.score_threshold,
+                                              num_threads=args.num_threads)
     if getattr(args, 'saved_model', None):
         return saved_model_detector(args.saved_model, args.score_threshold)
     return client_lib.SSDClient(args.server, args.model_name, args.signature,
@@ -109,7 +129,14 @@ def main(argv=None, saved_model_detector=None):
     if args.output_dir:
         os.makedirs(args.output_dir, exist_ok=True)
     failures = 0
-    with _detector(args, saved_model_detector) as detector:
+    try:
+        detector = _detector(args, saved_model_detector)
+    except (tflite_model.RuntimeMissing, ValueError) as e:
+        if not args.tflite:
+            raise
+        print('error: %s' % e, file=sys.stderr)
+        return 2
+    with detector:
         for path in image_paths(args.images):
             try:
                 with open(path, 'rb') as f:

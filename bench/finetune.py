@@ -269,6 +269,9 @@ def main():
             print('%-9s step %4d: %s (%s)' % (run, step, _describe(metrics), ', '.join(
                 '%s %.3f' % (name, values['ap_voc07'] or 0.0)
                 for name, values in sorted(metrics['per_class'].items()))))
+        record.figure('finetune_%s' % run, round(metrics['mAP_voc07'], 3), 'VOC07 mAP',
+                      'Fine-tuned on new classes from the %s, %d steps' % (
+                          'detector' if run == 'detector' else 'backbone only', step))
     print('machine at the end: %s' % machine.describe())
 
 

@@ -188,6 +188,16 @@ class Terminal:
         os.close(self.master)
 
 
+def describe_processes(pids):
+    """'pid: command line' of each process still there (for a failing assertion)."""
+    lines = []
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            with open('/proc/%d/cmdline' % pid, 'rb') as cmdline:
+                lines.append('%d: %s' % (pid, cmdline.read().replace(b'\0', b' ').decode()))
+    return '\n'.join(lines)
+
+
 def session_processes(sid):
     """Pids of the processes of session `sid` still alive (zombies excluded)."""
     pids = []

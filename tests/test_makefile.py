@@ -78,7 +78,8 @@ def test_ctrl_c_on_make_demo_and_demo_serve_exits_0_ten_times_in_a_row(tmp_path)
             output = terminal.output
             assert code == 0, (run, goal, output)
             assert 'make: ***' not in output, (run, goal, output)
-            assert not helpers.session_processes(sid), (run, goal, output)
+            left = helpers.session_processes(sid)
+            assert not left, (run, goal, helpers.describe_processes(left), output)
             # The web app starts once the model is served: no expected 503 in its log.
             assert '"GET /healthz HTTP/1.1" 503' not in output
             assert 'unavailable' not in output

@@ -124,10 +124,13 @@ $(DEMO_EXPORT)/1/saved_model.pb: $(DEMO_TRAIN)/.done
 # SIGTERM to each, SIGKILL to what is left after 10 s; if either dies, the other is stopped
 # (exit 1). MODEL_HINT is a line shown on the page.
 MODEL_BASE_PATH ?= $(DEMO_EXPORT)
+# Ctrl-C or SIGTERM stops both servers. gunicorn's master is given 25 s, more than its
+# graceful_timeout (20 s, web/gunicorn.conf.py), after which it kills a worker that has not
+# ended itself; killing the master sooner would leave such a worker behind.
 serve: demo-ports $(STAMP)
 	@$(BIN)/python -m common.foreground $(SHELL) -c '\
 	stop() { kill $$server $$web 2>/dev/null; \
-	  for i in $$(seq 100); do kill -0 $$server 2>/dev/null || kill -0 $$web 2>/dev/null || break; sleep 0.1; done; \
+	  for i in $$(seq 250); do kill -0 $$server 2>/dev/null || kill -0 $$web 2>/dev/null || break; sleep 0.1; done; \
 	  kill -9 $$server $$web 2>/dev/null; wait; }; \
 	trap "stop; exit 0" INT TERM; \
 	$(BIN)/python -m serving.model_server --host=127.0.0.1 --port=$(GRPC_PORT) --model_name=ssd \

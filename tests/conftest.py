@@ -1,5 +1,5 @@
 """Shared pytest setup: quiet TensorFlow, a fresh default graph per test; the toy SavedModel
-and an in-process model server."""
+and an in-process model server; slow tests first."""
 import os
 import types
 
@@ -11,6 +11,12 @@ import tensorflow as tf  # noqa: E402  (after the log level)
 from serving import model_server
 from serving.model_manager import ModelManager
 from tests import helpers
+
+
+def pytest_collection_modifyitems(items):
+    """Tests marked slow run first (otherwise in their order): `make test`'s two workers take
+    whole files in this order, so the long files start early and the workers end together."""
+    items.sort(key=lambda item: item.get_closest_marker('slow') is None)
 
 
 @pytest.fixture(autouse=True)

@@ -118,6 +118,7 @@ def _summary_tags(train_dir):
     return tags
 
 
+@pytest.mark.slow
 def test_two_clones_train_log_resume_and_summaries(records_dir, tmp_path):
     train_dir = str(tmp_path / 'train')
     common = ['--dataset_dir=%s' % records_dir, '--train_dir=%s' % train_dir,

@@ -102,8 +102,49 @@ def remove_stale_temporaries(export_base):
     return removed
 
 
+def write_version(export_base, version, write, choose_version=next_version):
+    """Writes `<export_base>/<version>/` whole or not at all.
+
+    `write(folder)` fills a temporary folder under export_base (the folder does not exist yet),
+    which is renamed to the version folder once complete; a temporary left by an export that
+    did not finish is removed first.
+
+    Args:
+      export_base: model base path, created when missing.
+      version: int version, or None for choose_version(export_base).
+      write: function(folder path) -> None.
+      choose_version: function(export_base) -> the next version (default: next_version).
+    Returns:
+      the path of the written version.
+    Raises:
+      FileExistsError: the version exists already.
+      ValueError: version is not a positive integer.
+    """
+    os.makedirs(export_base, exist_ok=True)
+    remove_stale_temporaries(export_base)
+    version = choose_version(export_base) if version is None else version
+    if not isinstance(version, int) or version < 1:
+        raise ValueError('version must be a positive integer, got %r' % (version,))
+    final = os.path.join(export_base, str(version))
+    if os.path.exists(final):
+        raise FileExistsError('export version %s exists already; choose another --version' % final)
+    temp_parent = tempfile.mkdtemp(
+        prefix='%s%d-%d-%s-' % (TEMP_PREFIX, version, os.getpid(), socket.gethostname()),
+        dir=export_base)
+    temp = os.path.join(temp_parent, 'model')
+    try:
+        write(temp)
+        if os.path.exists(final):
+            raise FileExistsError('export version %s appeared while writing; not overwritten'
+                                  % final)
+        os.rename(temp, final)
+    finally:
+        shutil.rmtree(temp_parent, ignore_errors=True)
+    return final
+
+
 def write_saved_model(session, export_base, signature_defs, version=None, extra_files=None):
-    """Saves the session's graph and variables as `<export_base>/<version>/`.
+    """Saves the session's graph and variables as `<export_base>/<version>/` (write_version).
 
     Args:
       session: tf.compat.v1.Session whose graph holds the signatures' tensors; assets are the
@@ -119,20 +160,8 @@ def write_saved_model(session, export_base, signature_defs, version=None, extra_
       FileExistsError: the version exists already.
       ValueError: version is not a positive integer.
     """
-    os.makedirs(export_base, exist_ok=True)
-    remove_stale_temporaries(export_base)
-    version = next_version(export_base) if version is None else version
-    if not isinstance(version, int) or version < 1:
-        raise ValueError('version must be a positive integer, got %r' % (version,))
-    final = os.path.join(export_base, str(version))
-    if os.path.exists(final):
-        raise FileExistsError('export version %s exists already; choose another --version' % final)
-    temp_parent = tempfile.mkdtemp(
-        prefix='%s%d-%d-%s-' % (TEMP_PREFIX, version, os.getpid(), socket.gethostname()),
-        dir=export_base)
-    temp = os.path.join(temp_parent, 'model')
-    try:
-        builder = tf.compat.v1.saved_model.Builder(temp)
+    def write(folder):
+        builder = tf.compat.v1.saved_model.Builder(folder)
         with session.graph.as_default():
             assets = tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.ASSET_FILEPATHS)
             builder.add_meta_graph_and_variables(
@@ -140,13 +169,8 @@ def write_saved_model(session, export_base, signature_defs, version=None, extra_
                 assets_collection=assets or None, clear_devices=True, strip_default_attrs=True)
         builder.save()
         for relative, text in (extra_files or {}).items():
-            os.makedirs(os.path.dirname(os.path.join(temp, relative)), exist_ok=True)
-            with open(os.path.join(temp, relative), 'w', encoding='utf-8') as extra:
+            os.makedirs(os.path.dirname(os.path.join(folder, relative)), exist_ok=True)
+            with open(os.path.join(folder, relative), 'w', encoding='utf-8') as extra:
                 extra.write(text)
-        if os.path.exists(final):
-            raise FileExistsError('export version %s appeared while writing; not overwritten'
-                                  % final)
-        os.rename(temp, final)
-    finally:
-        shutil.rmtree(temp_parent, ignore_errors=True)
-    return final
+
+    return write_version(export_base, version, write)

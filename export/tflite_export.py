@@ -24,8 +24,6 @@ training records with the evaluation preprocessing; inputs and outputs stay floa
 """
 import logging
 import os
-import shutil
-import socket
 import tempfile
 
 import numpy as np
@@ -450,30 +448,17 @@ def next_version(export_base):
 
 
 def write_version(export_base, version, files, names_by_id, manifest_json):
-    """Writes the models, labels.txt and the manifest as `<export_base>/<version>/`."""
-    os.makedirs(export_base, exist_ok=True)
-    saved_model_writer.remove_stale_temporaries(export_base)
-    version = next_version(export_base) if version is None else version
-    final = os.path.join(export_base, str(version))
-    if os.path.exists(final):
-        raise FileExistsError('export version %s exists already; choose another --version' % final)
-    temp_parent = tempfile.mkdtemp(prefix='%s%d-%d-%s-' % (
-        saved_model_writer.TEMP_PREFIX, version, os.getpid(), socket.gethostname()),
-        dir=export_base)
-    temp = os.path.join(temp_parent, 'model')
-    try:
-        os.makedirs(temp)
+    """Writes the models, labels.txt and the manifest as `<export_base>/<version>/`
+    (saved_model_writer.write_version; the next version counts folders of any format)."""
+    def write(folder):
+        os.makedirs(folder)
         for name, data in files.items():
-            with open(os.path.join(temp, name), 'wb') as output:
+            with open(os.path.join(folder, name), 'wb') as output:
                 output.write(data)
-        labels_lib.write_labels(os.path.join(temp, labels_lib.LABELS_FILENAME), names_by_id)
-        with open(os.path.join(temp, tflite_model.MANIFEST_FILENAME), 'w',
+        labels_lib.write_labels(os.path.join(folder, labels_lib.LABELS_FILENAME), names_by_id)
+        with open(os.path.join(folder, tflite_model.MANIFEST_FILENAME), 'w',
                   encoding='utf-8') as output:
             output.write(manifest_json)
-        if os.path.exists(final):
-            raise FileExistsError('export version %s appeared while writing; not overwritten'
-                                  % final)
-        os.rename(temp, final)
-    finally:
-        shutil.rmtree(temp_parent, ignore_errors=True)
-    return final
+
+    return saved_model_writer.write_version(export_base, version, write,
+                                            choose_version=next_version)

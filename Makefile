@@ -33,9 +33,10 @@ nginx:
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nginx-light >/dev/null; }
 
 # Two pytest workers (pytest-xdist), each taking whole test files, so a module's shared
-# fixture (a cluster run, an export) runs once.
+# fixture (a cluster run, an export) runs once. A test past its time limit ends its worker
+# (pytest.ini); no other worker is started, so the run ends with that test failed.
 test: lint browser nginx
-	$(BIN)/python -m pytest -n 2 --dist loadfile
+	$(BIN)/python -m pytest -n 2 --dist loadfile --max-worker-restart=0
 
 # A fast subset for development (docs/development.md): no browser, no cluster, no gunicorn or
 # nginx, none of the tests marked slow, none of the end-to-end runs of the training, evaluation
@@ -46,7 +47,7 @@ FAST_IGNORE := tests/web/test_gunicorn.py tests/web/test_nginx_front.py tests/we
   tests/test_eval_ssd_network.py tests/test_export_model.py \
   tests/serving/test_model_server_process.py tests/export/test_manifest_serving.py
 test-fast: lint
-	$(BIN)/python -m pytest -n 2 --dist loadfile -m 'not slow and not browser' \
+	$(BIN)/python -m pytest -n 2 --dist loadfile --max-worker-restart=0 -m 'not slow and not browser' \
 	  $(addprefix --ignore=,$(FAST_IGNORE))
 
 lint: $(STAMP)

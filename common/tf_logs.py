@@ -115,12 +115,25 @@ class LineFilter:
         return True
 
 
-def _run_filter(source, sink, wait_for_newline_s=0.2):
+_FLUSH = b'\0tf_logs: flush\0'
+"""Written by the process to its stderr at exit: the filter passes on everything before it,
+then acknowledges."""
+
+
+def _run_filter(source, sink, ack, wait_for_newline_s=0.2):
     """Copies lines from fd `source` to fd `sink` through a LineFilter until end of file.
 
-    A line still without its newline after `wait_for_newline_s` (a prompt) is passed on.
+    A line still without its newline after `wait_for_newline_s` (a prompt) is passed on. At
+    each _FLUSH in the stream, everything before it is passed on and a byte written to fd `ack`.
     """
     line_filter = LineFilter()
+
+    def pass_on(lines):
+        kept = [line + b'\n' for line in lines
+                if line_filter.keep(line.decode('utf-8', 'replace'))]
+        if kept:
+            os.write(sink, b''.join(kept))
+
     pending = b''
     while True:
         ready, _, _ = select.select([source], [], [], wait_for_newline_s if pending else None)
@@ -131,11 +144,16 @@ def _run_filter(source, sink, wait_for_newline_s=0.2):
         data = os.read(source, 65536)
         if not data:
             break
-        *lines, pending = (pending + data).split(b'\n')
-        kept = [line + b'\n' for line in lines
-                if line_filter.keep(line.decode('utf-8', 'replace'))]
-        if kept:
-            os.write(sink, b''.join(kept))
+        pending += data
+        while _FLUSH in pending:
+            before, pending = pending.split(_FLUSH, 1)
+            *lines, last = before.split(b'\n')
+            pass_on(lines)
+            if last:
+                os.write(sink, last)
+            os.write(ack, b'.')
+        *lines, pending = pending.split(b'\n')
+        pass_on(lines)
     if pending:
         os.write(sink, pending)
 
@@ -148,13 +166,15 @@ def filter_stderr(environ=None):
 
     Call it first in a script, before TensorFlow is imported (its import prints the banner).
     A forked process reads the lines and writes the kept ones to the original stderr until
-    every writer has closed it; at exit this process waits for it (5 s at most), so its last
-    lines come out before the shell's prompt. Does nothing when SSD_ALL_LOGS=1 or when
+    every writer has closed it. At exit this process waits (5 s at most) until the filter has
+    passed on what it wrote, so its last lines come out before the shell's prompt; children
+    still running keep writing through the filter. Does nothing when SSD_ALL_LOGS=1 or when
     already done.
     """
     if _installed or not enabled(environ):
         return
     read_end, write_end = os.pipe()
+    ack_read, ack_write = os.pipe()
     original = os.dup(2)
     pid = os.fork()
     if pid == 0:  # the filter: ignores signals, ends when every writer has closed the pipe
@@ -163,37 +183,36 @@ def filter_stderr(environ=None):
                 signal.signal(signum, signal.SIG_IGN)
             os.close(write_end)
             devnull = os.open(os.devnull, os.O_RDWR)
-            for fd, target in ((0, read_end), (1, devnull), (2, original)):
+            for fd, target in ((0, read_end), (1, devnull), (2, original), (3, ack_write)):
                 os.dup2(target, fd)
-            os.closerange(3, os.sysconf('SC_OPEN_MAX'))
-            _run_filter(0, 2)
+            os.closerange(4, os.sysconf('SC_OPEN_MAX'))
+            _run_filter(0, 2, 3)
         except OSError:  # the terminal or pipe behind stderr is gone
             pass
         finally:
             os._exit(0)  # pylint: disable=protected-access
     os.close(read_end)
+    os.close(ack_write)
     os.dup2(write_end, 2)
     os.close(write_end)
-    _installed.append((pid, original))
+    _installed.append((original, ack_read))
     atexit.register(close_stderr_filter)
 
 
 def close_stderr_filter(timeout_s=5.0):
     """Puts the original stderr back and waits (at most `timeout_s`) for the filter to pass
-    on what it still holds. Runs at exit; a process ending with os._exit calls it first.
+    on what this process wrote. Runs at exit; a process ending with os._exit calls it first.
     Does nothing when no filter is installed."""
     if not _installed:
         return
-    pid, original = _installed.pop()
+    original, ack = _installed.pop()
     logging.shutdown()
     try:
         sys.stderr.flush()
+        os.write(2, _FLUSH)
         os.dup2(original, 2)
-        for _ in range(int(timeout_s / 0.05)):
-            if os.waitpid(pid, os.WNOHANG)[0]:
-                return
-            select.select([], [], [], 0.05)
-    except (OSError, ValueError):  # stderr closed, or the filter reaped elsewhere
+        select.select([ack], [], [], timeout_s)
+    except (OSError, ValueError):  # stderr closed, or the filter gone
         return
 
 

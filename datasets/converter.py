@@ -10,14 +10,13 @@ import collections
 import glob
 import json
 import math
-import multiprocessing
 import os
 
 import numpy as np
 import tensorflow as tf
 
 from common import labels as labels_lib
-from common import progress
+from common import process_pool, progress
 from common.files import atomic_write
 from datasets import image_bytes, specs
 from datasets import record_schema as rs
@@ -148,7 +147,8 @@ def convert(read_result, labels, output_dir, output_name, num_shards=None,
     stats = _Stats(labels)
     log = progress.ProgressLog('converted', len(ordered), every_seconds=_LOG_EVERY_SECONDS)
     try:
-        with _Results(ordered, num_workers) as results:
+        with process_pool.ordered_map(encode_example, ordered, num_workers, chunksize=8,
+                                      preload=['datasets.converter']) as results:
             for k, shard in enumerate(shards):
                 with tf.io.TFRecordWriter(temps[k]) as writer:
                     for _ in shard:
@@ -173,24 +173,6 @@ def convert(read_result, labels, output_dir, output_name, num_shards=None,
     atomic_write(os.path.join(output_dir, rs.summary_name(output_name)),
                  json.dumps(summary, indent=2, sort_keys=True) + '\n')
     return summary
-
-
-class _Results:
-    """Context manager iterating Encoded results in order, with a pool if num_workers > 1."""
-
-    def __init__(self, ordered, num_workers):
-        self._ordered, self._num_workers, self._pool = ordered, num_workers, None
-
-    def __enter__(self):
-        if self._num_workers <= 1:
-            return map(encode_example, self._ordered)
-        self._pool = multiprocessing.get_context('fork').Pool(self._num_workers)
-        return self._pool.imap(encode_example, self._ordered, chunksize=8)
-
-    def __exit__(self, *exc):
-        if self._pool is not None:
-            self._pool.terminate()
-            self._pool.join()
 
 
 def _write_labels(output_dir, labels):

@@ -9,7 +9,6 @@ split depends only on (seed, split, index), so it is deterministic.
 import argparse
 import functools
 import logging
-import multiprocessing
 import os
 import sys
 
@@ -17,9 +16,9 @@ import cv2
 import numpy as np
 
 from common import labels as labels_lib
-from common import progress
+from common import process_pool, progress
 from common.files import atomic_write
-from datasets import converter, pascalvoc, shapes, voc_xml
+from datasets import shapes, voc_xml
 
 CLASS_NAMES = shapes.CLASS_NAMES
 SPLITS = ('trainval', 'test')
@@ -66,11 +65,9 @@ def make_dataset(output_dir, num_train, num_test, seed, num_workers=1, side_rang
     counts = {'trainval': num_train, 'test': num_test}
     jobs = [(split, i) for split in SPLITS for i in range(counts[split])]
     work = functools.partial(_write_job, output_dir=output_dir, seed=seed, side_range=side_range)
-    if num_workers > 1:
-        with multiprocessing.get_context('fork').Pool(num_workers) as pool:
-            _log_progress(pool.imap(work, jobs, chunksize=16), len(jobs))
-    else:
-        _log_progress(map(work, jobs), len(jobs))
+    with process_pool.ordered_map(work, jobs, num_workers, chunksize=16,
+                                  preload=['datasets.make_shapes_dataset']) as results:
+        _log_progress(results, len(jobs))
     for split in SPLITS:
         ids = ''.join(image_id(split, i) + '\n' for i in range(counts[split]))
         atomic_write(os.path.join(output_dir, 'ImageSets', 'Main', split + '.txt'), ids)
@@ -90,7 +87,7 @@ def _log_progress(results, total):
 
 
 def make_records(work_dir, num_train, num_test, seed=0, min_side=200, max_side=500,
-                        num_workers=1):
+                 num_workers=1):
     """Draws the shapes images (VOC layout) and converts both splits to TFRecords.
 
     Args:
@@ -103,10 +100,11 @@ def make_records(work_dir, num_train, num_test, seed=0, min_side=200, max_side=5
     Returns:
         the records folder: `shapes_trainval_*.tfrecord`, `shapes_test_*.tfrecord`, labels.txt.
     """
+    # Imported here: the image workers import this module, and need no TensorFlow.
+    from datasets import converter, pascalvoc  # pylint: disable=import-outside-toplevel
     voc_dir = os.path.join(work_dir, 'voc')
     records_dir = os.path.join(work_dir, 'records')
-    make_dataset(voc_dir, num_train, num_test, seed, num_workers,
-                                     (min_side, max_side))
+    make_dataset(voc_dir, num_train, num_test, seed, num_workers, (min_side, max_side))
     labels = labels_lib.read_labels(os.path.join(voc_dir, labels_lib.LABELS_FILENAME))
     for split in SPLITS:
         result = pascalvoc.read_split(voc_dir, split, labels_lib.ids_by_name(labels))

@@ -60,6 +60,37 @@ def test_filter_stderr_passes_what_is_not_listed_even_when_the_process_crashes(e
                                        'last words, no newline'])
 
 
+LINGERING = textwrap.dedent('''\
+    import atexit, os, subprocess, sys
+    sys.path.insert(0, %r)
+    from common import tf_logs
+    tf_logs.filter_stderr()
+    atexit.unregister(tf_logs.close_stderr_filter)
+    atexit.register(tf_logs.close_stderr_filter, 120)
+    child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])
+    print(child.pid, flush=True)
+    os.write(2, b'one\\n')
+    sys.stderr.write('last words, no newline')
+    ''' % ROOT)
+
+
+def test_a_process_ends_without_waiting_for_a_child_that_shares_its_stderr(tmp_path):
+    stderr_path = tmp_path / 'stderr'
+    with open(stderr_path, 'wb') as stderr:
+        process = subprocess.Popen([sys.executable, '-c', LINGERING], stdout=subprocess.PIPE,
+                                   stderr=stderr, env=dict(os.environ, SSD_ALL_LOGS=''))
+    child = int(process.stdout.readline())
+    try:
+        assert process.wait(timeout=60) == 0
+        os.kill(child, 0)  # still running, still holding the filter's pipe
+        assert stderr_path.read_text() == 'one\nlast words, no newline'
+    finally:
+        os.kill(child, 9)
+        process.kill()
+        process.wait(timeout=60)
+        process.stdout.close()
+
+
 def test_the_switch_shows_everything():
     lines = [ABSL, NO_DRIVERS, ABSL, NO_DRIVERS, CUINIT, MLIR]
     result = subprocess.run([sys.executable, '-c', SCRIPT, 'exit', *lines], capture_output=True,

@@ -253,6 +253,7 @@ def _build_graph(args, deploy_config):
     dataset_info = dataset_factory.get_dataset(args.dataset_name, args.dataset_split_name,
                                                args.dataset_dir)
     network = nets_factory.get_network(args.model_name, dataset_info.num_classes)
+    nets_precision.keep_float32_in_training(network, args.precision)
     train_dir_lib.write_or_check(
         args.train_dir, train_dir_lib.describe(args.model_name, network.params, dataset_info),
         dataset_info.labels, is_chief=deploy_config.is_chief)

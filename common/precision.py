@@ -145,6 +145,33 @@ def check(precision, num_gpus, flags=None, environ=None):
                                  CPUINFO))
 
 
+REWRITE_LIST_VARIABLE = 'TF_AUTO_MIXED_PRECISION_GRAPH_REWRITE_%s_REMOVE'
+"""TensorFlow reads these when it rewrites a graph: op types to take out of one of its lists."""
+CONVERTING_LISTS = ('ALLOWLIST', 'INFERLIST', 'CLEARLIST')
+"""The rewrite's lists whose ops may run in the low precision; an op in none stays float32."""
+
+
+def keep_float32_environment(precision, op_types, environ=None):
+    """The environment variables keeping `op_types` in float32 under `precision`'s rewrite.
+
+    Only mixed_bfloat16 has such lists (the network spec's bfloat16_training_float32_ops, from
+    measurements on bfloat16 CPUs). A variable already set in `environ` (default os.environ) is
+    the user's choice and is left out.
+
+    Args:
+      precision: one of PRECISIONS.
+      op_types: TensorFlow op type names, e.g. ('FusedBatchNormV3', 'Relu6').
+
+    Returns:
+      dict variable name -> comma-separated op types; empty when nothing is to be set.
+    """
+    if precision != MIXED_BFLOAT16 or not op_types:
+        return {}
+    environ = os.environ if environ is None else environ
+    names = (REWRITE_LIST_VARIABLE % name for name in CONVERTING_LISTS)
+    return {name: ','.join(op_types) for name in names if name not in environ}
+
+
 def session_config_text(precision):
     """The ConfigProto fields (protobuf text) that apply `precision`; '' for float32."""
     if precision not in PRECISIONS:

@@ -4,6 +4,8 @@
   graph itself stays float32, so training, evaluation and export build the same graph for
   every precision and checkpoints do not depend on it.
 - `check_machine`: refuses a precision this machine cannot run, logs the warnings.
+- `keep_float32_in_training`: sets the rewrite's list variables that keep a network's
+  bfloat16_training_float32_ops in float32 (training in mixed_bfloat16).
 - `loss_scale_optimizer`: dynamic loss scaling for mixed_float16 training (TensorFlow's
   graph-mode MixedPrecisionLossScaleOptimizer): a step whose gradients overflow is skipped
   and the scale halved; it doubles after `increment_period` good steps.
@@ -12,6 +14,7 @@
 """
 import collections
 import logging
+import os
 
 import tensorflow as tf
 from google.protobuf import text_format
@@ -52,6 +55,26 @@ def check_machine(precision):
     for warning in warnings:
         logging.warning('%s', warning)
     return warnings
+
+
+def keep_float32_in_training(network, precision, environ=None):
+    """Keeps `network.bfloat16_training_float32_ops` in float32 when training in `precision`.
+
+    Sets the variables of common.precision.keep_float32_environment in `environ` (default
+    os.environ), where TensorFlow reads them when it rewrites the graph, and logs them. Call it
+    before the first session runs.
+
+    Returns:
+      dict of the variables set (empty when none).
+    """
+    environ = os.environ if environ is None else environ
+    variables = precision_lib.keep_float32_environment(
+        precision, network.bfloat16_training_float32_ops, environ)
+    for name, value in sorted(variables.items()):
+        environ[name] = value
+        logging.info('%s: %s=%s (slower in bfloat16 than in float32 when training %s)',
+                     precision, name, value, network.name)
+    return variables
 
 
 class _LossScaleOptimizer(tf.compat.v1.mixed_precision.MixedPrecisionLossScaleOptimizer):

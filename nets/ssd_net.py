@@ -33,6 +33,8 @@ class SSDNet:
       arg_scope_fn: fn(weight_decay) -> slim arg scope.
       separable_heads: SSDLite heads (depthwise + 1x1) instead of 3x3 convs.
       post_processing: default keyword arguments of post_processing.postprocess.
+      bfloat16_training_float32_ops: op types that training in mixed_bfloat16 keeps in float32
+        (common.precision.keep_float32_environment): those slower in bfloat16 than in float32.
     """
     name: str
     params: SSDParams
@@ -41,6 +43,7 @@ class SSDNet:
     separable_heads: bool = False
     post_processing: Mapping = dataclasses.field(
         default_factory=lambda: types.MappingProxyType({}), compare=False)
+    bfloat16_training_float32_ops: tuple = ()
 
     def anchors(self):
         """float32 numpy [num_anchors, 4] ymin, xmin, ymax, xmax in output order (a copy)."""

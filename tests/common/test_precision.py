@@ -102,3 +102,22 @@ def test_platform_config_text_has_the_rewrite_and_the_batching():
     assert text.count('{') == text.count('}')
     assert 'batching_parameters' not in precision.platform_config_text('mixed_bfloat16')
     assert 'session_config' not in precision.platform_config_text('float32')
+
+
+def test_keep_float32_environment_empties_the_converting_lists_of_the_ops():
+    ops = ('Relu6', 'FusedBatchNormV3')
+    variables = precision.keep_float32_environment('mixed_bfloat16', ops, environ={})
+    assert variables == {
+        'TF_AUTO_MIXED_PRECISION_GRAPH_REWRITE_ALLOWLIST_REMOVE': 'Relu6,FusedBatchNormV3',
+        'TF_AUTO_MIXED_PRECISION_GRAPH_REWRITE_INFERLIST_REMOVE': 'Relu6,FusedBatchNormV3',
+        'TF_AUTO_MIXED_PRECISION_GRAPH_REWRITE_CLEARLIST_REMOVE': 'Relu6,FusedBatchNormV3'}
+    for other in ('float32', 'mixed_float16'):
+        assert precision.keep_float32_environment(other, ops, environ={}) == {}
+    assert precision.keep_float32_environment('mixed_bfloat16', (), environ={}) == {}
+
+
+def test_keep_float32_environment_leaves_the_users_variables():
+    users = {'TF_AUTO_MIXED_PRECISION_GRAPH_REWRITE_CLEARLIST_REMOVE': ''}
+    variables = precision.keep_float32_environment('mixed_bfloat16', ('Relu6',), environ=users)
+    assert sorted(variables) == ['TF_AUTO_MIXED_PRECISION_GRAPH_REWRITE_ALLOWLIST_REMOVE',
+                                 'TF_AUTO_MIXED_PRECISION_GRAPH_REWRITE_INFERLIST_REMOVE']

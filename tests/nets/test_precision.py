@@ -1,10 +1,12 @@
 """Tests of nets/precision.py: the rewrite in the graphs that run, loss scaling, machine checks."""
+import logging
 import types
 
 import numpy as np
 import pytest
 import tensorflow as tf
 import tf_slim as slim
+from tensorflow.python.framework import op_def_registry
 
 from common import precision as precision_lib
 from deployment import model_deploy
@@ -210,3 +212,23 @@ def test_loss_scale_hook_logs_skipped_steps(caplog):
     assert [r.getMessage() for r in caplog.records] == [
         'Run 1: float16 gradients overflowed at loss scale 8, that update was skipped; '
         'loss scale now 4', 'Loss scale raised to 8']
+
+
+def test_training_mobilenet_in_bfloat16_keeps_its_slow_ops_float32(caplog):
+    mobilenet = nets_factory.get_network('ssd_300_mobilenet_v2')
+    assert {'DepthwiseConv2dNative', 'FusedBatchNormV3', 'Relu6'} <= set(
+        mobilenet.bfloat16_training_float32_ops)
+    for op_type in mobilenet.bfloat16_training_float32_ops:
+        assert op_def_registry.get(op_type) is not None, op_type
+    environ = {}
+    with caplog.at_level(logging.INFO):
+        variables = precision.keep_float32_in_training(mobilenet, 'mixed_bfloat16', environ)
+    assert environ == variables and len(variables) == 3
+    assert set(environ.values()) == {','.join(mobilenet.bfloat16_training_float32_ops)}
+    assert 'when training ssd_300_mobilenet_v2' in caplog.text
+    for name, precision_name in (('ssd_300_vgg', 'mixed_bfloat16'),
+                                 ('ssd_300_mobilenet_v2', 'float32')):
+        environ = {}
+        network = nets_factory.get_network(name)
+        assert precision.keep_float32_in_training(network, precision_name, environ) == {}
+        assert environ == {}

@@ -47,26 +47,39 @@ def _give_terminal(fd, group):
         signal.signal(signal.SIGTTOU, previous)
 
 
+def _ignore(_signum, _frame):
+    """A signal handler doing nothing (unlike SIG_IGN, a child does not inherit it)."""
+
+
 def run(argv):
     """Runs argv (see the module docstring); returns its shell-style exit code."""
     terminal = _terminal()
     own_group = terminal is not None
-    process = subprocess.Popen(argv, process_group=0 if own_group else None)
-    child = process.pid
+    started, early = [], []
 
     def forward(signum, _frame):
+        if not started:  # passed on once the command has started
+            early.append(signum)
+            return
         with contextlib.suppress(ProcessLookupError):
             if own_group:
-                os.killpg(child, signum)
+                os.killpg(started[0], signum)
             else:
-                os.kill(child, signum)
+                os.kill(started[0], signum)
 
     # Without a group of its own the command gets a terminal's SIGINT itself; with one, a
-    # SIGINT sent to this process only (kill) is passed on.
+    # SIGINT sent to this process only (kill) is passed on. Python functions, set before the
+    # command starts, so that it starts with the default handling of these signals even when
+    # this process was started with them ignored (a shell can not trap a signal ignored when
+    # it starts).
     handlers = {signal.SIGTERM: forward, signal.SIGHUP: forward,
-                signal.SIGINT: forward if own_group else signal.SIG_IGN}
+                signal.SIGINT: forward if own_group else _ignore}
     previous = {signum: signal.signal(signum, handler) for signum, handler in handlers.items()}
     try:
+        child = subprocess.Popen(argv, process_group=0 if own_group else None).pid
+        started.append(child)
+        for signum in early:
+            forward(signum, None)
         if own_group:
             _give_terminal(terminal, child)
         while True:

@@ -42,6 +42,29 @@ def test_on_a_terminal_ctrl_c_reaches_only_the_command():
     assert code == 0
 
 
+# A shell whose INT trap says so: a shell can not trap a signal it was started with ignored.
+TRAPPING_SHELL = 'trap "echo shell trapped SIGINT; exit 0" INT; echo child ready; sleep 120 & wait'
+# Ignores SIGINT, as a command run with `&` by a script does, then runs the command.
+IGNORING_CALLER = 'import signal; signal.signal(signal.SIGINT, signal.SIG_IGN)\n' + CALLER
+
+
+def test_ctrl_c_reaches_a_shells_trap_when_the_caller_ignores_sigint():
+    terminal = helpers.Terminal([sys.executable, '-c', IGNORING_CALLER.replace(
+        "sys.executable, '-c'", "'bash', '-c'"), TRAPPING_SHELL])
+    try:
+        deadline = time.monotonic() + 60
+        while 'child ready' not in terminal.output:
+            assert time.monotonic() < deadline and terminal.process.poll() is None, \
+                terminal.output
+            time.sleep(0.05)
+        code = terminal.stop_with_ctrl_c()
+    finally:
+        terminal.kill_leftovers()
+    assert 'shell trapped SIGINT' in terminal.output, terminal.output
+    assert 'caller carried on, command exit code 0' in terminal.output, terminal.output
+    assert code == 0
+
+
 def _states(sid):
     """{pid: state letter} of the processes of session `sid`."""
     states = {}

@@ -40,7 +40,7 @@ test: lint browser nginx
 
 # A fast subset for development (docs/development.md): no browser, no cluster, no gunicorn or
 # nginx, none of the tests marked slow, none of the end-to-end runs of the training, evaluation
-# and export scripts or of model server processes, no export of every network.
+# and export scripts or of model server processes, no export of each kind of network.
 # `make test` stays the full suite that CI runs.
 FAST_IGNORE := tests/web/test_gunicorn.py tests/web/test_nginx_front.py tests/web/test_failover.py \
   tests/web/test_hung_replica.py tests/web/test_web_load.py tests/test_train_ssd_network.py \

@@ -242,7 +242,7 @@ class SSDClient:
                 cut_short = code == 'DEADLINE_EXCEEDED' and attempt_s < remaining
                 failed = code == 'UNAVAILABLE' or cut_short or (code == 'NOT_FOUND' and not pinned)
                 self._replicas.release(replica, '%s: %s' % (code, e.details()) if failed else None,
-                                       unreachable=code == 'UNAVAILABLE')
+                                       unreachable=code in ('UNAVAILABLE', 'DEADLINE_EXCEEDED'))
                 tried.add(replica.address)
                 more = len(tried) < len(self._replicas.replicas())
                 retry = code == 'UNAVAILABLE' or cut_short or (code == 'NOT_FOUND' and more)

@@ -3,12 +3,11 @@ main() as its command line would run, a command on a pseudo-terminal, and (from 
 that own them) the shapes data set as TFRecords, free ports and `python -m serving.model_server`
 processes."""
 import contextlib
-import fcntl
 import http.server
 import os
 import signal
 import subprocess
-import termios
+import sys
 import threading
 import time
 
@@ -133,6 +132,25 @@ def run_dataset(dataset):
                 return elements
 
 
+# Runs in a started command's process before its program (sys.argv[2:]): what a preexec
+# function would do, without a Python-level fork of this multithreaded test process, whose
+# child may crash in gRPC's fork handlers.
+_EXEC_WITH_DEFAULT_SIGINT = (
+    'import fcntl, os, signal, sys, termios\n'
+    'if sys.argv[1] == "tty":\n'
+    '    fcntl.ioctl(0, termios.TIOCSCTTY, 0)\n'
+    'signal.signal(signal.SIGINT, signal.SIG_DFL)\n'
+    'os.execvp(sys.argv[2], sys.argv[2:])\n')
+
+
+def with_default_sigint(command, controlling_terminal=False):
+    """`command` (argv) run with SIGINT's default handling, as a shell starts a job, whatever
+    this process does with SIGINT; with `controlling_terminal`, its stdin (a pseudo-terminal)
+    becomes the controlling terminal of its new session (start it with start_new_session)."""
+    return [sys.executable, '-c', _EXEC_WITH_DEFAULT_SIGINT,
+            'tty' if controlling_terminal else '-', *command]
+
+
 class Terminal:
     """A command started on a pseudo-terminal as from an interactive shell: its own session
     with the terminal as controlling terminal, its group in the foreground. Ctrl-C is the byte
@@ -143,8 +161,8 @@ class Terminal:
         master, slave = os.openpty()
         self.master = master
         self.process = subprocess.Popen(
-            command, cwd=cwd, env=env, stdin=slave, stdout=slave, stderr=slave,
-            start_new_session=True, preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
+            with_default_sigint(command, controlling_terminal=True), cwd=cwd, env=env,
+            stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
         os.close(slave)
         self.chunks = []
         self._reader = threading.Thread(target=self._read, daemon=True)

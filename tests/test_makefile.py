@@ -22,9 +22,9 @@ pytestmark = pytest.mark.slow
 def _make(*args, **kwargs):
     """Starts make in its own process group with default signal handling, as a terminal would."""
     return subprocess.Popen(
-        ['make', '--no-print-directory', '-C', str(ROOT), *args], start_new_session=True,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **kwargs)
+        helpers.with_default_sigint(['make', '--no-print-directory', '-C', str(ROOT), *args]),
+        start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        **kwargs)
 
 
 def test_demo_stops_before_any_work_when_a_port_is_busy(tmp_path):

@@ -43,7 +43,8 @@ def test_on_a_terminal_ctrl_c_reaches_only_the_command():
 
 
 # A shell whose INT trap says so: a shell can not trap a signal it was started with ignored.
-TRAPPING_SHELL = 'trap "echo shell trapped SIGINT; exit 0" INT; echo child ready; sleep 120 & wait'
+TRAPPING_SHELL = ('sleep 120 & trap "echo shell trapped SIGINT; kill $!; exit 0" INT; '
+                  'echo child ready; wait')
 # Ignores SIGINT, as a command run with `&` by a script does, then runs the command.
 IGNORING_CALLER = 'import signal; signal.signal(signal.SIGINT, signal.SIG_IGN)\n' + CALLER
 

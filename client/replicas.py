@@ -157,9 +157,9 @@ class ReplicaSet:
             replicas only: a lone server has no other to take its calls).
           unreachable: the call found no connection (UNAVAILABLE) or ran out of time
             (DEADLINE_EXCEEDED, as while a server stops): a channel that is not READY is replaced
-            by one that connects at its first call. (A channel that failed
-            to connect waits out its reconnect back-off before it tries again, so a server
-            restarted meanwhile would stay unreachable for that long.)
+            by one that connects at its first call. (A channel that failed to connect waits out
+            its reconnect back-off before it tries again, so a server restarted meanwhile would
+            stay unreachable for that long.)
         """
         with self._lock:
             replica.in_flight -= 1

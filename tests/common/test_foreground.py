@@ -25,8 +25,10 @@ CALLER = textwrap.dedent('''\
     ''')
 
 
-def test_on_a_terminal_ctrl_c_reaches_only_the_command():
-    terminal = helpers.Terminal([sys.executable, '-c', CALLER, CHILD])
+def _ctrl_c_once_ready(command):
+    """Runs `command` on a terminal, types Ctrl-C once it printed 'child ready'; returns its
+    exit code and everything it printed."""
+    terminal = helpers.Terminal(command)
     try:
         deadline = time.monotonic() + 60
         while 'child ready' not in terminal.output:
@@ -36,9 +38,14 @@ def test_on_a_terminal_ctrl_c_reaches_only_the_command():
         code = terminal.stop_with_ctrl_c()
     finally:
         terminal.kill_leftovers()
-    assert 'child got SIGINT' in terminal.output
-    assert 'caller carried on, command exit code 0' in terminal.output, terminal.output
-    assert 'KeyboardInterrupt' not in terminal.output
+    return code, terminal.output
+
+
+def test_on_a_terminal_ctrl_c_reaches_only_the_command():
+    code, output = _ctrl_c_once_ready([sys.executable, '-c', CALLER, CHILD])
+    assert 'child got SIGINT' in output
+    assert 'caller carried on, command exit code 0' in output, output
+    assert 'KeyboardInterrupt' not in output
     assert code == 0
 
 
@@ -50,19 +57,10 @@ IGNORING_CALLER = 'import signal; signal.signal(signal.SIGINT, signal.SIG_IGN)\n
 
 
 def test_ctrl_c_reaches_a_shells_trap_when_the_caller_ignores_sigint():
-    terminal = helpers.Terminal([sys.executable, '-c', IGNORING_CALLER.replace(
+    code, output = _ctrl_c_once_ready([sys.executable, '-c', IGNORING_CALLER.replace(
         "sys.executable, '-c'", "'bash', '-c'"), TRAPPING_SHELL])
-    try:
-        deadline = time.monotonic() + 60
-        while 'child ready' not in terminal.output:
-            assert time.monotonic() < deadline and terminal.process.poll() is None, \
-                terminal.output
-            time.sleep(0.05)
-        code = terminal.stop_with_ctrl_c()
-    finally:
-        terminal.kill_leftovers()
-    assert 'shell trapped SIGINT' in terminal.output, terminal.output
-    assert 'caller carried on, command exit code 0' in terminal.output, terminal.output
+    assert 'shell trapped SIGINT' in output, output
+    assert 'caller carried on, command exit code 0' in output, output
     assert code == 0
 
 
